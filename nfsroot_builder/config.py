@@ -1,0 +1,366 @@
+"""The cluster description: TOML in, a validated, frozen model out.
+
+Everything is checked before any step runs, and all problems are reported at
+once, each naming its field (``node[3].mac``), so an admin fixes a config in
+one round trip.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
+
+from .errors import ConfigError
+
+# RFC 1123 host label: node names become file names (menus, per-node dirs),
+# DHCP host declarations and /etc/hosts entries, so nothing else may pass.
+HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+# Debian package names (Policy 5.6.1), optionally with an arch qualifier.
+PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
+# A DNS name as used for domain and NTP names.
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+# exports(5) hostname wildcards: letters, digits, dots, dashes, * and ?.
+EXPORT_WILDCARD_HOST = re.compile(r"^[A-Za-z0-9*?.-]+$")
+SUITE = re.compile(r"^[a-z][a-z0-9.-]*$")
+ARCH = re.compile(r"^[a-z0-9-]+$")
+# Kernel command-line words end up in GRUB/iPXE menus: no quotes, no
+# whitespace, no characters those script languages treat specially.
+KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:=/+@%-]+$")
+HASH = re.compile(r"^(\$[0-9a-z]+\$[^\s:]+|!|\*)$")
+
+WRITABLE_DIRS = {"tmpfs": (), "overlay": (), "per-node": ("var",),
+                 "seed": ("dev", "var", "tmp", "root")}
+
+
+def _abs_path(v: str) -> str:
+    p = PurePosixPath(v)
+    if not p.is_absolute():
+        raise ValueError(f"must be an absolute path, got {v!r}")
+    if ".." in p.parts:
+        raise ValueError(f"must not contain '..', got {v!r}")
+    if any(c.isspace() or c in "\"'\\;#{}" for c in v):
+        raise ValueError(f"must not contain spaces, quotes or ;#{{}}\\, got {v!r}")
+    return str(p)
+
+
+def _mac(v: str) -> str:
+    v = v.strip().lower().replace("-", ":")
+    if not MAC.match(v):
+        raise ValueError(f"not a MAC address like 52:54:00:12:34:56: {v!r}")
+    return v
+
+
+def _ipv4(v: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(v))
+    except ValueError:
+        raise ValueError(f"not an IPv4 address: {v!r}") from None
+
+
+def _domain(v: str) -> str:
+    if not DOMAIN.match(v.lower()):
+        raise ValueError(f"not a DNS name: {v!r}")
+    return v.lower()
+
+
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+Mac = Annotated[str, AfterValidator(_mac)]
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+DnsName = Annotated[str, AfterValidator(_domain)]
+
+
+def export_client_problem(spec: str) -> str | None:
+    """Why exports(5) would reject or misread a client spec, or None if fine.
+
+    The seed's last "common problem": ``192.168.1.*`` is not valid, because
+    wildcards only work in host names (exports(5), "Machine Name Formats").
+    """
+    if spec == "*":
+        return None
+    if any(c.isspace() for c in spec) or "(" in spec:
+        return "must not contain spaces or options; a space before '(' exports to the world"
+    if spec.startswith("@"):
+        return None if DOMAIN.match(spec[1:].lower()) else "not a valid @netgroup"
+    head = spec.split("/")[0]
+    if re.fullmatch(r"[0-9.*?]+", head) and any(c in head for c in "*?"):
+        return (f"wildcards are not allowed in IP addresses ({spec!r}); "
+                "use a network like 192.168.1.0/24")
+    if "/" in spec:
+        try:
+            ipaddress.IPv4Network(spec, strict=False)
+        except ValueError:
+            return f"not a network in CIDR or address/netmask form: {spec!r}"
+        return None
+    if re.fullmatch(r"[0-9.]+", spec):
+        try:
+            ipaddress.IPv4Address(spec)
+        except ValueError:
+            return f"not an IPv4 address: {spec!r}"
+        return None
+    if not EXPORT_WILDCARD_HOST.match(spec):
+        return f"not a host name, wildcard, network or @netgroup: {spec!r}"
+    return None
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Server(Model):
+    address: IPv4 = Field(description="the boot server's address on the cluster network")
+    interface: str = Field("eth0", description="the interface dhcpd listens on")
+
+    @field_validator("interface")
+    @classmethod
+    def _iface(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,15}", v):
+            raise ValueError(f"not a network interface name: {v!r}")
+        return v
+
+
+class Network(Model):
+    subnet: str
+    router: IPv4 | None = None
+    broadcast: IPv4 | None = None
+    domain: DnsName | None = None
+    dns_servers: list[IPv4] = []
+    # Addresses only: a host name would make dhcpd query DNS at start-up.
+    ntp_servers: list[IPv4] = []
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet(cls, v: str) -> str:
+        try:
+            return str(ipaddress.IPv4Network(v, strict=True))
+        except ValueError as e:
+            raise ValueError(f"not a network like 192.168.0.0/24: {e}") from None
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    @property
+    def broadcast_address(self) -> str:
+        return self.broadcast or str(self.network.broadcast_address)
+
+
+class Root(Model):
+    path: AbsPath = "/srv/nfsroot/trixie"
+    suite: str = "trixie"
+    mirror: str = ""
+    bootstrapper: Literal["debootstrap", "mmdebstrap"] = "mmdebstrap"
+    variant: Literal["minbase", "buildd", "important", "standard"] = "minbase"
+    architecture: str = "amd64"
+    kernel_package: str = "linux-image-amd64"
+    packages: list[str] = []
+    local_debs: list[AbsPath] = []
+    password_hash: str = "!"
+    layout: Literal["tmpfs", "per-node", "overlay", "seed"] = "tmpfs"
+    init: Literal["systemd", "sysvinit"] = "systemd"
+
+    @field_validator("suite")
+    @classmethod
+    def _suite(cls, v: str) -> str:
+        if not SUITE.match(v):
+            raise ValueError(f"not a Debian suite name: {v!r}")
+        return v
+
+    @field_validator("architecture")
+    @classmethod
+    def _arch(cls, v: str) -> str:
+        if not ARCH.match(v):
+            raise ValueError(f"not a Debian architecture: {v!r}")
+        return v
+
+    @field_validator("mirror")
+    @classmethod
+    def _mirror(cls, v: str) -> str:
+        if v and not re.fullmatch(r"(https?|file)://[^\s\"'<>]+", v):
+            raise ValueError(f"must be an http(s):// or file:// URL, or empty for the host's mirror: {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("packages", "kernel_package")
+    @classmethod
+    def _packages(cls, v):
+        for name in ([v] if isinstance(v, str) else v):
+            if not PACKAGE.match(name):
+                raise ValueError(f"not a Debian package name: {name!r}")
+        return v
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, v: str) -> str:
+        # A crypt(5) hash, or "!"/"*" for a locked account. A plain password
+        # is refused: it would sit in a config file in clear text.
+        if not HASH.match(v):
+            raise ValueError("must be a crypt(5) hash such as the output of "
+                             "'mkpasswd -m yescrypt', or '!' for a locked account")
+        return v
+
+    @model_validator(mode="after")
+    def _seed_needs_sysvinit(self):
+        if self.layout == "seed" and self.init != "sysvinit":
+            raise ValueError("layout 'seed' mounts NFS /var from fstab, which only "
+                             "works with init = \"sysvinit\" (systemd drops it: ordering cycle)")
+        return self
+
+    @property
+    def writable_dirs(self) -> tuple[str, ...]:
+        return WRITABLE_DIRS[self.layout]
+
+
+class Tftp(Model):
+    root: AbsPath = "/srv/tftp"
+
+
+class Boot(Model):
+    loader: Literal["grub", "ipxe", "pxegrub"] = "grub"
+    kernel_args: list[str] = ["console=ttyS0,115200n8", "console=tty0"]
+    timeout: int = Field(1, ge=0, le=3600)
+
+    @field_validator("kernel_args")
+    @classmethod
+    def _args(cls, v: list[str]) -> list[str]:
+        for arg in v:
+            if not KERNEL_ARG.match(arg):
+                raise ValueError(f"kernel argument {arg!r} has characters that are not "
+                                 "safe in a boot menu (spaces, quotes, ;, $, ...)")
+        return v
+
+
+class Dhcp(Model):
+    server: Literal["isc-dhcp-server"] = "isc-dhcp-server"
+    config_file: AbsPath = "/etc/dhcp/dhcpd.conf"
+
+
+class Nfs(Model):
+    server: Literal["kernel", "ganesha"] = "kernel"
+    clients: str = ""   # empty: the cluster subnet
+    threads: int = Field(0, ge=0, le=1024)   # 0: one per node, at least 8
+
+    @field_validator("clients")
+    @classmethod
+    def _clients(cls, v: str) -> str:
+        if v and (why := export_client_problem(v)):
+            raise ValueError(why)
+        return v
+
+
+class Node(Model):
+    name: str
+    mac: Mac
+    ip: IPv4
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not HOST_LABEL.match(v):
+            raise ValueError(f"not an RFC 1123 host label (a-z, 0-9, '-', at most 63): {v!r}")
+        return v
+
+
+class Config(Model):
+    name: str = "cluster"
+    server: Server
+    network: Network
+    root: Root = Root()
+    tftp: Tftp = Tftp()
+    boot: Boot = Boot()
+    dhcp: Dhcp = Dhcp()
+    nfs: Nfs = Nfs()
+    node: list[Node] = []
+
+    @field_validator("name")
+    @classmethod
+    def _build_name(cls, v: str) -> str:
+        if not HOST_LABEL.match(v):
+            raise ValueError(f"must be a short name (a-z, 0-9, '-'): {v!r}")
+        return v
+
+    @property
+    def nodes(self) -> list[Node]:
+        return self.node
+
+    @property
+    def nfs_clients(self) -> str:
+        return self.nfs.clients or self.network.subnet
+
+    @property
+    def nfs_threads(self) -> int:
+        return self.nfs.threads or max(8, len(self.node))
+
+
+def _cross_checks(cfg: Config) -> list[tuple[str, str]]:
+    """Checks that span fields; returns (field, message) pairs."""
+    errors: list[tuple[str, str]] = []
+    net = cfg.network.network
+    if ipaddress.IPv4Address(cfg.server.address) not in net:
+        errors.append(("server.address", f"{cfg.server.address} is not in network.subnet {net}"))
+    if cfg.network.router and ipaddress.IPv4Address(cfg.network.router) not in net:
+        errors.append(("network.router", f"{cfg.network.router} is not in {net}"))
+    seen: dict[str, dict[str, int]] = {"name": {}, "mac": {}, "ip": {}}
+    for i, node in enumerate(cfg.node):
+        addr = ipaddress.IPv4Address(node.ip)
+        if addr not in net:
+            errors.append((f"node[{i}].ip", f"{node.ip} is not in network.subnet {net}"))
+        elif addr in (net.network_address, net.broadcast_address):
+            errors.append((f"node[{i}].ip", f"{node.ip} is the network or broadcast address"))
+        if node.ip == cfg.server.address:
+            errors.append((f"node[{i}].ip", f"{node.ip} is the server's own address"))
+        for key in ("name", "mac", "ip"):
+            value = getattr(node, key)
+            if value in seen[key]:
+                errors.append((f"node[{i}].{key}",
+                               f"duplicate {key} {value!r} (also node[{seen[key][value]}])"))
+            else:
+                seen[key][value] = i
+    return errors
+
+
+def _field_name(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith(("function-", "literal[", "str", "int")) or not out:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def parse(text: str, source: str = "config") -> Config:
+    """Parse and validate TOML text; raise ConfigError listing every problem."""
+    if not text.strip():
+        raise ConfigError(source, [("(file)", "is empty")])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, [("(file)", f"is not valid TOML: {e}")]) from None
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif err["type"] == "literal_error":
+                msg = f"{msg} (got {err.get('input')!r})"
+            problems.append((_field_name(err["loc"]), msg))
+        raise ConfigError(source, problems) from None
+    if cross := _cross_checks(cfg):
+        raise ConfigError(source, cross)
+    return cfg
+
+
+def load(path: Path) -> Config:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(path), [("(file)", f"cannot be read: {getattr(e, 'strerror', None) or e}")]) from None
+    return parse(text, str(path))

@@ -1,0 +1,260 @@
+"""Every file change goes through here: render -> compare -> (dry-run: diff)
+-> validate with the daemon's own checker -> atomic replace.
+
+Files the tool owns are written whole. Files it does not own (an admin's
+/etc/exports, dhcpd.conf, /etc/default/*) only ever get a *managed block*
+between marker lines; every byte outside the block is kept. The first time
+a pre-existing file is changed, a pristine copy goes to the backup dir so
+``undo`` can restore it.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+BEGIN = "BEGIN nfsroot-build managed block"
+END = "END nfsroot-build managed block"
+DIFF_LIMIT = 400   # lines of diff shown per file in the transcript
+
+Validator = Callable[[Path], None]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temp file in the same directory, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def split_block(text: str, comment: str) -> tuple[str, str | None, str]:
+    """(before, block body or None, after) of a file's managed block."""
+    begin, end = f"{comment} {BEGIN}\n", f"{comment} {END}\n"
+    i = text.find(begin)
+    if i < 0:
+        return text, None, ""
+    j = text.find(end, i)
+    if j < 0:
+        raise ValueError(f"managed block begins but never ends ('{comment} {END}' missing)")
+    return text[:i], text[i + len(begin):j], text[j + len(end):]
+
+
+def with_block(text: str, body: str | None, comment: str) -> str:
+    """text with its managed block replaced by body (None removes it)."""
+    before, _old, after = split_block(text, comment)
+    if body is None:
+        return before + after
+    if body and not body.endswith("\n"):
+        body += "\n"
+    if before and not before.endswith("\n"):
+        before += "\n"
+    return f"{before}{comment} {BEGIN}\n{body}{comment} {END}\n{after}"
+
+
+@dataclass
+class FileOps:
+    dry_run: bool = False
+    emit: Callable[[str], None] = print
+    backup_dir: Path | None = None
+    # path -> {"kind": "owned" | "block", "backup": str | None}; persisted in the state
+    record: dict = field(default_factory=dict)
+    changed_paths: list[str] = field(default_factory=list)
+    # Trees whose files are not recorded for undo (the built root: --purge-root removes it whole).
+    untracked: list[Path] = field(default_factory=list)
+
+    # -- helpers -----------------------------------------------------------
+    def _diff(self, path: Path, old: str | None, new: str | None) -> None:
+        a = (old or "").splitlines(keepends=True)
+        b = (new or "").splitlines(keepends=True)
+        lines = list(difflib.unified_diff(a, b, "/dev/null" if old is None else str(path),
+                                          "/dev/null" if new is None else str(path)))
+        for line in lines[:DIFF_LIMIT]:
+            self.emit(line.rstrip("\n"))
+        if len(lines) > DIFF_LIMIT:
+            self.emit(f"... ({len(lines) - DIFF_LIMIT} more diff lines)")
+
+    def _backup(self, path: Path) -> str | None:
+        """Keep the pristine original the first time we change a file we don't own."""
+        key = str(path)
+        if key in self.record or not path.exists() or self.backup_dir is None \
+                or any(path.is_relative_to(p) for p in self.untracked):
+            return self.record.get(key, {}).get("backup")
+        dest = self.backup_dir / key.lstrip("/")
+        if not self.dry_run:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+        return str(dest)
+
+    def _note(self, path: Path, kind: str, backup: str | None = None) -> None:
+        self.changed_paths.append(str(path))
+        if not any(Path(path).is_relative_to(p) for p in self.untracked):
+            prev = self.record.get(str(path), {})
+            self.record[str(path)] = {"kind": prev.get("kind", kind), "backup": prev.get("backup", backup)}
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    # -- operations ----------------------------------------------------------
+    def ensure_file(self, path: Path, content: str | bytes, mode: int = 0o644,
+                    validate: Validator | None = None) -> bool:
+        """Make path hold exactly content with mode. Returns True if it changed."""
+        path = Path(path)
+        data = content.encode() if isinstance(content, str) else content
+        old = self._read(path)
+        same_mode = old is not None and (path.stat().st_mode & 0o7777) == mode
+        if old == data and same_mode:
+            return False
+        if self.dry_run:
+            if old == data:
+                self.emit(f"# chmod {mode:o} {path}")
+            elif isinstance(content, str):
+                self._diff(path, None if old is None else old.decode(errors="replace"), content)
+            else:
+                self.emit(f"# write {path} ({len(data)} bytes)")
+            if validate:
+                self.emit(f"# validate {path} with {getattr(validate, 'shown', 'its checker')}")
+            self.changed_paths.append(str(path))
+            return True
+        if validate and old != data:
+            self._validate(path, data, mode, validate)
+        # A file that was there before us (an admin's, or a package's conffile)
+        # is backed up once, so undo can put it back.
+        backup = self._backup(path) if old is not None else None
+        atomic_write(path, data, mode)
+        self._note(path, "replaced" if old is not None else "owned", backup)
+        return True
+
+    def _validate(self, path: Path, data: bytes, mode: int, validate: Validator) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.check.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, mode)
+            validate(Path(tmp))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def managed_block(self, path: Path, body: str | None, comment: str = "#", mode: int = 0o644,
+                      validate: Validator | None = None) -> bool:
+        """Own only the lines between our markers in a file someone else owns.
+
+        body=None removes the block (and the file, if we created it and it is
+        now empty).
+        """
+        path = Path(path)
+        old = self._read(path)
+        text = old.decode() if old is not None else ""
+        new = with_block(text, body, comment)
+        if old is not None and new == text:
+            return False
+        if old is None and body is None:
+            return False
+        mode = (path.stat().st_mode & 0o7777) if old is not None else mode
+        if self.dry_run:
+            self._diff(path, None if old is None else text, new)
+            if validate:
+                self.emit(f"# validate {path} with {getattr(validate, 'shown', 'its checker')}")
+            self.changed_paths.append(str(path))
+            return True
+        if validate:
+            self._validate(path, new.encode(), mode, validate)
+        backup = self._backup(path)
+        atomic_write(path, new.encode(), mode)
+        self._note(path, "block" if old is not None else "owned", backup)
+        return True
+
+    def ensure_dir(self, path: Path, mode: int = 0o755) -> bool:
+        path = Path(path)
+        if path.is_dir() and (path.stat().st_mode & 0o7777) == mode:
+            return False
+        if self.dry_run:
+            self.emit(f"# mkdir -p -m {mode:o} {path}")
+            self.changed_paths.append(str(path))
+            return True
+        existed = path.is_dir()
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode)
+        if not existed:
+            self._note(path, "dir")
+        return True
+
+    def ensure_symlink(self, path: Path, target: str) -> bool:
+        path = Path(path)
+        if path.is_symlink() and os.readlink(path) == target:
+            return False
+        if self.dry_run:
+            self.emit(f"# ln -sfn {target} {path}")
+            self.changed_paths.append(str(path))
+            return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.nfsroot-build-link")
+        tmp.unlink(missing_ok=True)
+        os.symlink(target, tmp)
+        os.replace(tmp, path)
+        self._note(path, "owned")
+        return True
+
+    def ensure_absent(self, path: Path) -> bool:
+        path = Path(path)
+        if not path.exists() and not path.is_symlink():
+            return False
+        if self.dry_run:
+            self.emit(f"# rm {path}")
+            self.changed_paths.append(str(path))
+            return True
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        self.changed_paths.append(str(path))
+        return True
+
+    def copy_file(self, src: Path, dst: Path, mode: int = 0o644) -> bool:
+        """Copy a (binary) file if content or mode differ; compares by hash."""
+        src, dst = Path(src), Path(dst)
+        if dst.exists() and src.exists() and (dst.stat().st_mode & 0o7777) == mode \
+                and dst.stat().st_size == src.stat().st_size and _sha256(src) == _sha256(dst):
+            return False
+        if self.dry_run:
+            self.emit(f"# install -m {mode:o} {src} {dst}")
+            self.changed_paths.append(str(dst))
+            return True
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, mode)
+            os.replace(tmp, dst)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._note(dst, "owned")
+        return True

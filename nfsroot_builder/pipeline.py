@@ -1,0 +1,143 @@
+"""Order, checkpoints, resume and staleness.
+
+A step is *done* when it finished with the fingerprint the config gives now,
+its outputs verify, and no step it needs ran after it. Otherwise it is
+pending / failed / interrupted / stale, and ``why`` says which.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .context import Context
+from .errors import NfsrootError, StepFailed, UsageError
+from .state import now
+from .steps.base import Step, digest
+
+
+@dataclass
+class Plan:
+    step: Step
+    status: str          # done | pending | failed | interrupted | stale
+    why: str = ""
+
+    @property
+    def needs_run(self) -> bool:
+        return self.status != "done"
+
+
+def _changed_keys(old: dict, new: dict) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+class Pipeline:
+    def __init__(self, ctx: Context, steps: Sequence[type[Step]],
+                 progress: Callable[[str], None] = lambda msg: None):
+        self.ctx = ctx
+        self.steps = [cls() for cls in steps]
+        self.by_name = {s.name: s for s in self.steps}
+        self.progress = progress
+
+    def step(self, name: str) -> Step:
+        if name not in self.by_name:
+            raise UsageError(f"no step named {name!r}; 'nfsroot-build list' shows them")
+        return self.by_name[name]
+
+    def fingerprint(self, step: Step) -> tuple[str, dict]:
+        inputs = {**step.fingerprint(self.ctx), "step-version": step.version}
+        return digest(inputs), inputs
+
+    def plan(self) -> list[Plan]:
+        plans: list[Plan] = []
+        will_run: set[str] = set()
+        for step in self.steps:
+            rec = self.ctx.state.step(step.name)
+            fp, inputs = self.fingerprint(step)
+            status, why = "done", ""
+            if not rec:
+                status, why = "pending", "never ran"
+            elif rec.get("status") == "failed":
+                status, why = "failed", rec.get("error", "failed")
+            elif rec.get("status") == "running":
+                status, why = "interrupted", "a run stopped in the middle of this step"
+            elif rec.get("fingerprint") != fp:
+                keys = _changed_keys(rec.get("inputs", {}), inputs)
+                status, why = "stale", "config changed: " + ", ".join(keys or ["(step changed)"])
+            else:
+                deps = [d for d in step.needs if d in will_run]
+                later = [d for d in step.needs
+                         if self.ctx.state.step(d).get("finished", "") > rec.get("finished", "")]
+                problems = step.verify(self.ctx)
+                if deps:
+                    status, why = "stale", "re-runs because it needs " + ", ".join(deps)
+                elif later:
+                    status, why = "stale", "ran before " + ", ".join(later) + " last ran"
+                elif problems:
+                    status, why = "stale", "; ".join(problems)
+            if status != "done":
+                will_run.add(step.name)
+            plans.append(Plan(step, status, why))
+        return plans
+
+    def run(self, *, resume: bool = False, from_step: str | None = None,
+            only: str | None = None) -> list[tuple[str, str]]:
+        """Run the pipeline; returns [(step, "changed"|"unchanged"|"skipped")]."""
+        if from_step:
+            self.step(from_step)
+        if only:
+            self.step(only)
+        plans = self.plan() if resume else [Plan(s, "pending") for s in self.steps]
+        started = from_step is None
+        report = []
+        for p in plans:
+            name = p.step.name
+            started = started or name == from_step
+            if only and name != only:
+                continue
+            if not only and (not started or (resume and not p.needs_run)):
+                report.append((name, "skipped"))
+                continue
+            report.append((name, self.run_step(p.step)))
+        return report
+
+    def run_step(self, step: Step) -> str:
+        ctx = self.ctx
+        dry = ctx.runner.dry_run
+        fp, inputs = self.fingerprint(step)
+        self.progress(f"[bold]{step.name}[/]: {step.summary()}")
+        if dry:
+            ctx.emit(f"### step {step.name}: {step.summary()}")
+        log_path = ctx.state_dir / "logs" / f"{step.name}.log"
+        if not dry:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        ctx.state.set_step(step.name, status="running", started=now(), log=str(log_path))
+        ctx.state.data["steps"][step.name].pop("error", None)
+        ctx.state.save()
+        with (open(log_path, "w") if not dry else contextlib.nullcontext()) as log:
+            ctx.runner.log = log
+            before = len(ctx.files.changed_paths)
+            try:
+                result = step.run(ctx)
+            except NfsrootError as e:
+                ctx.state.set_step(step.name, status="failed", finished=now(), error=str(e).splitlines()[0])
+                ctx.state.save()
+                raise StepFailed(step.name, e) from e
+            except Exception as e:   # a bug: record it; Ctrl-C/SIGTERM leave "running" = interrupted
+                ctx.state.set_step(step.name, status="failed", finished=now(), error=repr(e))
+                ctx.state.save()
+                raise
+            finally:
+                ctx.runner.log = None
+        changed = result.changed or len(ctx.files.changed_paths) > before
+        ctx.state.add_restarts(result.restart)
+        ctx.state.data["files"] = ctx.files.record
+        ctx.state.set_step(step.name, status="done", finished=now(), fingerprint=fp,
+                           inputs=inputs, outputs=result.outputs, changed=changed)
+        ctx.state.save()
+        if dry and not changed:
+            ctx.emit("# (no changes)")
+        return "changed" if changed else "unchanged"

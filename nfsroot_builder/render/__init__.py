@@ -1,0 +1,36 @@
+"""Pure functions: config (+ where things live) -> file text. No I/O here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from ..config import Config
+
+
+@dataclass(frozen=True)
+class Served:
+    """Paths as the daemons and the nodes see them.
+
+    Under a staging prefix the daemons (the lab's dhcpd, tftpd, ganesha)
+    serve the staged tree, so every path in a rendered file carries the
+    prefix; on a real server the prefix is "/" and paths are the config's.
+    """
+    prefix: str = "/"
+
+    def path(self, p: str) -> str:
+        return str(PurePosixPath(self.prefix) / p.lstrip("/"))
+
+
+def node_dir(cfg: Config, served: Served, node: str) -> str:
+    """A node's own read-write directory on the server (layout per-node)."""
+    return served.path(f"{cfg.root.path}.nodes/{node}")
+
+
+def header(cfg: Config, comment: str = "#") -> str:
+    return (f"{comment} Written by nfsroot-build for cluster '{cfg.name}'. Do not edit:\n"
+            f"{comment} change the cluster config and run nfsroot-build again.\n")
+
+
+def quote(value: str) -> str:
+    """A double-quoted string for dhcpd.conf, ganesha.conf, GRUB and shell-ish files."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

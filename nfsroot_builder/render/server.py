@@ -1,0 +1,139 @@
+"""Server-side configuration files: dhcpd, tftpd-hpa, NFS exports."""
+from __future__ import annotations
+
+from ..config import Config
+from . import Served, header, node_dir, quote
+
+# RFC 4578 client system architecture (DHCP option 93): 7 and 9 are x86-64 UEFI.
+UEFI_X64 = (7, 9)
+
+LOADER_FILES = {
+    "grub": ("boot/grub/i386-pc/core.0", "boot/grub/x86_64-efi/core.efi"),
+    "ipxe": ("undionly.kpxe", "ipxe.efi"),
+}
+
+
+def dhcpd_block(cfg: Config, served: Served) -> str:
+    """The managed block for dhcpd.conf: the seed's four parts, for today's ISC dhcpd 4."""
+    net = cfg.network
+    lines = [header(cfg).rstrip("\n")]
+    # Part 1: generic. Declared names carry our prefix so they cannot clash
+    # with an option the admin declared under another name.
+    if cfg.boot.loader == "pxegrub":
+        lines.append("option nfsroot-build-grub-menu code 150 = string;")
+    else:
+        lines.append("option nfsroot-build-client-arch code 93 = unsigned integer 16;")
+    # Part 3: the cluster subnet; part 2's site options live in its scope so
+    # that the admin's global options for other subnets stay untouched.
+    lines.append(f"subnet {net.network.network_address} netmask {net.network.netmask} {{")
+    lines.append("  deny unknown-clients;")
+    lines.append("  ignore bootp;")
+    lines.append("  option dhcp-max-message-size 2048;")
+    if net.router:
+        lines.append(f"  option routers {net.router};")
+    lines.append(f"  option broadcast-address {net.broadcast_address};")
+    if net.domain:
+        lines.append(f"  option domain-name {quote(net.domain)};")
+    if net.dns_servers:
+        lines.append(f"  option domain-name-servers {', '.join(net.dns_servers)};")
+    if net.ntp_servers:
+        lines.append(f"  option ntp-servers {', '.join(net.ntp_servers)};")
+    lines.append("}")
+    # Part 4: what the nodes boot.
+    root = served.path(cfg.root.path)
+    lines.append("group {")
+    lines.append("  use-host-decl-names on;")
+    lines.append(f"  next-server {cfg.server.address};")
+    lines.append(f"  option root-path {quote(f'{cfg.server.address}:{root}')};")
+    if cfg.boot.loader == "pxegrub":
+        lines.append('  filename "/pxegrub";')
+        lines.append('  option nfsroot-build-grub-menu = concat("(nd)/grub/", host-decl-name);')
+    elif cfg.boot.loader == "ipxe":
+        bios, uefi = LOADER_FILES["ipxe"]
+        # Firmware PXE gets the iPXE binary; iPXE itself (QEMU's ROM, or the
+        # chainloaded binary) gets the script that picks the node's menu.
+        lines.append('  if exists user-class and option user-class = "iPXE" {')
+        lines.append('    filename "ipxe/boot.ipxe";')
+        lines.append(f"  }} elsif option nfsroot-build-client-arch = {UEFI_X64[0]} "
+                     f"or option nfsroot-build-client-arch = {UEFI_X64[1]} {{")
+        lines.append(f"    filename {quote(uefi)};")
+        lines.append("  } else {")
+        lines.append(f"    filename {quote(bios)};")
+        lines.append("  }")
+    else:
+        bios, uefi = LOADER_FILES["grub"]
+        lines.append(f"  if option nfsroot-build-client-arch = {UEFI_X64[0]} "
+                     f"or option nfsroot-build-client-arch = {UEFI_X64[1]} {{")
+        lines.append(f"    filename {quote(uefi)};")
+        lines.append("  } else {")
+        lines.append(f"    filename {quote(bios)};")
+        lines.append("  }")
+    for node in cfg.nodes:
+        lines.append(f"  host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip}; }}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def dhcpd_defaults_block(cfg: Config) -> str:
+    """For /etc/default/isc-dhcp-server: a later assignment wins in a shell file."""
+    return f'INTERFACESv4="{cfg.server.interface}"\n'
+
+
+def tftpd_defaults_block(cfg: Config, served: Served) -> str:
+    """For /etc/default/tftpd-hpa (the seed's RUN_DAEMON/OPTIONS, today's names)."""
+    return (
+        'TFTP_USERNAME="tftp"\n'
+        f'TFTP_DIRECTORY="{served.path(cfg.tftp.root)}"\n'
+        'TFTP_ADDRESS=":69"\n'
+        # --secure: chroot to the TFTP root, paths are relative to it (tftpd(8)).
+        'TFTP_OPTIONS="--secure"\n'
+    )
+
+
+def exports(cfg: Config, served: Served) -> str:
+    """/etc/exports.d drop-in: read-only root, the layout's writable exports.
+
+    Options follow the seed: no_root_squash (root on the nodes owns the
+    root's files), no_subtree_check; async for the read-only root, sync for
+    writable trees so a node crash loses nothing acknowledged.
+    """
+    clients = cfg.nfs_clients
+    root = served.path(cfg.root.path)
+    out = [header(cfg).rstrip("\n")]
+    out.append(f"{root} {clients}(ro,async,no_root_squash,no_subtree_check)")
+    for d in cfg.root.writable_dirs:
+        if cfg.root.layout == "per-node":
+            continue
+        out.append(f"{root}/{d} {clients}(rw,sync,no_root_squash,no_subtree_check)")
+    if cfg.root.layout == "per-node":
+        for node in cfg.nodes:
+            out.append(f"{node_dir(cfg, served, node.name)} {node.ip}(rw,sync,no_root_squash,no_subtree_check)")
+    return "\n".join(out) + "\n"
+
+
+def ganesha_exports(cfg: Config, served: Served) -> str:
+    """NFS-Ganesha exports equivalent to exports(): NFSv3 (what the Debian
+    initramfs mounts) and v4, no root squash, restricted to the clients."""
+    clients = cfg.nfs_clients
+    entries: list[tuple[str, str, str]] = [(served.path(cfg.root.path), "RO", clients)]
+    if cfg.root.layout == "per-node":
+        entries += [(node_dir(cfg, served, n.name), "RW", n.ip) for n in cfg.nodes]
+    else:
+        entries += [(f"{served.path(cfg.root.path)}/{d}", "RW", clients) for d in cfg.root.writable_dirs]
+    out = [header(cfg).rstrip("\n")]
+    for export_id, (path, access, who) in enumerate(entries, start=100):
+        out += [
+            "EXPORT {",
+            f"  Export_Id = {export_id};",
+            f"  Path = {quote(path)};",
+            f"  Pseudo = {quote(path)};",
+            "  Protocols = 3, 4;",
+            "  Transports = TCP, UDP;",
+            "  Access_Type = None;",
+            "  Squash = No_Root_Squash;",
+            "  SecType = sys;",
+            "  FSAL { Name = VFS; }",
+            f"  CLIENT {{ Clients = {quote(who)}; Access_Type = {access}; }}",
+            "}",
+        ]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,145 @@
+"""The only place that starts processes.
+
+Every command is an argv list (never a shell string built from config). In
+dry-run mode a command that would change something is printed, shell-quoted,
+to the transcript instead of run; read-only probes (``probe=True``) still run
+so the plan reflects the machine as it is. Secrets only ever travel on stdin
+and are shown as ``<redacted>``.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Sequence
+
+import sh
+
+from .errors import CommandFailed
+
+TAIL_LINES = 40
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    dry: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class Runner:
+    dry_run: bool = False
+    emit: Callable[[str], None] = print          # the dry-run transcript (stdout)
+    log: IO[str] | None = None                    # the current step's log file
+    commands: list[list[str]] = field(default_factory=list)  # every command, in order
+
+    def _log(self, text: str) -> None:
+        if self.log:
+            self.log.write(text if text.endswith("\n") else text + "\n")
+            self.log.flush()
+
+    def show(self, argv: Sequence[str], input: str | None, secret: bool) -> str:
+        shown = shlex.join(argv)
+        if input is not None:
+            shown += " <<< " + ("<redacted>" if secret else shlex.quote(input))
+        return shown
+
+    def run(self, argv: Sequence[str], *, input: str | None = None, secret: bool = False,
+            check: bool = True, probe: bool = False, env: dict[str, str] | None = None,
+            cwd: str | Path | None = None, timeout: float | None = None) -> Result:
+        """Run argv. ``probe``: read-only, runs in dry-run too. ``secret``: stdin is redacted."""
+        argv = [str(a) for a in argv]
+        shown = self.show(argv, input, secret)
+        self.commands.append(argv)
+        if self.dry_run and not probe:
+            self.emit(f"$ {shown}")
+            self._log(f"(dry-run) $ {shown}")
+            return Result(argv, 0, dry=True)
+        self._log(f"$ {shown}")
+        started = time.monotonic()
+        code, out, err = self._execute(argv, input, env, cwd, timeout)
+        self._log(f"# exit {code} after {time.monotonic() - started:.1f}s")
+        result = Result(argv, code, out, err)
+        if check and code != 0:
+            tail = (out + err).splitlines()[-TAIL_LINES:]
+            raise CommandFailed(shown, code, tail, self.log.name if self.log else None)
+        return result
+
+    def _execute(self, argv, input, env, cwd, timeout) -> tuple[int, str, str]:
+        out_lines: collections.deque[str] = collections.deque()
+        err_lines: collections.deque[str] = collections.deque()
+
+        def sink(store):
+            def cb(line):
+                store.append(line)
+                if self.log:
+                    self.log.write(line)
+            return cb
+
+        try:
+            cmd = sh.Command(argv[0])
+        except sh.CommandNotFound:
+            return 127, "", f"{argv[0]}: command not found\n"
+        proc = cmd(*argv[1:], _in=input, _out=sink(out_lines), _err=sink(err_lines),
+                   _env={**os.environ, **(env or {})}, _cwd=str(cwd) if cwd else None,
+                   _tty_out=False, _truncate_exc=False, _ok_code=range(256),
+                   _timeout=timeout, _bg=True, _bg_exc=False, _return_cmd=True)
+        try:
+            proc.wait()
+            code = proc.exit_code
+        except sh.TimeoutException:
+            code = 124
+            err_lines.append(f"timed out after {timeout}s\n")
+        except sh.SignalException as e:   # the command was killed by a signal
+            code = 128 + abs(e.exit_code)
+        except BaseException:
+            # Ctrl-C / SIGTERM reached us: stop the child too, so that nothing
+            # keeps files open under a mount we are about to undo.
+            self._stop(proc)
+            raise
+        if self.log:
+            self.log.flush()
+        return code, "".join(out_lines), "".join(err_lines)
+
+    @staticmethod
+    def _stop(proc) -> None:
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                proc.signal(sig)
+                proc.wait(timeout=grace)
+                return
+            except sh.TimeoutException:
+                continue
+            except Exception:   # already gone
+                return
+
+    def spawn(self, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None) -> int:
+        """Start a long-running daemon detached from us and return its own PID.
+
+        sh's background commands belong to the calling process (they are
+        reaped and signalled with it); lab daemons must outlive the CLI run
+        that started them, so this one case uses a new session via Popen.
+        """
+        argv = [str(a) for a in argv]
+        shown = shlex.join(argv)
+        self.commands.append(argv)
+        if self.dry_run:
+            self.emit(f"$ {shown} &")
+            return 0
+        self._log(f"$ {shown} &")
+        with open(log_path, "ab") as logf:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **(env or {})}, start_new_session=True)
+        return proc.pid

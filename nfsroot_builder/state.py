@@ -1,0 +1,108 @@
+"""Checkpoints: one JSON file per build, rewritten atomically after every
+step, guarded by an exclusive lock for the whole run.
+
+The state never holds secrets: fingerprints of secret inputs are hashes.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+from .errors import Locked, StateError
+from .files import atomic_write
+
+STATE_VERSION = 1
+
+
+def now() -> str:
+    # Microseconds: "ran after" comparisons between steps must not tie.
+    return datetime.now().astimezone().isoformat(timespec="microseconds")
+
+
+class State:
+    def __init__(self, path: Path, data: dict | None = None, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly   # dry-run: the state changes in memory only
+        self.data = data or {"version": STATE_VERSION, "steps": {}, "pending_restarts": [], "files": {}}
+
+    @classmethod
+    def load(cls, path: Path, readonly: bool = False) -> "State":
+        path = Path(path)
+        if not path.exists():
+            return cls(path, readonly=readonly)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            # Never silently reset: the state knows which files are ours (undo).
+            raise StateError(f"state file {path} is unreadable or corrupt ({e}); "
+                             f"move it away to start over") from None
+        if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
+            raise StateError(f"state file {path} is not an nfsroot-build state; move it away to start over")
+        if data.get("version", 0) > STATE_VERSION:
+            raise StateError(f"state file {path} was written by a newer nfsroot-build "
+                             f"(state version {data['version']} > {STATE_VERSION})")
+        data.setdefault("pending_restarts", [])
+        data.setdefault("files", {})
+        return cls(path, data, readonly)
+
+    def save(self) -> None:
+        if self.readonly:
+            return
+        atomic_write(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode(), 0o600)
+
+    # -- accessors -----------------------------------------------------------
+    def step(self, name: str) -> dict:
+        return self.data["steps"].get(name, {})
+
+    def set_step(self, name: str, **fields) -> None:
+        self.data["steps"].setdefault(name, {}).update(fields)
+
+    def outputs(self, name: str) -> dict:
+        return self.step(name).get("outputs", {})
+
+    @property
+    def pending_restarts(self) -> list[str]:
+        return self.data["pending_restarts"]
+
+    def add_restarts(self, services) -> None:
+        self.data["pending_restarts"] = sorted(set(self.pending_restarts) | set(services))
+
+    @property
+    def files(self) -> dict:
+        return self.data["files"]
+
+
+class RunLock:
+    """flock(2) on <state dir>/lock; a second run gets Locked (exit 3)."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / "lock"
+        self.fd: int | None = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(self.fd)
+            self.fd = None
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                holder = self.path.with_name("lock.pid")
+                pid = holder.read_text().strip() if holder.exists() else "?"
+                raise Locked(f"another nfsroot-build run (pid {pid}) holds {self.path}") from None
+            raise
+        self.path.with_name("lock.pid").write_text(f"{os.getpid()}\n")
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            self.path.with_name("lock.pid").unlink(missing_ok=True)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+        return False

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from ..context import Context
+from ..render.server import exports, ganesha_exports
+from .base import Step, StepResult
+
+EXPORTS_DROPIN = "/etc/exports.d/nfsroot-build.exports"
+GANESHA_DROPIN = "/etc/ganesha/nfsroot-build.conf"
+GANESHA_MAIN = "/etc/ganesha/ganesha.conf"
+
+
+class NfsExports(Step):
+    """Export the root read-only and the layout's writable trees to the cluster.
+
+    Clients default to the cluster subnet (never `*` unless the config says
+    so). With the kernel server the exports are a drop-in the tool owns,
+    /etc/exports.d/nfsroot-build.exports, applied with `exportfs -ra`; the
+    admin's /etc/exports is not touched. With NFS-Ganesha they are a file
+    included from ganesha.conf by a managed block.
+    """
+    name = "nfs-exports"
+
+    def fingerprint(self, ctx: Context) -> dict:
+        c = ctx.config
+        return {"nfs": c.nfs.model_dump(), "root.path": c.root.path, "layout": c.root.layout,
+                "clients": c.nfs_clients,
+                "nodes": [(n.name, n.ip) for n in c.nodes] if c.root.layout == "per-node" else []}
+
+    def verify(self, ctx: Context) -> list[str]:
+        path = ctx.host(EXPORTS_DROPIN if ctx.config.nfs.server == "kernel" else GANESHA_DROPIN)
+        return [] if path.exists() else [f"{path} is missing"]
+
+    def run(self, ctx: Context) -> StepResult:
+        c = ctx.config
+        changed = False
+        if c.root.layout == "per-node":
+            for node in c.nodes:
+                changed |= ctx.files.ensure_dir(ctx.host(f"{c.root.path}.nodes/{node.name}"), 0o755)
+        if c.nfs.server == "kernel":
+            changed |= ctx.files.ensure_dir(ctx.host("/etc/exports.d"), 0o755)
+            if ctx.files.ensure_file(ctx.host(EXPORTS_DROPIN), exports(c, ctx.served)):
+                changed = True
+                if not ctx.staging:
+                    ctx.runner.run(["exportfs", "-ra"])
+            return StepResult(changed=changed)
+        dropin = ctx.files.ensure_file(ctx.host(GANESHA_DROPIN), ganesha_exports(c, ctx.served))
+        main = ctx.files.managed_block(ctx.host(GANESHA_MAIN),
+                                       f'%include "{ctx.host(GANESHA_DROPIN)}"\n')
+        changed |= dropin or main
+        return StepResult(changed=changed, restart={"nfs-ganesha"} if (dropin or main) else set())
