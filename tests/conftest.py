@@ -1,0 +1,43 @@
+"""Shared fixtures. Unit and CLI tests may not start real processes: the
+guard makes the real Runner fail loudly there (integration/e2e tests may)."""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from nfsroot_builder import config as config_mod
+from nfsroot_builder.runner import Runner
+
+REAL_PROCESS_DIRS = ("integration", "e2e", "bench")
+
+
+@pytest.fixture(autouse=True)
+def _no_real_processes(request, monkeypatch):
+    if any(part in REAL_PROCESS_DIRS for part in Path(str(request.fspath)).parts):
+        return
+    def refuse(self, argv, *a, **k):
+        raise AssertionError(f"unit test tried to run a real process: {argv}")
+    monkeypatch.setattr(Runner, "_execute", refuse)
+    monkeypatch.setattr(Runner, "spawn", refuse)
+
+
+def example_text(name: str = "seed") -> str:
+    return resources.files("nfsroot_builder.examples").joinpath(f"{name}.toml").read_text()
+
+
+@pytest.fixture
+def seed_text() -> str:
+    return example_text("seed")
+
+
+@pytest.fixture
+def seed_config(seed_text) -> config_mod.Config:
+    return config_mod.parse(seed_text)
+
+
+def needs_root():
+    return pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
+                              reason="needs root (real chroot, dhcpd, mounts)")

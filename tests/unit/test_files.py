@@ -1,0 +1,135 @@
+"""File operations: managed blocks keep the admin's bytes, writes are atomic,
+dry-run prints diffs and writes nothing, validators can veto."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from nfsroot_builder.errors import ValidationFailed
+from nfsroot_builder.files import FileOps, split_block, with_block
+
+ADMIN = "# my own exports\n/home 10.0.0.0/8(rw,sync)\n\n/srv/data  host1(ro)   # keep spacing\n"
+
+
+def ops(tmp_path, **kw):
+    lines: list[str] = []
+    return FileOps(emit=lines.append, backup_dir=tmp_path / "backup", **kw), lines
+
+
+def test_managed_block_keeps_admin_lines_byte_for_byte(tmp_path):
+    f = tmp_path / "exports"
+    f.write_text(ADMIN)
+    files, _ = ops(tmp_path)
+    assert files.managed_block(f, "/NFSROOT 192.168.0.0/24(ro)\n")
+    text = f.read_text()
+    assert text.startswith(ADMIN)
+    assert "/NFSROOT 192.168.0.0/24(ro)" in text
+    # Second time: nothing to do.
+    assert not files.managed_block(f, "/NFSROOT 192.168.0.0/24(ro)\n")
+    # Changing the block keeps the admin lines, removing it restores the file exactly.
+    assert files.managed_block(f, "/other 10.1.0.0/16(ro)\n")
+    assert f.read_text().startswith(ADMIN)
+    assert files.managed_block(f, None)
+    assert f.read_bytes() == ADMIN.encode()
+
+
+def test_managed_block_admin_lines_after_block_stay(tmp_path):
+    f = tmp_path / "conf"
+    f.write_text(with_block("before\n", "ours\n", "#") + "after\n")
+    files, _ = ops(tmp_path)
+    files.managed_block(f, "new\n")
+    before, body, after = split_block(f.read_text(), "#")
+    assert (before, body, after) == ("before\n", "new\n", "after\n")
+
+
+def test_block_without_end_marker_is_an_error(tmp_path):
+    f = tmp_path / "conf"
+    f.write_text("x\n# BEGIN nfsroot-build managed block\nours\n")
+    files, _ = ops(tmp_path)
+    with pytest.raises(ValueError, match="never ends"):
+        files.managed_block(f, "new\n")
+
+
+def test_backup_of_preexisting_file_once(tmp_path):
+    f = tmp_path / "etc" / "dhcpd.conf"
+    f.parent.mkdir()
+    f.write_text("admin\n")
+    files, _ = ops(tmp_path)
+    files.managed_block(f, "a\n")
+    files.managed_block(f, "b\n")
+    rec = files.record[str(f)]
+    assert rec["kind"] == "block"
+    assert open(rec["backup"]).read() == "admin\n"   # pristine, not the first edit
+
+
+def test_ensure_file_mode_and_idempotence(tmp_path):
+    f = tmp_path / "a" / "b.txt"
+    files, _ = ops(tmp_path)
+    assert files.ensure_file(f, "hello\n", mode=0o640)
+    assert f.read_text() == "hello\n" and (f.stat().st_mode & 0o777) == 0o640
+    assert not files.ensure_file(f, "hello\n", mode=0o640)
+    assert files.ensure_file(f, "hello\n", mode=0o644)   # mode alone is a change
+    assert files.record[str(f)] == {"kind": "owned", "backup": None}
+    assert not [p for p in f.parent.iterdir() if p.name.startswith(".")]   # no temp files left
+
+
+def test_dry_run_prints_diff_and_writes_nothing(tmp_path):
+    f = tmp_path / "x.conf"
+    f.write_text("one\ntwo\n")
+    files, lines = ops(tmp_path, dry_run=True)
+    assert files.ensure_file(f, "one\nthree\n")
+    assert f.read_text() == "one\ntwo\n"
+    assert "-two" in lines and "+three" in lines
+    new = tmp_path / "new.conf"
+    files.ensure_file(new, "x\n")
+    assert not new.exists() and "--- /dev/null" in lines
+    files.ensure_dir(tmp_path / "d")
+    files.ensure_symlink(tmp_path / "l", "target")
+    assert not (tmp_path / "d").exists() and not (tmp_path / "l").is_symlink()
+    assert files.record == {}
+
+
+def test_validator_vetoes_and_leaves_file_alone(tmp_path):
+    f = tmp_path / "dhcpd.conf"
+    f.write_text("good\n")
+    files, _ = ops(tmp_path)
+
+    def reject(candidate):
+        assert candidate.read_text().endswith("# END nfsroot-build managed block\n")
+        raise ValidationFailed("dhcpd -t: line 3: syntax error")
+    with pytest.raises(ValidationFailed):
+        files.managed_block(f, "bad {\n", validate=reject)
+    assert f.read_text() == "good\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dhcpd.conf"]
+
+
+def test_symlink_and_absent(tmp_path):
+    files, _ = ops(tmp_path)
+    link = tmp_path / "etc" / "rcS.d" / "S35mountnfs"
+    assert files.ensure_symlink(link, "../network/if-up.d/mountnfs")
+    assert os.readlink(link) == "../network/if-up.d/mountnfs"
+    assert not files.ensure_symlink(link, "../network/if-up.d/mountnfs")
+    assert files.ensure_absent(link) and not link.is_symlink()
+    assert not files.ensure_absent(link)
+
+
+def test_copy_file_compares_content(tmp_path):
+    src = tmp_path / "initrd.img"
+    src.write_bytes(b"\x00" * 1000)
+    os.chmod(src, 0o600)
+    dst = tmp_path / "tftp" / "initrd.img"
+    files, _ = ops(tmp_path)
+    assert files.copy_file(src, dst, 0o644)
+    assert (dst.stat().st_mode & 0o777) == 0o644
+    assert not files.copy_file(src, dst, 0o644)
+    src.write_bytes(b"\x01" * 1000)
+    assert files.copy_file(src, dst, 0o644)
+
+
+def test_untracked_tree_not_recorded(tmp_path):
+    root = tmp_path / "root"
+    files, _ = ops(tmp_path, untracked=[root])
+    files.ensure_file(root / "etc" / "fstab", "x\n")
+    files.ensure_file(tmp_path / "etc" / "exports.d" / "a.exports", "y\n")
+    assert list(files.record) == [str(tmp_path / "etc" / "exports.d" / "a.exports")]
