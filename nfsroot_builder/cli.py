@@ -122,16 +122,16 @@ def check(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt 
               f"loader {ctx.config.boot.loader})")
 
 
-def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, only=None):
+def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None):
     ctx = _ctx(config, prefix, state_dir, dry_run)
     if not dry_run:
         session.require_root("a real run")
     with session.locked(ctx):
         pipe = session.pipeline(ctx, progress=_progress)
-        report = pipe.run(resume=resume, from_step=from_step, only=only)
-    ran = [r for r in report if r[1] != "skipped"]
+        report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
+    ran = [r for r in report if r[1] in ("changed", "unchanged")]
     changed = [name for name, what in ran if what == "changed"]
-    skipped = len(report) - len(ran)
+    skipped = sum(1 for r in report if r[1] == "done")
     verb = "would change" if dry_run else "changed"
     if changed:
         err.print(f"{len(ran)} step(s) ran, {skipped} skipped as done; {verb}: {', '.join(changed)}")
@@ -143,9 +143,10 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, on
 @guarded
 def all_(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
          resume: Annotated[bool, typer.Option("--resume", help="skip steps that are done and not stale")] = False,
-         from_step: Annotated[Optional[str], typer.Option("--from", help="start at this step")] = None):
+         from_step: Annotated[Optional[str], typer.Option("--from", help="start at this step")] = None,
+         to_step: Annotated[Optional[str], typer.Option("--to", help="stop after this step")] = None):
     """Run every step in order."""
-    _run(config, prefix, state_dir, dry_run, resume=resume, from_step=from_step)
+    _run(config, prefix, state_dir, dry_run, resume=resume, from_step=from_step, to_step=to_step)
 
 
 @app.command()

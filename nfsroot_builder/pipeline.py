@@ -83,25 +83,33 @@ class Pipeline:
             plans.append(Plan(step, status, why))
         return plans
 
-    def run(self, *, resume: bool = False, from_step: str | None = None,
+    def run(self, *, resume: bool = False, from_step: str | None = None, to_step: str | None = None,
             only: str | None = None) -> list[tuple[str, str]]:
-        """Run the pipeline; returns [(step, "changed"|"unchanged"|"skipped")]."""
-        if from_step:
-            self.step(from_step)
+        """Run the pipeline; returns [(step, "changed" | "unchanged" | "done" | "not selected")].
+
+        "done": skipped by --resume because it is done and not stale.
+        """
+        for name in (from_step, to_step, only):
+            if name:
+                self.step(name)
         if only:
-            self.step(only)
+            from_step = to_step = only
         plans = self.plan() if resume else [Plan(s, "pending") for s in self.steps]
-        started = from_step is None
+        names = [p.step.name for p in plans]
+        first = names.index(from_step) if from_step else 0
+        last = names.index(to_step) if to_step else len(names) - 1
+        if first > last:
+            raise UsageError(f"--from {from_step} comes after --to {to_step}")
         report = []
-        for p in plans:
-            name = p.step.name
-            started = started or name == from_step
-            if only and name != only:
+        for i, p in enumerate(plans):
+            if only and i != first:
                 continue
-            if not only and (not started or (resume and not p.needs_run)):
-                report.append((name, "skipped"))
-                continue
-            report.append((name, self.run_step(p.step)))
+            if i < first or i > last:
+                report.append((p.step.name, "not selected"))
+            elif resume and not p.needs_run:
+                report.append((p.step.name, "done"))
+            else:
+                report.append((p.step.name, self.run_step(p.step)))
         return report
 
     def run_step(self, step: Step) -> str:

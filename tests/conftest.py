@@ -3,13 +3,13 @@ guard makes the real Runner fail loudly there (integration/e2e tests may)."""
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder.runner import Runner
+from helpers import example_text
 
 REAL_PROCESS_DIRS = ("integration", "e2e", "bench")
 
@@ -24,10 +24,6 @@ def _no_real_processes(request, monkeypatch):
     monkeypatch.setattr(Runner, "spawn", refuse)
 
 
-def example_text(name: str = "seed") -> str:
-    return resources.files("nfsroot_builder.examples").joinpath(f"{name}.toml").read_text()
-
-
 @pytest.fixture
 def seed_text() -> str:
     return example_text("seed")
@@ -36,8 +32,3 @@ def seed_text() -> str:
 @pytest.fixture
 def seed_config(seed_text) -> config_mod.Config:
     return config_mod.parse(seed_text)
-
-
-def needs_root():
-    return pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
-                              reason="needs root (real chroot, dhcpd, mounts)")

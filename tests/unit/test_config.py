@@ -29,7 +29,7 @@ def test_seed_example_is_valid(seed_config):
 
 
 def test_lab_example_is_valid():
-    from conftest import example_text
+    from helpers import example_text
     cfg = config_mod.parse(example_text("lab"))
     assert cfg.nfs.server == "ganesha" and len(cfg.nodes) == 2
 
