@@ -1,0 +1,35 @@
+# nfsroot-build: make install | test | lint | demo | bench
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps test unit lint demo bench clean
+
+$(BIN)/nfsroot-build: pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || ./scripts/install-system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(BIN)/nfsroot-build   ## a venv with nfsroot-build in it (no root needed)
+
+system-deps:                     ## the Debian packages the real tests and the lab use (root)
+	./scripts/install-system-deps
+
+test: install system-deps        ## everything: unit, CLI, integration (root) and end-to-end
+	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
+
+unit: install                    ## the fast tests only: no root, no network
+	$(BIN)/pytest -q tests/unit tests/cli $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/pip install -q ruff
+	$(BIN)/ruff check nfsroot_builder tests
+
+demo: install system-deps        ## the main job: build the lab cluster under a staging prefix
+	./scripts/demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info
