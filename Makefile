@@ -1,5 +1,7 @@
 # nfsroot-build: make install | test | lint | demo | bench
-PYTHON ?= python3
+# Debian's own interpreter when there is one: root-owned and readable by every
+# user, so the same venv serves the unprivileged dry-run.
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
@@ -7,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: install system-deps test unit lint demo bench clean
 
 $(BIN)/nfsroot-build: pyproject.toml
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 || ./scripts/install-system-deps
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || ./scripts/install-system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
