@@ -174,3 +174,9 @@ def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
     for r in rows:
         table.add_row(r["step"], f"[{colour[r['status']]}]{r['status']}[/]", r["why"])
     err.print(table)
+
+
+# Sub-commands that live in their own modules (imported last: they use the helpers above).
+from .cli_lab import lab_app  # noqa: E402
+
+app.add_typer(lab_app, name="lab")

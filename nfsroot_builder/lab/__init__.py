@@ -1,0 +1,138 @@
+"""The lab: the configured boot server run in an isolated network namespace,
+and QEMU nodes that PXE-boot from it.
+
+`up` starts dhcpd, in.tftpd, rpcbind and NFS-Ganesha inside the namespace
+with the files the pipeline wrote (under the staging prefix), `boot` powers
+on nodes and waits for their login prompt, `down` kills exactly the PIDs
+`up`/`boot` recorded and deletes the namespace.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..context import Context
+from ..errors import NfsrootError, UsageError
+from ..files import atomic_write
+from . import netns
+from .render import FACTS_SCRIPT, FACTS_UNIT, FACTS_UNIT_TEXT, ganesha_conf
+
+NEEDED_STEPS = ("dhcp-server", "tftp-server")
+
+
+@dataclass
+class Proc:
+    name: str
+    pid: int
+    exe: str          # the program the PID must still be running, checked before a kill
+
+
+class Lab:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.cfg = ctx.config
+        self.ns = netns.namespace(self.cfg)
+        self.dir = ctx.state_dir / "lab"
+        self.record_path = self.dir / "lab.json"
+
+    # -- the record of what we started ------------------------------------------
+    def load(self) -> dict:
+        try:
+            return json.loads(self.record_path.read_text())
+        except FileNotFoundError:
+            return {"procs": []}
+        except ValueError as e:
+            raise NfsrootError(f"lab record {self.record_path} is corrupt ({e}); "
+                               f"'ip netns delete {self.ns}' and kill the lab's processes by hand") from None
+
+    def save(self, record: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.record_path, (json.dumps(record, indent=2) + "\n").encode(), 0o600)
+
+    def add_proc(self, record: dict, name: str, pid: int, exe: str) -> None:
+        record["procs"].append({"name": name, "pid": pid, "exe": exe})
+        self.save(record)   # at once: a crash right after must still be cleanable by `down`
+
+    # -- up -----------------------------------------------------------------------
+    def check_built(self) -> None:
+        missing = [s for s in NEEDED_STEPS if self.ctx.state.step(s).get("status") != "done"]
+        if missing:
+            raise UsageError(f"the pipeline has not finished {', '.join(missing)}: "
+                             f"run 'nfsroot-build all' with the same -c/--prefix first")
+
+    def up(self) -> list[Proc]:
+        from .daemons import start_daemons
+        self.check_built()
+        record = self.load()
+        if netns.exists(self.ctx.runner, self.ns) or record["procs"]:
+            raise UsageError(f"lab {self.ns} is already up (or was not cleaned): run 'nfsroot-build lab down' first")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.install_report_unit()
+        ganesha = self.dir / "ganesha.conf"
+        atomic_write(ganesha, ganesha_conf(self.cfg, self.ctx.served, str(self.dir)).encode(), 0o644)
+        (self.dir / "dhcpd.leases").write_text("")
+        netns.create(self.ctx.runner, self.cfg)
+        try:
+            start_daemons(self, record)
+        except BaseException:
+            self.down()
+            raise
+        return [Proc(**p) for p in record["procs"]]
+
+    def install_report_unit(self) -> None:
+        files, root = self.ctx.files, self.ctx.root
+        files.ensure_file(root / "usr/local/sbin/nfsroot-build-lab-report", FACTS_SCRIPT, 0o755)
+        files.ensure_file(root / "etc/systemd/system" / FACTS_UNIT, FACTS_UNIT_TEXT)
+        files.ensure_symlink(root / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT,
+                             f"/etc/systemd/system/{FACTS_UNIT}")
+
+    def remove_report_unit(self) -> None:
+        files, root = self.ctx.files, self.ctx.root
+        files.ensure_absent(root / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT)
+        files.ensure_absent(root / "etc/systemd/system" / FACTS_UNIT)
+        files.ensure_absent(root / "usr/local/sbin/nfsroot-build-lab-report")
+
+    # -- status / down --------------------------------------------------------------
+    @staticmethod
+    def alive(proc: dict) -> bool:
+        """True if the PID still runs the program we started (PIDs get reused)."""
+        try:
+            exe = os.readlink(f"/proc/{proc['pid']}/exe")
+        except OSError:
+            return False
+        return os.path.basename(exe).removesuffix(" (deleted)") == os.path.basename(proc["exe"])
+
+    def status(self) -> dict:
+        record = self.load()
+        return {"namespace": self.ns, "up": netns.exists(self.ctx.runner, self.ns),
+                "procs": [{**p, "alive": self.alive(p)} for p in record["procs"]]}
+
+    def down(self) -> list[str]:
+        """Kill exactly the recorded PIDs, delete the namespace. Safe to repeat."""
+        record = self.load()
+        done = []
+        procs = [p for p in record["procs"] if self.alive(p)]
+        for p in procs:
+            os.kill(p["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in procs:
+            while self.alive(p) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.alive(p):
+                os.kill(p["pid"], signal.SIGKILL)
+            done.append(f"{p['name']} (pid {p['pid']})")
+        for p in procs:   # reap what we can (children of this process, if any)
+            try:
+                os.waitpid(p["pid"], os.WNOHANG)
+            except ChildProcessError:
+                pass
+        if netns.exists(self.ctx.runner, self.ns):
+            netns.delete(self.ctx.runner, self.ns)
+            done.append(f"namespace {self.ns}")
+        self.remove_report_unit()
+        self.record_path.unlink(missing_ok=True)
+        return done

@@ -1,0 +1,52 @@
+"""The lab's network: one namespace holding a bridge with the server's address
+and one tap per node. Nothing is added to the host's own namespace; every
+`ip` command names the namespace (`ip -n NS ...`)."""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from ..config import Config
+from ..runner import Runner
+
+# A fixed, locally administered MAC for the bridge: a bridge otherwise takes
+# the lowest MAC of its ports and changes it as taps come and go, while dhcpd
+# (LPF) keeps the address it saw at start-up.
+BRIDGE_MAC = "02:00:6e:72:62:01"
+
+
+def namespace(cfg: Config) -> str:
+    return f"nrb-{cfg.name}"
+
+
+def tap_name(index: int) -> str:
+    # IFNAMSIZ is 16 with the NUL: 15 characters at most.
+    return f"nrb-tap{index}"
+
+
+def exists(runner: Runner, ns: str) -> bool:
+    return Path(f"/run/netns/{ns}").exists()
+
+
+def create(runner: Runner, cfg: Config) -> None:
+    ns = namespace(cfg)
+    net = ipaddress.IPv4Network(cfg.network.subnet)
+    bridge = cfg.server.interface
+    runner.run(["ip", "netns", "add", ns])
+    runner.run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    runner.run(["ip", "-n", ns, "link", "add", bridge, "address", BRIDGE_MAC, "type", "bridge"])
+    # No STP, no forwarding delay: a port is usable the moment QEMU opens it,
+    # so the firmware's first DHCPDISCOVER is not dropped.
+    runner.run(["ip", "-n", ns, "link", "set", bridge, "type", "bridge", "forward_delay", "0", "stp_state", "0"])
+    runner.run(["ip", "-n", ns, "addr", "add", f"{cfg.server.address}/{net.prefixlen}", "dev", bridge])
+    runner.run(["ip", "-n", ns, "link", "set", bridge, "up"])
+    for i, _node in enumerate(cfg.nodes):
+        tap = tap_name(i)
+        runner.run(["ip", "-n", ns, "tuntap", "add", "dev", tap, "mode", "tap"])
+        runner.run(["ip", "-n", ns, "link", "set", tap, "master", bridge])
+        runner.run(["ip", "-n", ns, "link", "set", tap, "up"])
+
+
+def delete(runner: Runner, ns: str) -> None:
+    # Deleting the namespace deletes its bridge and taps with it.
+    runner.run(["ip", "netns", "delete", ns], check=False)

@@ -1,0 +1,159 @@
+"""Power on QEMU nodes on the lab's taps and watch their serial consoles."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from .netns import tap_name
+from .render import FACTS_MARK
+
+# The iPXE ROM QEMU's virtio NIC boots from (package ipxe-qemu).
+VIRTIO_ROM = "/usr/lib/ipxe/qemu/efi-virtio.rom"
+# Signs that a boot has failed for good: no point waiting for the timeout.
+FATAL = re.compile(r"Kernel panic|\(initramfs\) |No root device|error: (file|couldn't|failed|timeout)|"
+                   r"No more network devices|PXE-E\d\d|ALERT!", re.I)
+
+
+def accelerator() -> str:
+    """KVM where it really works; TCG otherwise.
+
+    kvm-pvm (a paravirtual hypervisor that exposes /dev/kvm inside a VM) runs
+    no firmware, so QEMU's BIOS and iPXE would hang under it.
+    """
+    if os.access("/dev/kvm", os.R_OK | os.W_OK) and not Path("/sys/module/kvm_pvm").exists():
+        return "kvm"
+    return "tcg"
+
+
+def qemu_argv(name: str, mac: str, tap: str, serial_log: Path, accel: str, memory_mb: int = 1024) -> list[str]:
+    return [
+        "qemu-system-x86_64", "-name", name, "-accel", accel, "-smp", "1", "-m", str(memory_mb),
+        "-nographic", "-monitor", "none", "-no-reboot", "-nodefaults",
+        "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no",
+        # disable-legacy=on: ipxe-qemu's virtio ROM carries the modern PCI id
+        # (1af4:1041); on the default transitional device (1af4:1000) SeaBIOS
+        # skips the ROM and the node never PXE-boots.
+        "-device", f"virtio-net-pci,netdev=net0,mac={mac},disable-legacy=on,romfile={VIRTIO_ROM},bootindex=1",
+        "-serial", f"file:{serial_log}",
+    ]
+
+
+@dataclass
+class NodeResult:
+    name: str
+    ok: bool = False
+    seconds: float | None = None      # power-on to login prompt
+    hostname: str | None = None
+    facts: dict = field(default_factory=dict)
+    problem: str = ""
+    serial_log: str = ""
+    tail: list[str] = field(default_factory=list)
+
+
+def parse_facts(text: str) -> dict:
+    line = [ln for ln in text.splitlines() if ln.startswith(FACTS_MARK)]
+    if not line:
+        return {}
+    return dict(w.split("=", 1) for w in line[-1].split()[1:] if "=" in w)
+
+
+def judge(lab, node, text: str, result: NodeResult) -> bool:
+    """Fill result from the console text; True once the node's fate is known."""
+    cfg = lab.cfg
+    m = re.search(r"^(\S+) login:", text, re.M)
+    if m and result.seconds is None:
+        result.hostname = m.group(1)
+    facts = parse_facts(text)
+    want_facts = cfg.root.init == "systemd"
+    if m and (facts or not want_facts):
+        result.facts = facts
+        expected_root = f"{cfg.server.address}:{lab.ctx.served.path(cfg.root.path)}"
+        problems = []
+        if result.hostname != node.name:
+            problems.append(f"hostname is {result.hostname!r}, not {node.name!r} (DHCP name not taken)")
+        if facts:
+            fstype, _, source = facts.get("root", ",").partition(",")
+            if cfg.root.layout == "overlay":
+                if fstype != "overlay":
+                    problems.append(f"/ is {facts.get('root')}, expected an overlay")
+            elif fstype not in ("nfs", "nfs4") or source != expected_root:
+                problems.append(f"/ is {facts.get('root')}, expected nfs from {expected_root}")
+            if facts.get("failed", "none") != "none":
+                problems.append(f"failed units: {facts['failed']}")
+        result.problem = "; ".join(problems)
+        result.ok = not problems
+        return True
+    fatal = FATAL.search(text)
+    if fatal:
+        result.problem = f"boot failed: {fatal.group(0).strip()}"
+        return True
+    return False
+
+
+def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progress=lambda m: None) -> list[NodeResult]:
+    cfg = lab.cfg
+    by_name = {n.name: (i, n) for i, n in enumerate(cfg.nodes)}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise UsageError(f"no node named {', '.join(unknown)} in the config")
+    if not lab.status()["up"]:
+        raise UsageError("the lab is not up: run 'nfsroot-build lab up' first")
+    accel = accelerator()
+    record = lab.load()
+    consoles = lab.dir / "consoles"
+    consoles.mkdir(parents=True, exist_ok=True)
+    started: dict[str, tuple[int, float, Path]] = {}
+    results = {n: NodeResult(n) for n in names}
+    for name in names:
+        i, node = by_name[name]
+        log = consoles / f"{name}.log"
+        log.write_bytes(b"")
+        argv = qemu_argv(name, node.mac, tap_name(i), log, accel)
+        pid = lab.ctx.runner.spawn(["ip", "netns", "exec", lab.ns, *argv], log_path=lab.dir / "logs" / f"qemu-{name}.log")
+        lab.add_proc(record, f"qemu-{name}", pid, shutil.which("qemu-system-x86_64") or "qemu-system-x86_64")
+        started[name] = (pid, time.monotonic(), log)
+        results[name].serial_log = str(log)
+        progress(f"{name}: powered on ({accel}, mac {node.mac}), console {log}")
+    pending = set(names)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        time.sleep(1)
+        for name in sorted(pending):
+            pid, t0, log = started[name]
+            text = log.read_text(errors="replace").replace("\r", "")
+            res = results[name]
+            if res.seconds is None and re.search(r"^\S+ login:", text, re.M):
+                res.seconds = round(time.monotonic() - t0, 1)
+            if judge(lab, by_name[name][1], text, res):
+                pending.discard(name)
+            elif not lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}):
+                res.problem = "QEMU exited before the node reached login"
+                pending.discard(name)
+    for name in pending:
+        results[name].problem = f"no login prompt within {timeout:.0f}s"
+    for name, (pid, _t0, log) in started.items():
+        res = results[name]
+        if not res.ok:
+            res.tail = log.read_text(errors="replace").replace("\r", "").splitlines()[-30:]
+        if not keep and lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}):
+            os.kill(pid, signal.SIGTERM)
+    if not keep:
+        for name, (pid, _t0, _log) in started.items():
+            for _ in range(50):
+                if not lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}):
+                    break
+                time.sleep(0.1)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        record = lab.load()
+        record["procs"] = [p for p in record["procs"] if p["pid"] not in {s[0] for s in started.values()}]
+        lab.save(record)
+    return [results[n] for n in names]

@@ -1,0 +1,58 @@
+"""Files only the lab needs: the NFS-Ganesha main config and the console
+report unit it puts into the root."""
+from __future__ import annotations
+
+from ..config import Config
+from ..render import Served, quote
+from ..render.server import ganesha_exports
+
+FACTS_UNIT = "nfsroot-build-lab-report.service"
+FACTS_MARK = "NRB-LAB-REPORT"
+
+
+def ganesha_conf(cfg: Config, served: Served, run_dir: str) -> str:
+    """Core parameters for the lab's ganesha.nfsd, then the cluster's exports.
+
+    NFSv3 because the Debian initramfs (klibc nfsmount) mounts v3 only; NLM
+    off because the nodes mount with nolock; Graceless because a lab server
+    that just started has no clients to wait 90 s for.
+    """
+    return (
+        "NFS_CORE_PARAM {\n"
+        "  Protocols = 3, 4;\n"
+        "  Enable_NLM = false;\n"
+        f"  Bind_addr = {cfg.server.address};\n"
+        "  MNT_Port = 20048;\n"
+        "}\n"
+        "NFSv4 {\n"
+        "  Graceless = true;\n"
+        f"  RecoveryRoot = {quote(run_dir + '/ganesha-recovery')};\n"
+        "}\n"
+        "LOG { Default_Log_Level = EVENT; }\n"
+        + ganesha_exports(cfg, served)
+    )
+
+
+FACTS_SCRIPT = r"""#!/bin/sh
+# Written by nfsroot-build lab: one line of facts on the serial console, so
+# the lab can check a node without logging in. Removed by `lab down`.
+systemctl is-system-running --wait >/dev/null 2>&1
+root=$(awk '$2 == "/" {print $3 "," $1}' /proc/mounts | tail -n 1)
+var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
+failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
+echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} state=$(systemctl is-system-running)" > /dev/ttyS0
+""".replace("MARK", FACTS_MARK)
+
+FACTS_UNIT_TEXT = f"""[Unit]
+Description=nfsroot-build lab: report boot facts on the serial console
+ConditionPathExists=/dev/ttyS0
+
+[Service]
+# Type=exec, not oneshot: the script waits for the boot to finish, which a
+# oneshot unit in the boot transaction would itself hold up.
+Type=exec
+ExecStart=/usr/local/sbin/nfsroot-build-lab-report
+
+[Install]
+WantedBy=multi-user.target
+"""
