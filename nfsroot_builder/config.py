@@ -157,6 +157,7 @@ class Root(Model):
     bootstrapper: Literal["debootstrap", "mmdebstrap"] = "mmdebstrap"
     variant: Literal["minbase", "buildd", "important", "standard"] = "minbase"
     architecture: str = "amd64"
+    components: list[str] = ["main"]
     kernel_package: str = "linux-image-amd64"
     packages: list[str] = []
     local_debs: list[AbsPath] = []
@@ -176,6 +177,24 @@ class Root(Model):
     def _arch(cls, v: str) -> str:
         if not ARCH.match(v):
             raise ValueError(f"not a Debian architecture: {v!r}")
+        return v
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("needs at least one archive component, e.g. [\"main\"]")
+        for c in v:
+            if not SUITE.match(c):
+                raise ValueError(f"not an archive component such as main, contrib, non-free-firmware: {c!r}")
+        return v
+
+    @field_validator("local_debs")
+    @classmethod
+    def _debs(cls, v: list[str]) -> list[str]:
+        for path in v:
+            if not path.endswith(".deb"):
+                raise ValueError(f"not a .deb file: {path!r}")
         return v
 
     @field_validator("mirror")

@@ -5,9 +5,18 @@ This list is the only place the order lives.
 from __future__ import annotations
 
 from .base import Step, StepResult
+from .boot_loader import BootLoader
+from .bootstrap import Bootstrap
 from .dhcp import DhcpServer
+from .initramfs import Initramfs, InitramfsConfig
+from .kernel_tftp import KernelToTftp
 from .nfs import NfsExports
+from .node_menus import NodeMenus
+from .node_var import NodeVar
 from .packages import ServerPackages
+from .root_files import Fstab, Hostname, Hosts, Mountnfs, NodeNetwork
+from .root_packages import RootPackages
+from .root_password import RootPassword
 from .services import Services
 from .tftp import TftpServer
 
@@ -16,7 +25,23 @@ STEPS: tuple[type[Step], ...] = (
     TftpServer,
     DhcpServer,
     NfsExports,
-    Services,
+    # "Create the base system"
+    Bootstrap,
+    RootPassword,
+    InitramfsConfig,     # before the kernel: its first initrd already boots from NFS
+    RootPackages,
+    Fstab,
+    Mountnfs,
+    Hosts,
+    Hostname,
+    NodeNetwork,
+    NodeVar,
+    Initramfs,
+    # "Configure nodes boot"
+    KernelToTftp,
+    BootLoader,
+    NodeMenus,
+    Services,            # last: restarts what the steps above changed
 )
 
 __all__ = ["STEPS", "Step", "StepResult"]

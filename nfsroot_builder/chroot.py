@@ -1,0 +1,132 @@
+"""The chroot session: what the seed did by hand after `chroot /NFSROOT/...`,
+undone whatever happens.
+
+Inside ``with session(ctx) as ch:`` the root has proc (the seed's `mount -t
+proc none /proc`), sysfs and a private devpts mounted, the .deb cache bound
+on /var/cache/apt/archives, a policy-rc.d that forbids starting daemons, and
+a resolv.conf if the root has none. On the way out - success, failure,
+Ctrl-C or SIGTERM (session.signals_raise turns it into Interrupted) - the
+processes still running in the root are stopped (a maintainer script that
+outlived a killed apt-get would keep the mounts busy) and everything is
+undone in reverse order, with signals held off so a second Ctrl-C cannot cut
+the cleanup short. A last sweep of /proc/mounts unmounts anything left under
+the root (also what a SIGKILLed earlier run left behind, at the start).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .context import Context
+from .render.root import POLICY_RC_D
+
+CHROOT_ENV = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C.UTF-8",
+              "DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true"]
+HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def mounts_under(root: Path) -> list[str]:
+    """Mount points at or below root, deepest first (from /proc/mounts)."""
+    root_s = str(Path(root).resolve())
+    found = []
+    with open("/proc/mounts") as f:
+        for line in f:
+            # fstab(5) octal escapes: a space in a path is \040.
+            point = line.split()[1].encode().decode("unicode_escape")
+            if point == root_s or point.startswith(root_s + "/"):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def _processes_in(root: Path) -> list[int]:
+    root_s = str(Path(root).resolve())
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "root") == root_s:
+                    pids.append(int(entry.name))
+            except OSError:   # gone, or a kernel thread
+                continue
+    return pids
+
+
+def stop_processes(root: Path, grace: float = 10.0) -> None:
+    """SIGTERM then SIGKILL every process whose root directory is root."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        pids = _processes_in(root)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while pids and _processes_in(root) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def unmount_all(ctx: Context, root: Path) -> None:
+    for point in mounts_under(root):
+        if not ctx.runner.run(["umount", point], check=False).ok:
+            ctx.runner.run(["umount", "--lazy", point], check=False)
+
+
+class Chroot:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.root = ctx.root
+
+    def argv(self, argv: list[str]) -> list[str]:
+        # env -i: nothing of the caller's environment (TMPDIR, LANG, ...) leaks in.
+        return ["chroot", str(self.root), "/usr/bin/env", "-i", *CHROOT_ENV, *argv]
+
+    def run(self, argv: list[str], **kw):
+        return self.ctx.runner.run(self.argv(argv), **kw)
+
+
+@contextlib.contextmanager
+def session(ctx: Context, *, apt_cache: bool = False) -> Iterator[Chroot]:
+    root = ctx.root
+    undo: list = []
+    temporary: list[str] = []   # files made and removed again: not a change of the root
+    really_mounted = False
+    unmount_all(ctx, root)   # leftovers of a run that was SIGKILLed
+    try:
+        mounts = [(["-t", "proc", "proc"], "proc"), (["-t", "sysfs", "sysfs"], "sys"),
+                  (["-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620", "devpts"], "dev/pts")]
+        if apt_cache:
+            ctx.files.ensure_dir(ctx.apt_cache / "partial", 0o755)
+            mounts.append((["--bind", str(ctx.apt_cache)], "var/cache/apt/archives"))
+        for args, where in mounts:
+            point = root / where
+            if not point.is_dir():
+                ctx.files.ensure_dir(point, 0o755)
+            res = ctx.runner.run(["mount", *args, str(point)])
+            really_mounted |= not res.dry
+            undo.append(lambda p=point: ctx.runner.run(["umount", str(p)], check=False))
+        policy = root / "usr/sbin/policy-rc.d"
+        if not policy.exists() and ctx.files.ensure_file(policy, POLICY_RC_D, 0o755):
+            temporary.append(str(policy))
+            undo.append(lambda: ctx.files.ensure_absent(policy))
+        resolv = root / "etc/resolv.conf"
+        if not resolv.exists() and not resolv.is_symlink() and Path("/etc/resolv.conf").exists():
+            # apt needs name resolution; the bootstrappers usually copy the host's.
+            ctx.files.ensure_file(resolv, Path("/etc/resolv.conf").read_text(), 0o644)
+            temporary.append(str(resolv))
+            undo.append(lambda: ctx.files.ensure_absent(resolv))
+        yield Chroot(ctx)
+    finally:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+        try:
+            if really_mounted:
+                stop_processes(root)
+            for action in reversed(undo):
+                with contextlib.suppress(Exception):
+                    action()
+            if really_mounted:
+                unmount_all(ctx, root)
+            ctx.files.changed_paths[:] = [p for p in ctx.files.changed_paths if p not in temporary]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -1,0 +1,99 @@
+"""Does every package the config names exist? Asked of the suite's own
+Packages index before anything is downloaded, so a typo fails in seconds
+rather than ten minutes into a bootstrap.
+
+The index is fetched over HTTP (no process: nothing to show in a dry-run,
+and a dry-run should fail on a typo too), checked against the SHA256 in the
+suite's Release file, parsed with python-debian, and the set of names is
+cached next to the .deb cache keyed by that hash: an unchanged suite is
+never fetched twice. (The cache is like apt's own lists: not part of the
+build, so it is written directly, not through ctx.files.)
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import lzma
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from debian.deb822 import Deb822, Packages, Release
+
+from . import aptsources
+from .context import Context
+from .errors import NfsrootError, UsageError
+from .files import atomic_write
+
+TIMEOUT = 30
+
+
+def mirror(ctx: Context) -> str:
+    """root.mirror, or the host's own Debian mirror when it is empty."""
+    return ctx.config.root.mirror or aptsources.host_mirror()
+
+
+def _fetch(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+            return r.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise NfsrootError(f"cannot fetch {url}: {getattr(e, 'reason', e)}") from None
+
+
+def _names(ctx: Context, base: str, component: str, arch: str, release: Release) -> set[str]:
+    rel_path = f"{component}/binary-{arch}/Packages.xz"
+    entry = next((e for e in release.get("SHA256", []) if e["name"] == rel_path), None)
+    if entry is None:
+        raise UsageError(f"{base}/Release lists no {rel_path}: is '{arch}' an architecture "
+                         f"and '{component}' a component of this suite?")
+    cache = ctx.apt_cache.parent / "lists" / f"{component}_{arch}_{entry['sha256'][:20]}.json"
+    if cache.exists():
+        return set(json.loads(cache.read_text()))
+    data = _fetch(f"{base}/{rel_path}")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise NfsrootError(f"{base}/{rel_path} does not match its Release checksum (mirror syncing?)")
+    names: set[str] = set()
+    for para in Packages.iter_paragraphs(io.BytesIO(lzma.decompress(data)),
+                                         fields=["Package", "Provides"], use_apt_pkg=False):
+        names.add(para["Package"])
+        # A virtual package (mail-transport-agent) is installable through a provider.
+        for dep in para.relations.get("provides", []):
+            names.update(alt["name"] for alt in dep)
+    atomic_write(cache, json.dumps(sorted(names)).encode(), 0o644)
+    return names
+
+
+def available(ctx: Context) -> set[str]:
+    """Every package (and virtual package) name of the suite, all components."""
+    r = ctx.config.root
+    base = f"{mirror(ctx)}/dists/{r.suite}"
+    release = Release(_fetch(f"{base}/Release"))
+    names: set[str] = set()
+    for component in r.components:
+        names |= _names(ctx, base, component, r.architecture, release)
+    return names
+
+
+def check_exist(ctx: Context, packages: list[str]) -> None:
+    """Fail, naming them, if any of packages is not in the suite."""
+    names = available(ctx)
+    missing = [p for p in packages if p.split(":")[0] not in names]
+    if missing:
+        r = ctx.config.root
+        raise UsageError(f"package(s) not in {r.suite}/{','.join(r.components)} for {r.architecture}: "
+                         f"{' '.join(missing)} (root.packages / root.kernel_package; nothing was downloaded)")
+
+
+def installed(root: Path) -> dict[str, str]:
+    """name -> version of the packages dpkg calls installed in root."""
+    status = Path(root) / "var/lib/dpkg/status"
+    if not status.exists():
+        return {}
+    out: dict[str, str] = {}
+    with open(status, "rb") as f:
+        for para in Deb822.iter_paragraphs(f, fields=["Package", "Status", "Version"], use_apt_pkg=False):
+            if para.get("Status", "").endswith(" installed"):
+                out[para["Package"]] = para.get("Version", "")
+    return out

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..context import Context
+from ..render import menus
+from .base import Step, StepResult
+
+GRUB_PLATFORMS = {"i386-pc": "core.0", "x86_64-efi": "core.efi"}
+IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/lib/ipxe/ipxe.efi"}
+
+
+def grub_version(ctx: Context) -> str:
+    res = ctx.runner.run(["dpkg-query", "-W", "-f", "${Version}", "grub-pc-bin", "grub-efi-amd64-bin"],
+                         probe=True, check=False)
+    return res.stdout.strip()
+
+
+class BootLoader(Step):
+    """Put the network boot loader the DHCP filename points at into the TFTP root.
+
+    The seed's pxegrub (GRUB legacy built with one NIC driver, menu path in
+    DHCP option 150) no longer exists. boot.loader:
+
+    - "grub" (default): GRUB 2 from the host's grub-pc-bin and
+      grub-efi-amd64-bin, made with grub-mknetdir(1): boot/grub/i386-pc/core.0
+      (BIOS PXE) and boot/grub/x86_64-efi/core.efi (UEFI). GRUB fetches
+      boot/grub/grub.cfg-01-<mac> by itself; boot/grub/grub.cfg answers a
+      machine without one.
+    - "ipxe": undionly.kpxe (BIOS) and ipxe.efi (UEFI) from the host's ipxe
+      package, and ipxe/boot.ipxe, which chains the node's own script.
+    - "pxegrub": nothing is installed (bring your own /pxegrub binary); the
+      node-menus step writes the legacy menus.
+
+    grub-mknetdir runs again only when a core image is missing or the
+    host's GRUB packages changed version.
+    """
+    name = "boot-loader"
+    needs = ("tftp-server",)
+
+    def fingerprint(self, ctx: Context) -> dict:
+        return {"loader": ctx.config.boot.loader, "tftp.root": ctx.config.tftp.root}
+
+    def _targets(self, ctx: Context) -> list[Path]:
+        t = ctx.tftp_root
+        if ctx.config.boot.loader == "grub":
+            return [t / "boot/grub" / p / core for p, core in GRUB_PLATFORMS.items()] + [t / "boot/grub/grub.cfg"]
+        if ctx.config.boot.loader == "ipxe":
+            return [t / name for name in IPXE_FILES] + [t / "ipxe/boot.ipxe"]
+        return []
+
+    def verify(self, ctx: Context) -> list[str]:
+        missing = [str(p) for p in self._targets(ctx) if not p.exists()]
+        return [f"missing: {' '.join(missing)}"] if missing else []
+
+    def run(self, ctx: Context) -> StepResult:
+        cfg, t = ctx.config, ctx.tftp_root
+        changed = False
+        outputs = {}
+        if cfg.boot.loader == "grub":
+            version = grub_version(ctx)
+            outputs["grub_version"] = version
+            for platform, core in GRUB_PLATFORMS.items():
+                if (t / "boot/grub" / platform / core).exists() and ctx.output(self.name, "grub_version") == version:
+                    continue
+                ctx.runner.run(["grub-mknetdir", f"--net-directory={t}", "--subdir=boot/grub",
+                                "-d", f"/usr/lib/grub/{platform}"])
+                changed = True
+            changed |= ctx.files.ensure_file(t / "boot/grub/grub.cfg", menus.grub_fallback(cfg))
+        elif cfg.boot.loader == "ipxe":
+            for name, src in IPXE_FILES.items():
+                changed |= ctx.files.copy_file(Path(src), t / name, 0o644)
+            changed |= ctx.files.ensure_file(t / "ipxe/boot.ipxe", menus.ipxe_boot(cfg))
+        elif not (t / "pxegrub").exists():
+            ctx.note(f"boot.loader = pxegrub: put your pxegrub binary at {t}/pxegrub")
+        return StepResult(changed=changed, outputs=outputs)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+
+from .. import chroot, packages_index
+from ..context import Context
+from .base import Step, StepResult
+from .root_packages import wanted
+
+MARKER = "etc/nfsroot-build/bootstrap.json"
+
+
+def identity(ctx: Context) -> dict:
+    r = ctx.config.root
+    return {"bootstrapper": r.bootstrapper, "suite": r.suite, "variant": r.variant,
+            "architecture": r.architecture, "components": r.components, "mirror": r.mirror}
+
+
+class Bootstrap(Step):
+    """Create the base system in the root directory with debootstrap or mmdebstrap.
+
+    The seed's `debootstrap sid /NFSROOT/kerrighed <mirror>`: root.bootstrapper
+    picks debootstrap (the seed's tool) or mmdebstrap (faster: apt resolves
+    and downloads in one pass). root.mirror defaults to the build host's own
+    Debian mirror (its apt sources).
+
+    Before anything is downloaded, every package the config names (the
+    kernel, root.packages, ...) is looked up in the suite's Packages index:
+    a typo fails in seconds. Downloaded .debs are kept in
+    /var/cache/nfsroot-build/apt (debootstrap --cache-dir; mmdebstrap
+    sync-in/sync-out hooks, see mmdebstrap(1) "EXAMPLES"), so a rebuild
+    does not download them again.
+
+    A bootstrap that died half-way is never resumed in place: the root is
+    removed (rm --one-file-system, after unmounting anything left under it)
+    and made again from an empty directory. A finished bootstrap leaves
+    /etc/nfsroot-build/bootstrap.json in the root; when it matches the config
+    the step does nothing. Changing the suite, variant, bootstrapper,
+    architecture, components or mirror rebuilds the root from scratch.
+    """
+    name = "bootstrap"
+
+    def fingerprint(self, ctx: Context) -> dict:
+        return {**identity(ctx), "root.path": ctx.config.root.path}
+
+    def _done(self, ctx: Context) -> bool:
+        marker = ctx.root / MARKER
+        try:
+            return json.loads(marker.read_text()) == identity(ctx)
+        except (OSError, ValueError):
+            return False
+
+    def verify(self, ctx: Context) -> list[str]:
+        return [] if self._done(ctx) else [f"{ctx.root} holds no finished bootstrap"]
+
+    def run(self, ctx: Context) -> StepResult:
+        if self._done(ctx):
+            return StepResult(changed=False)
+        r = ctx.config.root
+        # Fail on a typo before the first download.
+        packages_index.check_exist(ctx, wanted(ctx))
+        mirror = packages_index.mirror(ctx)
+        if ctx.root.exists():
+            chroot.unmount_all(ctx, ctx.root)
+            # --one-file-system: never follow a mount that survived into the host's /dev or /proc.
+            ctx.runner.run(["rm", "-rf", "--one-file-system", str(ctx.root)])
+        ctx.files.ensure_dir(ctx.apt_cache, 0o755)
+        ctx.files.ensure_dir(ctx.root, 0o755)
+        if r.bootstrapper == "debootstrap":
+            argv = ["debootstrap", f"--variant={r.variant}", f"--arch={r.architecture}",
+                    f"--components={','.join(r.components)}", f"--cache-dir={ctx.apt_cache}",
+                    r.suite, str(ctx.root), mirror]
+        else:
+            cache = str(ctx.apt_cache)
+            argv = ["mmdebstrap", "--mode=root", f"--variant={r.variant}", f"--architectures={r.architecture}",
+                    f"--components={','.join(r.components)}",
+                    "--skip=download/empty", "--skip=essential/unlink",
+                    '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
+                    f"--setup-hook=sync-in {cache} /var/cache/apt/archives/",
+                    f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
+                    r.suite, str(ctx.root), mirror]
+        ctx.runner.run(argv)
+        ctx.files.ensure_file(ctx.root / MARKER, json.dumps(identity(ctx), indent=2) + "\n")
+        return StepResult(changed=True, outputs={"mirror": mirror})

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from debian.debian_support import Version
+
+from .. import chroot
+from ..context import Context
+from ..errors import NfsrootError
+from ..render import root as R
+from .base import Step, StepResult, digest
+
+
+def newest_kernel(root: Path) -> str | None:
+    """The newest /boot/vmlinuz-<version> of the root, by Debian version ordering
+    (python-debian; 6.12.10 > 6.12.9, which a string sort gets wrong)."""
+    versions = [p.name.removeprefix("vmlinuz-") for p in (Path(root) / "boot").glob("vmlinuz-*")]
+    return max(versions, key=Version, default=None)
+
+
+def _inputs(ctx: Context) -> dict[str, str | None]:
+    """root path -> content of every initramfs input this tool writes (None: absent)."""
+    cfg = ctx.config
+    return {R.CONF_D: R.initramfs_conf(cfg), R.LAYOUT_SCRIPT: R.layout_script(cfg, ctx.served),
+            R.LAYOUT_HOOK: R.layout_hook(cfg)}
+
+
+class InitramfsConfig(Step):
+    """Configure initramfs-tools for an NFS root: BOOT=nfs, MODULES=netboot, the layout's script.
+
+    The seed's "create a ramdisk image with network support", as a
+    conf.d drop-in (initramfs.conf(5)), written before the kernel is
+    installed so that the very first initrd already boots from NFS. Layout
+    "per-node" adds an nfs-bottom script mounting the node's own NFS /var;
+    "overlay" one that puts a tmpfs overlay over the read-only root, plus a
+    hook adding the overlay module (initramfs-tools(7), "Hook scripts").
+    """
+    name = "initramfs-config"
+    needs = ("bootstrap",)
+
+    def fingerprint(self, ctx: Context) -> dict:
+        return {"files": digest(_inputs(ctx))}
+
+    def verify(self, ctx: Context) -> list[str]:
+        bad = [p for p, text in _inputs(ctx).items()
+               if (text is None) != (not (ctx.root / p.lstrip("/")).exists())
+               or (text is not None and (ctx.root / p.lstrip("/")).read_text() != text)]
+        return [f"not as configured: {' '.join(bad)}"] if bad else []
+
+    def run(self, ctx: Context) -> StepResult:
+        changed = False
+        for path, text in _inputs(ctx).items():
+            target = ctx.root / path.lstrip("/")
+            if text is None:
+                changed |= ctx.files.ensure_absent(target)
+            else:
+                if not target.parent.is_dir():
+                    changed |= ctx.files.ensure_dir(target.parent, 0o755)
+                changed |= ctx.files.ensure_file(target, text, 0o755 if path != R.CONF_D else 0o644)
+        return StepResult(changed=changed)
+
+
+class Initramfs(Step):
+    """Regenerate the initrd when its inputs changed, and check it can boot from NFS.
+
+    `update-initramfs -u` runs in a chroot session when the initrd of the
+    newest kernel is older than the conf.d drop-in or the layout's scripts
+    (the kernel's own install already built it right in a fresh root). Then
+    `lsinitramfs` must list the NFS boot script (scripts/nfs), nfsmount, the
+    drop-in and the layout's pieces; otherwise the step fails.
+    """
+    name = "initramfs"
+    needs = ("initramfs-config", "root-packages")
+
+    def fingerprint(self, ctx: Context) -> dict:
+        return {"layout": ctx.config.root.layout, "files": digest(_inputs(ctx))}
+
+    def verify(self, ctx: Context) -> list[str]:
+        out = ctx.state.outputs(self.name)
+        initrd = ctx.root / "boot" / f"initrd.img-{out.get('kernel')}"
+        if not out.get("kernel") or not initrd.exists():
+            return ["no initrd checked yet"]
+        st = initrd.stat()
+        if [st.st_size, st.st_mtime_ns] != [out.get("size"), out.get("mtime_ns")]:
+            return [f"{initrd} changed since it was checked"]
+        return []
+
+    def run(self, ctx: Context) -> StepResult:
+        kernel = ctx.placeholder("kernel-version", newest_kernel(ctx.root))
+        initrd = ctx.root / "boot" / f"initrd.img-{kernel}"
+        inputs = digest(_inputs(ctx))
+        newest_input = max((p.stat().st_mtime for p in (ctx.root / k.lstrip("/") for k in _inputs(ctx))
+                            if p.exists()), default=0)
+        # Stale if older than a file we wrote, or built from other inputs
+        # (a layout script removed since leaves no newer file behind).
+        recorded = ctx.state.outputs(self.name).get("inputs")
+        stale = (not initrd.exists() or initrd.stat().st_mtime < newest_input
+                 or (recorded is not None and recorded != inputs))
+        with chroot.session(ctx) as ch:
+            if stale:
+                ch.run(["update-initramfs", "-u", "-k", kernel])
+            listing = ch.run(["lsinitramfs", f"/boot/initrd.img-{kernel}"]).stdout
+        names = {line.strip().removeprefix("./") for line in listing.splitlines()}
+        # An empty listing only comes from a dry-run: a real initrd is never empty.
+        missing = [w for w in R.initrd_must_contain(ctx.config)
+                   if names and not any(re.fullmatch(w, n) for n in names)]
+        if missing:
+            raise NfsrootError(f"{initrd} lacks {', '.join(missing)}: it cannot boot this NFS root")
+        st = initrd.stat() if initrd.exists() else None
+        return StepResult(changed=stale, outputs={
+            "kernel": kernel, "inputs": inputs,
+            "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None})

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from ..context import Context
+from .base import Step, StepResult
+from .initramfs import newest_kernel
+
+
+def images(ctx: Context, kernel: str) -> dict[str, str]:
+    """name in the root's /boot -> TFTP path (under the build's own directory)."""
+    return {f"vmlinuz-{kernel}": f"/{ctx.config.name}/vmlinuz-{kernel}",
+            f"initrd.img-{kernel}": f"/{ctx.config.name}/initrd.img-{kernel}"}
+
+
+class KernelToTftp(Step):
+    """Copy the newest kernel and its initrd into the TFTP root, readable by tftpd.
+
+    The seed's `cp /NFSROOT/kerrighed/boot/vmlinuz-xxx .../initrd-xxx /srv/tftp`.
+    The newest kernel is chosen by Debian version ordering (python-debian),
+    not by name. Files go to <tftp.root>/<name>/ (one directory per build,
+    so two clusters can share a TFTP root) with mode 0644: Debian installs
+    initrds 0600 and trixie's vmlinuz too, and tftpd-hpa runs as user tftp.
+    Older kernels of this build are removed from the directory.
+    """
+    name = "kernel-to-tftp"
+    needs = ("initramfs", "tftp-server")
+
+    def fingerprint(self, ctx: Context) -> dict:
+        return {"tftp.root": ctx.config.tftp.root, "name": ctx.config.name}
+
+    def verify(self, ctx: Context) -> list[str]:
+        kernel = ctx.output(self.name, "kernel")
+        if not kernel or kernel != newest_kernel(ctx.root):
+            return ["the newest kernel of the root is not the one published"]
+        bad = []
+        for src, dst in images(ctx, kernel).items():
+            target, source = ctx.tftp_root / dst.lstrip("/"), ctx.root / "boot" / src
+            if not target.exists() or (target.stat().st_mode & 0o777) != 0o644 \
+                    or not source.exists() or target.stat().st_size != source.stat().st_size:
+                bad.append(str(target))
+        return [f"missing or different: {' '.join(bad)}"] if bad else []
+
+    def run(self, ctx: Context) -> StepResult:
+        kernel = ctx.placeholder("kernel-version", newest_kernel(ctx.root))
+        wanted = images(ctx, kernel)
+        changed = ctx.files.ensure_dir(ctx.tftp_root / ctx.config.name, 0o755)
+        for src, dst in wanted.items():
+            changed |= ctx.files.copy_file(ctx.root / "boot" / src, ctx.tftp_root / dst.lstrip("/"), 0o644)
+        keep = {dst.rsplit("/", 1)[-1] for dst in wanted.values()}
+        here = ctx.tftp_root / ctx.config.name
+        for old in sorted(here.glob("vmlinuz-*")) + sorted(here.glob("initrd.img-*")):
+            if old.name not in keep:
+                changed |= ctx.files.ensure_absent(old)
+        return StepResult(changed=changed, outputs={"kernel": kernel, "kernel_path": wanted[f"vmlinuz-{kernel}"],
+                                                    "initrd_path": wanted[f"initrd.img-{kernel}"]})

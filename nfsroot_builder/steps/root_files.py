@@ -1,0 +1,136 @@
+"""Steps that only write files in the root: each declares what the files
+must be, and verify/run/fingerprint follow from that."""
+from __future__ import annotations
+
+import os
+
+from ..context import Context
+from ..render import root as R
+from .base import Step, StepResult, digest
+
+# path in the root -> ("file", content, mode) | ("link", target) | ("absent",)
+Want = dict[str, tuple]
+
+
+class RootFileStep(Step):
+    needs = ("bootstrap", "root-packages")
+
+    def wanted(self, ctx: Context) -> Want:
+        raise NotImplementedError
+
+    def fingerprint(self, ctx: Context) -> dict:
+        return {"files": digest(self.wanted(ctx))}
+
+    def verify(self, ctx: Context) -> list[str]:
+        bad = []
+        for rel, want in self.wanted(ctx).items():
+            p = ctx.root / rel.lstrip("/")
+            if want[0] == "absent":
+                ok = not p.exists() and not p.is_symlink()
+            elif want[0] == "link":
+                ok = p.is_symlink() and os.readlink(p) == want[1]
+            else:
+                ok = p.is_file() and not p.is_symlink() and p.read_text() == want[1] \
+                    and (p.stat().st_mode & 0o7777) == want[2]
+            if not ok:
+                bad.append(rel)
+        return [f"not as configured: {' '.join(bad)}"] if bad else []
+
+    def run(self, ctx: Context) -> StepResult:
+        changed = False
+        for rel, want in self.wanted(ctx).items():
+            p = ctx.root / rel.lstrip("/")
+            if want[0] == "absent":
+                changed |= ctx.files.ensure_absent(p)
+                continue
+            if p.is_symlink() and want[0] == "file":
+                changed |= ctx.files.ensure_absent(p)   # never write through a link
+            if want[0] == "link":
+                changed |= ctx.files.ensure_symlink(p, want[1])
+            else:
+                changed |= ctx.files.ensure_file(p, want[1], want[2])
+        return StepResult(changed=changed)
+
+
+class Fstab(RootFileStep):
+    """Write the root's /etc/fstab for root.layout (tmpfs, per-node, overlay or the seed's).
+
+    No line for / : the initramfs mounts the NFS root, read-only. "tmpfs"
+    puts tmpfs on /tmp, /var/tmp, /var/log, /var/lib/systemd, /var/lib/dhcp,
+    /var/cache and /var/spool; "per-node" only /tmp (its /var is mounted by
+    the initramfs: an NFS /var in a systemd fstab makes an ordering cycle
+    and systemd drops the mount); "overlay" nothing (all is writable);
+    "seed" the Kerrighed page's fstab (NFS /dev, /var, /tmp, /root,
+    nolock), without its swap on /dev/hda, for sysvinit roots.
+    """
+    name = "fstab"
+
+    def wanted(self, ctx: Context) -> Want:
+        return {"/etc/fstab": ("file", R.fstab(ctx.config, ctx.served), 0o644)}
+
+
+class Hosts(RootFileStep):
+    """Write the root's /etc/hosts: localhost, the server and every node (the seed's list).
+
+    With network.domain each name also gets its FQDN (ssi1.mycluster.home ssi1).
+    """
+    name = "hosts"
+
+    def wanted(self, ctx: Context) -> Want:
+        return {"/etc/hosts": ("file", R.hosts(ctx.config), 0o644)}
+
+
+class Mountnfs(RootFileStep):
+    """Make the NFS mounts of fstab happen at boot although the network is already up.
+
+    sysvinit: the seed's `ln -sf ../network/if-up.d/mountnfs
+    /etc/rcS.d/S35mountnfs` (ifupdown never runs the if-up.d hooks for an
+    interface the kernel configured). systemd needs no hook: its
+    fstab-generator turns every NFS line into a mount unit pulled in by
+    remote-fs.target (systemd.mount(5)); this step makes sure that target
+    is enabled (multi-user.target.wants/remote-fs.target).
+    """
+    name = "mountnfs"
+
+    def wanted(self, ctx: Context) -> Want:
+        if ctx.config.root.init == "sysvinit":
+            return {"/etc/rcS.d/S35mountnfs": ("link", "../network/if-up.d/mountnfs")}
+        return {"/etc/systemd/system/multi-user.target.wants/remote-fs.target":
+                ("link", "/usr/lib/systemd/system/remote-fs.target")}
+
+
+class Hostname(RootFileStep):
+    """Let every node take its own identity: no /etc/hostname, an empty /etc/machine-id.
+
+    The seed installed nfsbooted to name each node from its IP. Today the
+    initramfs' ipconfig sets the host name DHCP sends (dhcpd's
+    use-host-decl-names), and systemd keeps it when /etc/hostname is absent
+    (hostname(5)); the bootstrappers copy the build host's /etc/hostname,
+    so it is removed. /etc/machine-id must exist and be empty: on a
+    read-only root systemd then mounts a fresh id from /run over it
+    (machine-id(5)); a filled one would give every node the same id.
+    """
+    name = "hostname"
+
+    def wanted(self, ctx: Context) -> Want:
+        return {"/etc/hostname": ("absent",), "/etc/machine-id": ("file", "", 0o444),
+                "/var/lib/dbus/machine-id": ("absent",)}
+
+
+class NodeNetwork(RootFileStep):
+    """Keep userspace off the boot NIC and stop per-card interface numbering.
+
+    The seed's two problems. The NIC carries the root filesystem and was
+    configured by the initramfs (ip=dhcp): /etc/network/interfaces gets only
+    the loopback, so ifupdown (if installed) never reconfigures it. The old
+    udev persistent-net generator numbered every card ever seen
+    eth0..ethN in the shared /etc; it is gone from udev, and names now come
+    from the hardware path (systemd.net-naming-scheme(7)), the same on
+    identical nodes. Any 70-persistent-net.rules left in /etc is removed.
+    """
+    name = "node-network"
+
+    def wanted(self, ctx: Context) -> Want:
+        return {"/etc/network/interfaces": ("file", R.interfaces(ctx.config), 0o644),
+                "/etc/udev/rules.d/70-persistent-net.rules": ("absent",),
+                "/etc/udev/rules.d/75-persistent-net-generator.rules": ("absent",)}

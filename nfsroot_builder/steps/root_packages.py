@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import chroot, packages_index
+from ..context import Context
+from .base import Step, StepResult
+
+# What makes the root boot as a diskless node, by init system. udev names
+# the NICs and loads drivers; initscripts ships /etc/network/if-up.d/mountnfs.
+INIT_PACKAGES = {"systemd": ["systemd-sysv", "udev"],
+                 "sysvinit": ["sysvinit-core", "initscripts", "udev", "orphan-sysvinit-scripts"]}
+APT_OPTS = ["-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confdef",
+            "-o", "Dpkg::Options::=--force-confold"]
+LOCAL_DIR = "var/cache/nfsroot-build/local-debs"
+
+
+def wanted(ctx: Context) -> list[str]:
+    """The seed's apt-get installs, today's names, plus root.packages."""
+    r = ctx.config.root
+    base = [r.kernel_package, "initramfs-tools", "nfs-common", *INIT_PACKAGES[r.init]]
+    return list(dict.fromkeys(base + r.packages))
+
+
+def _local_id(path: str) -> dict:
+    st = Path(path).stat() if Path(path).exists() else None
+    return {"path": path, "size": st.st_size if st else None, "mtime": st.st_mtime if st else None}
+
+
+class RootPackages(Step):
+    """Install the kernel, initramfs-tools, nfs-common, the init system and root.packages in the root.
+
+    The seed's `apt-get install dhcp3-common nfs-common nfsbooted` and
+    `initramfs-tools`, updated: the kernel (root.kernel_package,
+    linux-image-<arch>), initramfs-tools, nfs-common, systemd-sysv + udev
+    (or sysvinit-core + initscripts with init = "sysvinit"), and the
+    config's root.packages; no recommends, never a question (debconf
+    noninteractive, existing conffiles kept). dhcp3-common and nfsbooted
+    are gone: the initramfs configures the network, and the node name comes
+    from DHCP (see the hostname step).
+
+    root.local_debs (a custom kernel such as Kerrighed's) are copied into
+    the root and installed with apt, which pulls their dependencies.
+
+    Runs in a chroot session (proc, sysfs, devpts, policy-rc.d exit 101: no
+    daemon starts in the build) with the .deb cache bound on
+    /var/cache/apt/archives. A run that was interrupted is finished first
+    (`dpkg --configure -a`).
+    """
+    name = "root-packages"
+    needs = ("bootstrap",)
+
+    def fingerprint(self, ctx: Context) -> dict:
+        return {"packages": wanted(ctx), "local_debs": [_local_id(p) for p in ctx.config.root.local_debs]}
+
+    def verify(self, ctx: Context) -> list[str]:
+        have = packages_index.installed(ctx.root)
+        names = [p.split(":")[0] for p in wanted(ctx)] + ctx.output(self.name, "local_packages", [])
+        missing = [p for p in names if p not in have]
+        return [f"not installed in the root: {' '.join(missing)}"] if missing else []
+
+    def run(self, ctx: Context) -> StepResult:
+        r = ctx.config.root
+        names = wanted(ctx)
+        before = packages_index.installed(ctx.root)
+        local = []
+        for deb in r.local_debs:
+            res = ctx.runner.run(["dpkg-deb", "--field", deb, "Package"], probe=True)
+            local.append(res.stdout.strip())
+        if not r.local_debs and all(p.split(":")[0] in before for p in names):
+            return StepResult(changed=False, outputs={"local_packages": []})
+        packages_index.check_exist(ctx, names)
+        with chroot.session(ctx, apt_cache=True) as ch:
+            # Finish what a killed run left half-configured (dpkg(1), --configure -a).
+            ch.run(["dpkg", "--configure", "-a"])
+            ch.run(["apt-get", "update"])
+            ch.run(["apt-get", "install", *APT_OPTS, *names])
+            if r.local_debs:
+                copies = []
+                for deb in r.local_debs:
+                    dest = ctx.root / LOCAL_DIR / Path(deb).name
+                    ctx.files.copy_file(Path(deb), dest)
+                    copies.append("/" + LOCAL_DIR + "/" + Path(deb).name)
+                try:
+                    ch.run(["apt-get", "install", *APT_OPTS, *copies])
+                finally:
+                    ctx.files.ensure_absent(ctx.root / LOCAL_DIR)
+        after = packages_index.installed(ctx.root)
+        return StepResult(changed=after != before, outputs={"local_packages": [p for p in local if p]})
