@@ -33,5 +33,12 @@ lint: install
 demo: install system-deps        ## the main job: build the lab cluster under a staging prefix
 	./scripts/demo
 
+# QUICK=1: small sizes, one run each, no full build, no lab (what `make test` checks).
+QUICK ?=
+BENCH_OUT ?= bench/RESULTS.md
+BENCH_ARGS ?=
+bench: install system-deps       ## benchmarks (root): rewrites bench/RESULTS.md; QUICK=1 for a small run
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick) --out $(BENCH_OUT) --nfsroot-build $(BIN)/nfsroot-build $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info
