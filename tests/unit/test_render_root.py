@@ -1,0 +1,86 @@
+"""Files rendered into the root: fstab per layout, hosts, initramfs pieces."""
+from __future__ import annotations
+
+import pytest
+
+from nfsroot_builder import config as config_mod
+from nfsroot_builder.render import Served
+from nfsroot_builder.render import root as R
+
+STAGE = Served("/stage")
+
+
+def with_root(cfg, **root):
+    return cfg.model_copy(update={"root": cfg.root.model_copy(update=root)})
+
+
+def test_tmpfs_fstab_has_no_root_line_and_tmpfs_where_systemd_writes(seed_config):
+    text = R.fstab(seed_config, Served())
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert [line.split()[1] for line in lines] == [d for d, _ in R.TMPFS_DIRS]
+    assert all(line.split()[2] == "tmpfs" for line in lines)
+    assert "tmpfs /tmp tmpfs nosuid,nodev,mode=1777 0 0" in lines
+    assert all(line.split()[1] != "/" for line in lines)
+
+
+def test_per_node_fstab_leaves_var_to_the_initramfs(seed_config):
+    text = R.fstab(with_root(seed_config, layout="per-node"), Served())
+    assert "nfs" not in [w for line in text.splitlines() if not line.startswith("#") for w in line.split()]
+    assert "tmpfs /tmp tmpfs" in text and "/var " not in text.replace("# /var", "")
+
+
+def test_seed_fstab_is_the_pages_with_served_paths(seed_config):
+    cfg = with_root(seed_config, layout="seed", init="sysvinit")
+    text = R.fstab(cfg, STAGE)
+    assert "192.168.0.1:/stage/NFSROOT/kerrighed/var /var nfs rw,hard,nolock 0 0" in text
+    assert "192.168.0.1:/stage/NFSROOT/kerrighed/dev /dev nfs rw,hard,nolock 0 0" in text
+    assert "none /var/run tmpfs defaults 0 0" in text
+    assert "swap" not in text
+
+
+def test_hosts_lists_server_and_every_node_with_domain(seed_config):
+    text = R.hosts(seed_config)
+    assert "127.0.0.1 localhost" in text
+    assert "192.168.0.1 server.mycluster.home server" in text
+    for i in range(1, 5):
+        assert f"192.168.0.10{i} ssi{i}.mycluster.home ssi{i}" in text
+
+
+def test_interfaces_has_no_stanza_for_the_boot_nic(seed_config):
+    text = R.interfaces(seed_config)
+    stanzas = [line for line in text.splitlines() if not line.startswith("#")]
+    assert stanzas == ["auto lo", "iface lo inet loopback"]
+
+
+def test_initramfs_conf_boots_from_nfs(seed_config):
+    assert R.initramfs_conf(seed_config).splitlines()[-2:] == ["BOOT=nfs", "MODULES=netboot"]
+
+
+def test_per_node_script_maps_each_node_address_to_its_served_dir(seed_config):
+    cfg = with_root(seed_config, layout="per-node")
+    text = R.layout_script(cfg, STAGE)
+    assert "192.168.0.103) dir=/stage/NFSROOT/kerrighed.nodes/ssi3 ;;" in text
+    assert 'nfsmount -o nolock,tcp,v3 192.168.0.1:"$dir" "${rootmnt}/var"' in text
+    assert R.layout_hook(cfg) is None
+
+
+def test_overlay_script_and_hook(seed_config):
+    cfg = with_root(seed_config, layout="overlay")
+    assert "mount -t overlay" in R.layout_script(cfg, Served())
+    assert "manual_add_modules overlay" in R.layout_hook(cfg)
+    assert any("overlay" in w for w in R.initrd_must_contain(cfg))
+
+
+@pytest.mark.parametrize("layout", ["tmpfs", "seed"])
+def test_layouts_without_initramfs_scripts(seed_config, layout):
+    cfg = with_root(seed_config, layout=layout, init="sysvinit")
+    assert R.layout_script(cfg, Served()) is None and R.layout_hook(cfg) is None
+
+
+def test_components_and_local_debs_are_validated(seed_text):
+    bad = seed_text.replace('local_debs = []', 'local_debs = ["/tmp/kernel.tar"]').replace(
+        'architecture = "amd64"', 'architecture = "amd64"\ncomponents = ["main", "non free"]')
+    with pytest.raises(config_mod.ConfigError) as e:
+        config_mod.parse(bad)
+    fields = [f for f, _ in e.value.problems]
+    assert "root.local_debs" in fields and "root.components" in fields
