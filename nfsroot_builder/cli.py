@@ -180,3 +180,6 @@ def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
 from .cli_lab import lab_app  # noqa: E402
 
 app.add_typer(lab_app, name="lab")
+
+# doctor and undo (their logic: nfsroot_builder/doctor/, undo.py).
+from .doctor import command as _doctor_command  # noqa: E402,F401

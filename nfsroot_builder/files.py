@@ -236,6 +236,18 @@ class FileOps:
         self.changed_paths.append(str(path))
         return True
 
+    def ensure_mode(self, path: Path, mode: int) -> bool:
+        """chmod only. Not recorded for undo: a mode is repaired, not owned."""
+        path = Path(path)
+        if (path.stat().st_mode & 0o7777) == mode:
+            return False
+        if self.dry_run:
+            self.emit(f"# chmod {mode:o} {path}")
+        else:
+            os.chmod(path, mode)
+        self.changed_paths.append(str(path))
+        return True
+
     def copy_file(self, src: Path, dst: Path, mode: int = 0o644) -> bool:
         """Copy a (binary) file if content or mode differ; compares by hash."""
         src, dst = Path(src), Path(dst)

@@ -12,11 +12,16 @@ def has_systemd() -> bool:
 
 
 def restart(ctx: Context, service: str) -> None:
+    control(ctx, service, "restart")
+
+
+def control(ctx: Context, service: str, action: str) -> None:
+    """restart / stop / start a host service (skipped under a staging prefix)."""
     if ctx.staging:
         # A staged tree is not what the host's daemons read; the lab runs its own.
-        ctx.note(f"staging prefix {ctx.prefix}: not restarting the host's {service}")
+        ctx.note(f"staging prefix {ctx.prefix}: not running {action} of the host's {service}")
         return
     if has_systemd():
-        ctx.runner.run(["systemctl", "restart", service])
+        ctx.runner.run(["systemctl", action, service])
     else:
-        ctx.runner.run([f"/etc/init.d/{service}", "restart"])
+        ctx.runner.run([f"/etc/init.d/{service}", action])

@@ -1,0 +1,116 @@
+"""`nfsroot-build doctor` and `nfsroot-build undo` (registered on the main app
+by cli.py, which imports this module last)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import config as config_mod, session
+from ..cli import ConfigOpt, DryOpt, PrefixOpt, StateOpt, app, guarded
+
+
+def _say(line: str) -> None:
+    # Plain print, not rich: reasons quote "[nfsd]" and other brackets verbatim.
+    print(line, file=sys.stderr, flush=True)
+
+
+def _context(config: Path, prefix: Path, state_dir: Optional[Path], dry_run: bool, quiet_stdout: bool):
+    cfg = config_mod.load(config)
+    emit = _say if quiet_stdout else session.emit_stdout
+    return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run, emit=emit,
+                                note=lambda m: _say(f"  {m}"))
+
+
+@app.command()
+@guarded
+def doctor(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+           fix: Annotated[bool, typer.Option("--fix", help="apply the fixes that are safe "
+                                             "(with --dry-run: print them)")] = False,
+           dry_run: DryOpt = False,
+           as_json: Annotated[bool, typer.Option("--json", help="machine-readable, on stdout")] = False):
+    """Check for the seed's common problems and newer ones; --fix repairs what is safe."""
+    from . import apply_fixes, run_checks
+    real_fix = fix and not dry_run
+    ctx = _context(config, prefix, state_dir, dry_run=not real_fix, quiet_stdout=as_json)
+    if real_fix:
+        session.require_root("doctor --fix")
+    outcome: dict[str, str] = {}
+    with session.locked(ctx):
+        before = run_checks(ctx)
+        after = before
+        if fix:
+            outcome = apply_fixes(ctx, before)
+            if real_fix and outcome:
+                after = run_checks(ctx)
+    rows = []
+    for old, new in zip(before, after):
+        row = new.as_dict()
+        row["fixed"] = old.status != "ok" and new.status == "ok" and new.check in outcome
+        row["fix_outcome"] = outcome.get(new.check)
+        line = f"{new.status:<4}  {new.check}: {new.reason}"
+        if row["fixed"]:
+            line = f"ok    {new.check}: fixed ({old.reason})"
+        elif new.status != "ok":
+            if new.check in outcome and outcome[new.check] != "fixed":
+                line += f" — --fix could not fix it ({outcome[new.check].removeprefix('fix failed: ')}); " \
+                        f"manual fix: {new.fix}"
+            elif new.manual or (real_fix and new.check in outcome):
+                line += f" — manual fix: {new.fix}"
+            elif fix and dry_run:
+                line += f" — fix (--fix would do it, commands above): {new.fix}"
+            else:
+                line += f" — fix (doctor --fix does it): {new.fix}"
+        rows.append(row)
+        if not as_json:
+            _say(line)
+    for what, result in outcome.items():
+        if what.startswith("restart ") and not as_json:
+            _say(f"fail  {what}: {result}")
+    failed = [r for r in rows if r["status"] == "fail"] + [
+        1 for w, r in outcome.items() if w.startswith("restart ") and r != "fixed"]
+    if as_json:
+        print(json.dumps({"checks": rows, "ok": not failed}, indent=2))
+    else:
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "warn", "fail")}
+        _say(f"{len(rows)} checks: {counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def undo(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
+         purge_root: Annotated[bool, typer.Option("--purge-root", help="also delete the built root "
+                                                  "(refused while anything is mounted under it)")] = False):
+    """Remove what the tool wrote on the server and restore the files it changed."""
+    from ..undo import undo as do_undo
+    ctx = _context(config, prefix, state_dir, dry_run=dry_run, quiet_stdout=False)
+    if not dry_run:
+        session.require_root("undo")
+    if not ctx.state.files and not purge_root:
+        _say(f"nothing to undo: the state in {ctx.state_dir} records no files")
+        return
+    with session.locked(ctx):
+        report = do_undo(ctx, purge_root=purge_root)
+    if purge_root and not dry_run:
+        for leftover in ("lock", "lock.pid"):
+            (ctx.state_dir / leftover).unlink(missing_ok=True)
+        try:
+            ctx.state_dir.rmdir()
+        except OSError:
+            pass
+    verb = "would be " if dry_run else ""
+    for line in report.done:
+        _say(f"  {line}" if not dry_run else f"  (dry-run) {line}")
+    for service in report.restarted:
+        _say(f"  {verb}restarted {service}")
+    for problem in report.problems:
+        _say(f"error: {problem}")
+    _say(f"undo: {len(report.done)} change(s){' planned' if dry_run else ''}, "
+         f"{len(report.problems)} problem(s)")
+    if report.problems:
+        raise typer.Exit(1)

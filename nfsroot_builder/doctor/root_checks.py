@@ -1,0 +1,238 @@
+"""Checks of the built root (ctx.root) and of what the nodes boot from TFTP."""
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from pathlib import Path
+
+from debian.debian_support import Version
+
+from ..context import Context
+from . import Finding, check, ok
+from .parse import comment_out_claims, ifupdown_claims, initrd_names
+
+MAX_LISTED = 5
+
+
+def _no_root(ctx: Context) -> Finding | None:
+    if not (ctx.root / "etc").is_dir():
+        return ok(f"no root built yet at {ctx.root}")
+    return None
+
+
+def _keep_copy(ctx: Context, path: Path) -> Path:
+    """The seed's "make a backup ... in some other directory": a copy in the
+    state dir's backup/root/ before a file of the root is removed or edited."""
+    dest = ctx.state_dir / "backup" / "root" / str(path.relative_to(ctx.root)).lstrip("/")
+    ctx.files.ensure_file(dest, path.read_bytes(), path.stat().st_mode & 0o7777)
+    return dest
+
+
+# -- (b) ifupdown and the boot NIC ------------------------------------------------
+
+
+def _interfaces_files(ctx: Context) -> list[Path]:
+    main = ctx.root / "etc/network/interfaces"
+    d = ctx.root / "etc/network/interfaces.d"
+    files = [main] + (sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else [])
+    return [f for f in files if f.is_file()]
+
+
+@check("root-interfaces", seed="b")
+def root_interfaces(ctx: Context) -> Finding:
+    """ifupdown in the root leaves the boot NIC alone (the kernel configured it: ip=dhcp)."""
+    if (f := _no_root(ctx)):
+        return f
+    claims = [(f, n, iface) for f in _interfaces_files(ctx) for n, iface in ifupdown_claims(f.read_text())]
+    if not claims:
+        return ok("no auto/allow-hotplug/dhcp stanza for a network card in the root's interfaces(5)")
+
+    def apply(ctx: Context) -> set[str]:
+        for f in sorted({f for f, _, _ in claims}):
+            text = f.read_text()
+            names = sorted({i for _, i in ifupdown_claims(text)})
+            _keep_copy(ctx, f)
+            note = (f"# nfsroot-build doctor: {', '.join(names)} commented out: the kernel configured the "
+                    "boot NIC (ip=dhcp) and the root is on it; ifupdown must not touch it.\n")
+            ctx.files.ensure_file(f, note + comment_out_claims(text), f.stat().st_mode & 0o7777)
+        return set()
+    where = "; ".join(f"{f}:{n}: {i}" for f, n, i in claims[:MAX_LISTED])
+    return Finding("fail", f"ifupdown would reconfigure the card the root is mounted over, and the node "
+                   f"hangs: {where}", "comment out those lines (the seed's fix; interfaces(5)), keeping lo",
+                   apply)
+
+
+# -- (c) udev persistent-net ------------------------------------------------------
+
+GENERATED = "etc/udev/rules.d/70-persistent-net.rules"
+GENERATORS = ("lib/udev/rules.d/75-persistent-net-generator.rules",
+              "usr/lib/udev/rules.d/75-persistent-net-generator.rules")
+SEED_GENERATOR = "etc/udev/persistent-net-generator.rules"
+MASK = "etc/udev/rules.d/75-persistent-net-generator.rules"
+
+
+@check("root-udev-net", seed="c")
+def root_udev_net(ctx: Context) -> Finding:
+    """No udev persistent-net rules in the shared root (they number NICs across nodes)."""
+    if (f := _no_root(ctx)):
+        return f
+    root = ctx.root
+    problems, remove, mask = [], [], False
+    gen = root / GENERATED
+    if gen.is_file() and re.search(r'SUBSYSTEM=="net".*NAME=', gen.read_text()):
+        problems.append(f"{gen} names cards by MAC: the first node's card is eth0, the next node's eth1, ...")
+        remove.append(gen)
+    if (root / SEED_GENERATOR).is_file():
+        problems.append(f"{root / SEED_GENERATOR} (the seed's generator) is present")
+        remove.append(root / SEED_GENERATOR)
+    masked = (root / MASK).is_symlink() and str((root / MASK).readlink()) == "/dev/null"
+    for g in GENERATORS:
+        if (root / g).is_file() and not masked:
+            problems.append(f"{root / g} would write new rules at every boot of a new node")
+            mask = True
+            break
+    if not problems:
+        return ok("no persistent-net rules or generator in the root (names come from the hardware path)")
+
+    def apply(ctx: Context) -> set[str]:
+        for p in remove:
+            _keep_copy(ctx, p)
+            ctx.files.ensure_absent(p)
+        if mask:
+            # udev(7): a rules file in /etc masks the one of the same name in
+            # /lib; a symlink to /dev/null disables it.
+            ctx.files.ensure_symlink(root / MASK, "/dev/null")
+        return set()
+    return Finding("fail", "; ".join(problems),
+                   "remove the generated rules (a copy goes to the state dir) and mask the generator "
+                   f"with {MASK} -> /dev/null (udev(7))", apply)
+
+
+# -- /etc/hostname -----------------------------------------------------------------
+
+
+@check("root-hostname")
+def root_hostname(ctx: Context) -> Finding:
+    """The root has no /etc/hostname, so every node takes the name DHCP gives it."""
+    if (f := _no_root(ctx)):
+        return f
+    p = ctx.root / "etc/hostname"
+    if not p.is_file() or not p.read_text().strip():
+        return ok("no /etc/hostname in the root: nodes keep their DHCP host name (hostname(5))")
+
+    def apply(ctx: Context) -> set[str]:
+        _keep_copy(ctx, p)
+        ctx.files.ensure_absent(p)
+        return set()
+    return Finding("fail", f"{p} says {p.read_text().strip()!r}: every node would call itself that "
+                   "instead of the name DHCP sends (use-host-decl-names)",
+                   "remove it (a copy goes to the state dir; the hostname step does the same)", apply)
+
+
+# -- kernel and initrd in TFTP -----------------------------------------------------
+
+
+def newest_kernel(root: Path) -> str | None:
+    versions = [p.name.removeprefix("vmlinuz-") for p in (root / "boot").glob("vmlinuz-*")]
+    return max(versions, key=Version, default=None)
+
+
+def tftp_images(ctx: Context, prefix: str) -> list[Path]:
+    """Kernels/initrds the nodes can boot: the build's TFTP directory
+    (<tftp>/<name>/, kernel-to-tftp) and the seed's top level."""
+    out = []
+    for d in (ctx.tftp_root / ctx.config.name, ctx.tftp_root):
+        if d.is_dir():
+            out += sorted(p for p in d.glob(f"{prefix}*") if p.is_file())
+    return out
+
+
+def _sha(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _run_step(name: str):
+    """A fix that re-runs a pipeline step (state, log and all), if the build has it."""
+    def apply(ctx: Context) -> set[str]:
+        from .. import session
+        pipe = session.pipeline(ctx)
+        pipe.run_step(pipe.step(name))
+        return set()
+    return apply
+
+
+@check("tftp-kernel")
+def tftp_kernel(ctx: Context) -> Finding:
+    """The kernel in TFTP is the newest kernel of the root."""
+    newest = newest_kernel(ctx.root)
+    kernels = tftp_images(ctx, "vmlinuz")
+    if newest is None:
+        return ok(f"no kernel in {ctx.root}/boot yet")
+    src = ctx.root / "boot" / f"vmlinuz-{newest}"
+    if any(_sha(k) == _sha(src) for k in kernels):
+        return ok(f"TFTP serves the root's newest kernel {newest}")
+    from ..steps import STEPS
+    have = ", ".join(str(k) for k in kernels) or "none"
+    apply = _run_step("kernel-to-tftp") if any(s.name == "kernel-to-tftp" for s in STEPS) else None
+    return Finding("fail", f"the root's newest kernel is {newest}, but TFTP serves {have}: nodes boot an "
+                   "old kernel (or none) whose modules are not in the root",
+                   "copy the newest kernel and initrd to TFTP (nfsroot-build run kernel-to-tftp)", apply)
+
+
+def _zstd(ctx: Context):
+    def decompress(data: bytes) -> bytes:
+        # No zstd in the standard library: the zstd tool, on a scratch copy.
+        with tempfile.TemporaryDirectory(prefix="nfsroot-doctor.") as tmp:
+            src, dst = Path(tmp) / "i.zst", Path(tmp) / "i.cpio"
+            src.write_bytes(data)
+            res = ctx.runner.run(["zstd", "-q", "-d", "-f", str(src), "-o", str(dst)], probe=True, check=False)
+            if not dst.exists():
+                raise ValueError(f"zstd could not decompress it (exit {res.exit_code}): install zstd")
+            return dst.read_bytes()
+    return decompress
+
+
+NFS_MODULE = re.compile(r"(usr/)?lib/modules/[^/]+/kernel/fs/nfs/nfs\.ko(\.(xz|gz|zst))?")
+MODULES_DIR = re.compile(r"(?:usr/)?lib/modules/([^/]+)/")
+
+
+def initrd_problems(ctx: Context, initrd: Path, newest: str | None) -> list[str]:
+    try:
+        names = initrd_names(initrd.read_bytes(), _zstd(ctx))
+    except Exception as e:   # ValueError, zlib/lzma/bz2 errors, OSError: all mean unreadable
+        return [f"{initrd} cannot be read as an initramfs: {e}"]
+    problems = []
+    if "scripts/nfs" not in names:
+        problems.append(f"{initrd} has no scripts/nfs: initramfs-tools was not set to BOOT=nfs")
+    versions = {m.group(1) for n in names if (m := MODULES_DIR.match(n))}
+    # A kernel with NFS built in lists it in modules.builtin (modules.builtin(5)).
+    builtin = any("kernel/fs/nfs/nfs.ko" in b.read_text() for v in versions
+                  if (b := ctx.root / "lib/modules" / v / "modules.builtin").is_file())
+    if not any(NFS_MODULE.fullmatch(n) for n in names) and not builtin:
+        problems.append(f"{initrd} has no nfs module: MODULES=netboot (or most) was not set")
+    if not any(n.endswith("/nfsmount") for n in names):
+        problems.append(f"{initrd} has no nfsmount (klibc-utils)")
+    if newest and versions and newest not in versions:
+        problems.append(f"{initrd} holds modules for {', '.join(sorted(versions))}, not the root's "
+                        f"newest kernel {newest}")
+    return problems
+
+
+@check("initrd-nfs")
+def initrd_nfs(ctx: Context) -> Finding:
+    """The initrd in TFTP can mount an NFS root (scripts/nfs, the nfs module, nfsmount)."""
+    initrds = tftp_images(ctx, "initrd")
+    if not initrds:
+        return ok(f"no initrd in {ctx.tftp_root} yet (step kernel-to-tftp)")
+    newest = newest_kernel(ctx.root)
+    problems = [p for i in initrds for p in initrd_problems(ctx, i, newest)]
+    if not problems:
+        return ok(f"{len(initrds)} initrd(s) in TFTP carry NFS boot support")
+    return Finding("fail", "; ".join(problems[:MAX_LISTED]),
+                   "rebuild it in the root with BOOT=nfs and MODULES=netboot (initramfs.conf(5)) and "
+                   "publish it: nfsroot-build run initramfs-config, run initramfs, run kernel-to-tftp")
