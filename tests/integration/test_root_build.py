@@ -1,0 +1,290 @@
+"""The root half, for real: two Debian trixie roots built through the CLI
+under staging prefixes, one with mmdebstrap (layout tmpfs, GRUB), one with
+debootstrap (layout per-node, iPXE) that is stopped with SIGTERM in the
+middle of root-packages and finished with `all --resume`.
+
+Each root is built once per session (they take a minute or two each) and
+many things are asserted on it. Timings and sizes go to
+<basetemp>/root-build-figures.json.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from debian.deb822 import Deb822
+
+from helpers import nfsroot_build, require
+
+HASH = "$6$nfsrootlab$h11iU6PTvJRLyy7/3jEA3/mAH5atrONLmymJs3/tJD/awHyv6YLTdglbrZc1fRX..67IS4Z0GOZceY9NqF97H1"
+NODES = [("n1", "52:54:00:12:35:01", "192.168.0.101"), ("n2", "52:54:00:12:35:02", "192.168.0.102")]
+BASE = ["linux-image-amd64", "initramfs-tools", "nfs-common", "systemd-sysv", "udev"]
+
+
+def config(name: str, bootstrapper: str, layout: str, loader: str, packages=("iproute2",),
+           local_debs=()) -> str:
+    nodes = "".join(f'[[node]]\nname = "{n}"\nmac = "{m}"\nip = "{i}"\n\n' for n, m, i in NODES)
+    return f"""name = "{name}"
+[server]
+address = "192.168.0.1"
+interface = "nrb-br0"
+[network]
+subnet = "192.168.0.0/24"
+domain = "test.nfsroot"
+[root]
+path = "/srv/nfsroot/{name}"
+suite = "trixie"
+bootstrapper = "{bootstrapper}"
+variant = "minbase"
+packages = {json.dumps(list(packages))}
+local_debs = {json.dumps(list(local_debs))}
+password_hash = "{HASH}"
+layout = "{layout}"
+[tftp]
+root = "/srv/tftp/{name}"
+[boot]
+loader = "{loader}"
+kernel_args = ["console=ttyS0,115200n8"]
+timeout = 0
+[nfs]
+server = "ganesha"
+{nodes}"""
+
+
+@dataclass
+class Build:
+    cfg: Path
+    stage: Path
+    name: str
+    figures: dict = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.stage / f"srv/nfsroot/{self.name}"
+
+    @property
+    def tftp(self) -> Path:
+        return self.stage / f"srv/tftp/{self.name}"
+
+    @property
+    def state(self) -> dict:
+        return json.loads((self.stage / f"var/lib/nfsroot-build/{self.name}/state.json").read_text())
+
+    def kernel(self) -> str:
+        return self.state["steps"]["kernel-to-tftp"]["outputs"]["kernel"]
+
+
+def mounts_under(path: Path) -> list[str]:
+    with open("/proc/mounts") as f:
+        return [line.split()[1] for line in f if line.split()[1].startswith(str(path))]
+
+
+def du(path: Path) -> int:
+    return int(subprocess.run(["du", "-sxb", path], capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+def record(tmp_path_factory, key: str, figures: dict) -> None:
+    out = tmp_path_factory.getbasetemp() / "root-build-figures.json"
+    data = json.loads(out.read_text()) if out.exists() else {}
+    data[key] = figures
+    out.write_text(json.dumps(data, indent=2))
+
+
+def new_build(tmp_path_factory, key, **kw) -> Build:
+    require(os.path.exists("/usr/sbin/mmdebstrap") or os.path.exists("/usr/bin/mmdebstrap"), "mmdebstrap missing")
+    base = tmp_path_factory.mktemp(key)
+    cfg = base / "cluster.toml"
+    cfg.write_text(config(key, **kw))
+    return Build(cfg, base / "stage", key)
+
+
+@pytest.fixture(scope="session")
+def mm(tmp_path_factory) -> Build:
+    b = new_build(tmp_path_factory, "mm", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
+    t0 = time.monotonic()
+    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
+    b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
+    b.figures["root_bytes"] = du(b.root)
+    b.figures["initrd_bytes"] = (b.root / f"boot/initrd.img-{b.kernel()}").stat().st_size
+    record(tmp_path_factory, "mmdebstrap", b.figures)
+    return b
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory) -> Build:
+    """debootstrap, stopped by SIGTERM while apt-get installs in the chroot, then resumed."""
+    b = new_build(tmp_path_factory, "deb", bootstrapper="debootstrap", layout="per-node", loader="ipxe")
+    log = b.stage / "var/lib/nfsroot-build/deb/logs/root-packages.log"
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "nfsroot_builder", "all", "-c", b.cfg, "--prefix", b.stage],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and not (log.exists() and "apt-get install" in log.read_text(errors="replace")):
+        time.sleep(0.5)
+    time.sleep(8)   # well into downloading/unpacking
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    b.figures["sigterm"] = {"returncode": proc.returncode, "stderr": err[-2000:],
+                            "mounts_after": mounts_under(b.stage),
+                            "policy_rc_d_after": (b.root / "usr/sbin/policy-rc.d").exists()}
+    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--resume", check=True)
+    b.figures["build_seconds_incl_interruption"] = round(time.monotonic() - t0, 1)
+    b.figures["root_bytes"] = du(b.root)
+    b.figures["initrd_bytes"] = (b.root / f"boot/initrd.img-{b.kernel()}").stat().st_size
+    record(tmp_path_factory, "debootstrap", b.figures)
+    return b
+
+
+BUILDS = ["mm", "deb"]
+
+
+@pytest.fixture(params=BUILDS)
+def build(request) -> Build:
+    return request.getfixturevalue(request.param)
+
+
+def test_sigterm_during_root_packages_leaves_nothing_mounted_and_resume_finishes(deb):
+    s = deb.figures["sigterm"]
+    assert s["returncode"] == 130, s["stderr"]
+    assert s["mounts_after"] == [] and not s["policy_rc_d_after"]
+    assert all(step["status"] == "done" for step in deb.state["steps"].values())
+
+
+def test_nothing_stays_mounted(build):
+    assert mounts_under(build.stage) == []
+    assert not (build.root / "usr/sbin/policy-rc.d").exists()
+
+
+def test_packages_are_installed(build):
+    status = {}
+    with open(build.root / "var/lib/dpkg/status") as f:
+        for para in Deb822.iter_paragraphs(f):
+            status[para["Package"]] = para["Status"]
+    for pkg in BASE + ["iproute2"]:
+        assert status.get(pkg) == "install ok installed", pkg
+    assert not [p for p, s in status.items() if s != "install ok installed" and not s.endswith("not-installed")]
+
+
+def test_root_password_hash_is_set(build):
+    root_line = next(line for line in (build.root / "etc/shadow").read_text().splitlines() if line.startswith("root:"))
+    assert root_line.split(":")[1] == HASH
+    # ... and nowhere in the state or the logs.
+    sdir = build.stage / f"var/lib/nfsroot-build/{build.name}"
+    for p in [sdir / "state.json", *sorted((sdir / "logs").glob("*.log"))]:
+        assert "h11iU6PTvJRLyy7" not in p.read_text(errors="replace"), p
+
+
+def test_identity_and_network_files(build):
+    assert not (build.root / "etc/hostname").exists()
+    mid = build.root / "etc/machine-id"
+    assert mid.read_text() == ""
+    hosts = (build.root / "etc/hosts").read_text()
+    assert "192.168.0.1 server.test.nfsroot server" in hosts
+    assert "192.168.0.102 n2.test.nfsroot n2" in hosts
+    ifaces = [line for line in (build.root / "etc/network/interfaces").read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert ifaces == ["auto lo", "iface lo inet loopback"]
+    assert (build.root / "etc/systemd/system/multi-user.target.wants/remote-fs.target").is_symlink()
+
+
+def test_fstab_per_layout(mm, deb):
+    tmpfs = [line.split()[1] for line in (mm.root / "etc/fstab").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert tmpfs == ["/tmp", "/var/tmp", "/var/log", "/var/lib/systemd", "/var/lib/dhcp", "/var/cache", "/var/spool"]
+    per_node = [line for line in (deb.root / "etc/fstab").read_text().splitlines() if line and not line.startswith("#")]
+    assert per_node == ["tmpfs /tmp tmpfs nosuid,nodev,mode=1777 0 0"]
+    # Each node's /var: a seeded copy of the root's, on the server.
+    for node, _, _ in NODES:
+        assert (deb.stage / f"srv/nfsroot/deb.nodes/{node}/lib/dpkg/status").exists()
+
+
+def lsinitramfs(build: Build) -> set[str]:
+    res = subprocess.run(["chroot", build.root, "lsinitramfs", f"/boot/initrd.img-{build.kernel()}"],
+                         capture_output=True, text=True, check=True)
+    return set(res.stdout.split())
+
+
+def test_initrd_boots_from_nfs(build):
+    names = lsinitramfs(build)
+    assert {"scripts/nfs", "conf/conf.d/nfsroot-build"} <= names
+    assert any(n.endswith("bin/nfsmount") for n in names)
+    conf = (build.root / "etc/initramfs-tools/conf.d/nfsroot-build").read_text()
+    assert "BOOT=nfs" in conf and "MODULES=netboot" in conf
+    layout_script = "scripts/nfs-bottom/nfsroot-build-layout"
+    assert (layout_script in names) == (build.name == "deb")
+
+
+def test_kernel_and_initrd_readable_in_tftp_root(build):
+    kernel = build.kernel()
+    for name in (f"vmlinuz-{kernel}", f"initrd.img-{kernel}"):
+        p = build.tftp / build.name / name
+        assert p.stat().st_mode & 0o004, f"{p} is not world-readable (tftpd runs as user tftp)"
+        assert p.read_bytes() == (build.root / "boot" / name).read_bytes()
+
+
+def test_one_menu_per_node_with_the_kernel_line(build):
+    kernel = build.kernel()
+    want = (f"root=/dev/nfs nfsroot=192.168.0.1:{build.root},tcp,v3 ip=dhcp console=ttyS0,115200n8")
+    for _, mac, _ in NODES:
+        dashed = mac.replace(":", "-")
+        menu = build.tftp / (f"boot/grub/grub.cfg-01-{dashed}" if build.name == "mm" else f"ipxe/{dashed}.ipxe")
+        text = menu.read_text()
+        assert want in text
+        assert f"/{build.name}/vmlinuz-{kernel}" in text and f"/{build.name}/initrd.img-{kernel}" in text
+    if build.name == "mm":
+        assert (build.tftp / "boot/grub/i386-pc/core.0").exists()
+        assert (build.tftp / "boot/grub/x86_64-efi/core.efi").exists()
+    else:
+        assert {"undionly.kpxe", "ipxe.efi"} <= {p.name for p in build.tftp.iterdir()}
+        assert (build.tftp / "ipxe/boot.ipxe").exists()
+
+
+def tree(path: Path) -> dict:
+    return {str(p): (p.lstat().st_mtime_ns, p.lstat().st_size) for p in path.rglob("*")}
+
+
+def test_resume_on_a_finished_build_changes_nothing_quickly(build, tmp_path_factory):
+    before = tree(build.stage / "srv")
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        res = nfsroot_build("all", "-c", build.cfg, "--prefix", build.stage, "--resume", check=True)
+        times.append(time.monotonic() - t0)
+        assert "0 step(s) ran" in res.stderr and "nothing changed" in res.stderr
+    assert tree(build.stage / "srv") == before
+    build.figures["resume_seconds"] = [round(t, 2) for t in times]
+    record(tmp_path_factory, f"{build.name}-resume", {"seconds": build.figures["resume_seconds"]})
+    assert min(times) < 1.0, times
+
+
+def broken_deb(tmp: Path) -> Path:
+    """A package whose preinst fails: dpkg aborts its install inside the chroot."""
+    pkg = tmp / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN/control").write_text(
+        "Package: nfsroot-build-test-broken\nVersion: 1.0\nArchitecture: all\n"
+        "Maintainer: test <test@example.org>\nDescription: fails on purpose\n")
+    (pkg / "DEBIAN/preinst").write_text("#!/bin/sh\necho 'broken on purpose' >&2\nexit 1\n")
+    (pkg / "DEBIAN/preinst").chmod(0o755)
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", pkg, tmp / "broken.deb"],
+                   check=True, capture_output=True)
+    return tmp / "broken.deb"
+
+
+def test_failing_command_in_the_chroot_leaves_nothing_mounted(mm, tmp_path):
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text(config("mm", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub",
+                          local_debs=[str(broken_deb(tmp_path))]))
+    # Its own state dir: the finished build's state stays as it is.
+    res = nfsroot_build("run", "root-packages", "-c", cfg, "--prefix", mm.stage, "--state-dir", tmp_path / "state")
+    assert res.returncode == 1, res.stderr
+    assert "apt-get install" in res.stderr and "broken on purpose" in (tmp_path / "state/logs/root-packages.log").read_text()
+    assert mounts_under(mm.stage) == []
+    assert not (mm.root / "usr/sbin/policy-rc.d").exists()
+    assert not (mm.root / "var/cache/nfsroot-build/local-debs").exists()

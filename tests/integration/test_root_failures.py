@@ -1,0 +1,53 @@
+"""The root steps before anything is built: a package typo fails in seconds
+without downloading, and the dry-run shows every command, chroot ones too."""
+from __future__ import annotations
+
+import time
+
+from helpers import nfsroot_build
+from test_root_build import HASH, config
+
+
+def test_unknown_package_fails_within_seconds_naming_it(tmp_path):
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text(config("typo", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub",
+                          packages=["iproute2", "nfs-commn"]))
+    stage = tmp_path / "stage"
+    t0 = time.monotonic()
+    res = nfsroot_build("all", "-c", cfg, "--prefix", stage)
+    took = time.monotonic() - t0
+    assert res.returncode == 1
+    assert "step 'bootstrap' failed" in res.stderr and "nfs-commn" in res.stderr and "iproute2" not in res.stderr
+    assert took < 60, took   # the index is fetched once (~10 MB), then cached by its hash
+    # Nothing was bootstrapped, nothing downloaded.
+    assert not (stage / "srv/nfsroot/typo").exists()
+    log = (stage / "var/lib/nfsroot-build/typo/logs/bootstrap.log").read_text()
+    assert "mmdebstrap" not in log
+
+
+def test_dry_run_lists_every_command_including_chroot_ones(tmp_path):
+    cfg = tmp_path / "dry.toml"
+    cfg.write_text(config("dry", bootstrapper="debootstrap", layout="per-node", loader="grub"))
+    stage = tmp_path / "stage"
+    res = nfsroot_build("all", "-c", cfg, "--prefix", stage, "--dry-run", check=True)
+    out = res.stdout
+    root = f"{stage}/srv/nfsroot/dry"
+    chroot = f"$ chroot {root} /usr/bin/env -i "
+    for expected in [
+        f"$ debootstrap --variant=minbase --arch=amd64 --components=main "
+        f"--cache-dir=/var/cache/nfsroot-build/apt trixie {root} ",
+        f"$ mount -t proc proc {root}/proc",
+        f"$ mount --bind /var/cache/nfsroot-build/apt {root}/var/cache/apt/archives",
+        "chpasswd -e <<< <redacted>",
+        "apt-get install -y --no-install-recommends",
+        "update-initramfs -u -k '<kernel-version>'",
+        "lsinitramfs '/boot/initrd.img-<kernel-version>'",
+        f"$ umount {root}/proc",
+        f"$ cp -a --one-file-system {root}/var/. {stage}/srv/nfsroot/dry.nodes/n1/",
+        "$ grub-mknetdir",
+        f"+++ {stage}/srv/tftp/dry/boot/grub/grub.cfg-01-52-54-00-12-35-01",
+    ]:
+        assert expected in out, expected
+    assert out.count(chroot) >= 5
+    assert HASH not in out and HASH[:12] not in out
+    assert not (stage / "srv").exists()
