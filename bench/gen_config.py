@@ -58,7 +58,7 @@ def node(i: int) -> str:
 
 
 def render(n: int, extra: int = 0, *, name: str = "bench", loader: str = "grub", nfs: str = "ganesha",
-           suite: str = "bookworm", bootstrapper: str = "mmdebstrap") -> str:
+           suite: str = "trixie", bootstrapper: str = "mmdebstrap") -> str:
     parts = [BASE.format(n=n + extra, name=name, loader=loader, nfs=nfs, suite=suite,
                          bootstrapper=bootstrapper)]
     parts += ["\n" + node(i) for i in range(1, n + extra + 1)]
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="bench")
     ap.add_argument("--loader", default="grub", choices=["grub", "ipxe", "pxegrub"])
     ap.add_argument("--nfs", default="ganesha", choices=["kernel", "ganesha"])
-    ap.add_argument("--suite", default="bookworm")
+    ap.add_argument("--suite", default="trixie")
     ap.add_argument("--bootstrapper", default="mmdebstrap", choices=["debootstrap", "mmdebstrap"])
     a = ap.parse_args(argv)
     if a.nodes + a.extra > 65000:

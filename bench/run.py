@@ -549,7 +549,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/var/tmp/nfsroot-bench", help="scratch directory (removed at the end)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--runs", type=int, default=5, help="hyperfine runs for short commands")
-    ap.add_argument("--suite", default="bookworm", help="Debian suite of the full builds")
+    ap.add_argument("--suite", default="trixie", help="Debian suite of the full builds")
     ap.add_argument("--nfsroot-build", default=shutil.which("nfsroot-build", path=str(Path(sys.executable).parent))
                     or shutil.which("nfsroot-build"), help="the nfsroot-build executable to measure")
     ap.add_argument("--quiet", action="store_true")

@@ -21,6 +21,7 @@ from typing import Callable
 BEGIN = "BEGIN nfsroot-build managed block"
 END = "END nfsroot-build managed block"
 DIFF_LIMIT = 400   # lines of diff shown per file in the transcript
+FSYNC_EACH = 64    # files a step writes with one fsync each; more are flushed together
 
 Validator = Callable[[Path], None]
 
@@ -33,20 +34,39 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temp file in the same directory, fsync, rename."""
+def atomic_write(path: Path, data: bytes, mode: int, fsync: bool = True) -> None:
+    """Write via a temp file in the same directory, fsync, rename.
+
+    fsync=False leaves the flush to the caller (FileOps.end_batch: one
+    syncfs for a step's many files instead of one fsync each).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _syncfs(directory: str) -> bool:
+    """syncfs(2) on the file system holding directory; False if unavailable."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except (OSError, AttributeError):
+        return False
+    try:
+        return getattr(libc, "syncfs", None) is not None and libc.syncfs(fd) == 0
+    finally:
+        os.close(fd)
 
 
 def split_block(text: str, comment: str) -> tuple[str, str | None, str]:
@@ -83,6 +103,15 @@ class FileOps:
     changed_paths: list[str] = field(default_factory=list)
     # Trees whose files are not recorded for undo (the built root: --purge-root removes it whole).
     untracked: list[Path] = field(default_factory=list)
+    # Between begin_batch() and end_batch() (the pipeline: one step), whole
+    # files the tool writes (ensure_file) beyond the first FSYNC_EACH are not
+    # fsynced one by one: end_batch() flushes them with one syncfs before the
+    # step can be recorded as done. (A menu per node: 10,000 fsyncs took 20 s.)
+    # Managed blocks in files an admin owns are always fsynced before they
+    # replace the original.
+    _batch: bool = field(default=False, repr=False)
+    _batch_writes: int = field(default=0, repr=False)
+    _unsynced: set = field(default_factory=set, repr=False)
 
     # -- helpers -----------------------------------------------------------
     def _diff(self, path: Path, old: str | None, new: str | None) -> None:
@@ -99,7 +128,7 @@ class FileOps:
         """Keep the pristine original the first time we change a file we don't own."""
         key = str(path)
         if key in self.record or not path.exists() or self.backup_dir is None \
-                or any(path.is_relative_to(p) for p in self.untracked):
+                or self._is_untracked(path):
             return self.record.get(key, {}).get("backup")
         dest = self.backup_dir / key.lstrip("/")
         if not self.dry_run:
@@ -107,9 +136,35 @@ class FileOps:
             shutil.copy2(path, dest)
         return str(dest)
 
+    def _is_untracked(self, path: Path) -> bool:
+        # String prefixes: Path.is_relative_to per file cost 1 s for 10,000 menus.
+        s = str(path)
+        return any(s == u or s.startswith(u.rstrip("/") + "/") for u in map(str, self.untracked))
+
+    def begin_batch(self) -> None:
+        self._batch, self._batch_writes = True, 0
+
+    def end_batch(self) -> None:
+        """Make every file written without its own fsync durable: syncfs(2) once
+        per file system (os.sync() where syncfs is not available)."""
+        self._batch = False
+        if not self._unsynced:
+            return
+        devices: dict[int, str] = {}
+        for d in self._unsynced:
+            try:
+                devices.setdefault(os.stat(d).st_dev, d)
+            except FileNotFoundError:
+                continue
+        self._unsynced.clear()
+        for d in devices.values():
+            if not _syncfs(d):
+                os.sync()
+                return
+
     def _note(self, path: Path, kind: str, backup: str | None = None) -> None:
         self.changed_paths.append(str(path))
-        if not any(Path(path).is_relative_to(p) for p in self.untracked):
+        if not self._is_untracked(path):
             prev = self.record.get(str(path), {})
             self.record[str(path)] = {"kind": prev.get("kind", kind), "backup": prev.get("backup", backup)}
 
@@ -146,7 +201,11 @@ class FileOps:
         # A file that was there before us (an admin's, or a package's conffile)
         # is backed up once, so undo can put it back.
         backup = self._backup(path) if old is not None else None
-        atomic_write(path, data, mode)
+        defer = self._batch and self._batch_writes >= FSYNC_EACH
+        self._batch_writes += self._batch
+        atomic_write(path, data, mode, fsync=not defer)
+        if defer:
+            self._unsynced.add(str(path.parent))
         self._note(path, "replaced" if old is not None else "owned", backup)
         return True
 

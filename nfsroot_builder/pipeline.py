@@ -7,6 +7,8 @@ pending / failed / interrupted / stale, and ``why`` says which.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,9 @@ from .context import Context
 from .errors import NfsrootError, StepFailed, UsageError
 from .state import now
 from .steps.base import Step, digest
+
+
+INPUT_INLINE_MAX = 256   # characters of JSON; a larger input is recorded by its digest
 
 
 @dataclass
@@ -48,8 +53,21 @@ class Pipeline:
         return self.by_name[name]
 
     def fingerprint(self, step: Step) -> tuple[str, dict]:
+        """(fingerprint, the inputs as recorded in the state).
+
+        The fingerprint hashes the full inputs. The state records small
+        inputs as they are and large ones (the node list) by their digest:
+        enough to say *which* key changed, and the state stays small (it is
+        rewritten after every step; 10,000 nodes in three steps' inputs made
+        each write 2.7 MB).
+        """
         inputs = {**step.fingerprint(self.ctx), "step-version": step.version}
-        return digest(inputs), inputs
+        recorded = {}
+        for key, value in inputs.items():
+            text = json.dumps(value, sort_keys=True, default=str)
+            recorded[key] = value if len(text) <= INPUT_INLINE_MAX else \
+                "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        return digest(inputs), recorded
 
     def plan(self) -> list[Plan]:
         plans: list[Plan] = []
@@ -128,8 +146,13 @@ class Pipeline:
         with (open(log_path, "w") if not dry else contextlib.nullcontext()) as log:
             ctx.runner.log = log
             before = len(ctx.files.changed_paths)
+            ctx.files.begin_batch()
             try:
-                result = step.run(ctx)
+                try:
+                    result = step.run(ctx)
+                finally:
+                    # The step's files are on disk before the state may say it is done.
+                    ctx.files.end_batch()
             except NfsrootError as e:
                 ctx.state.set_step(step.name, status="failed", finished=now(), error=str(e).splitlines()[0])
                 ctx.state.save()
