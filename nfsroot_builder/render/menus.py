@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..config import Config, Node
 from . import Served, header
+from .root import layout_cmdline
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,15 @@ class Images:
         return self.initrd.rsplit("/", 1)[-1]
 
 
-def kernel_cmdline(cfg: Config, served: Served) -> str:
-    """root=/dev/nfs nfsroot=<server>:<root>,tcp,v3 ip=dhcp + boot.kernel_args.
+def kernel_cmdline(cfg: Config, served: Served, node: Node) -> str:
+    """root=/dev/nfs nfsroot=<server>:<root>,tcp,v3 ip=dhcp, the layout's nrb.*
+    arguments (render.root.layout_script) and boot.kernel_args.
 
     v3: the Debian initramfs mounts with klibc's nfsmount, which speaks NFSv2/3
     only (initramfs-tools(7), "nfsroot"); tcp: UDP NFS is gone from current kernels.
     """
     words = ["root=/dev/nfs", f"nfsroot={cfg.server.address}:{served.path(cfg.root.path)},tcp,v3",
-             "ip=dhcp", *cfg.boot.kernel_args]
+             "ip=dhcp", *layout_cmdline(cfg, served, node.name), *cfg.boot.kernel_args]
     return " ".join(words)
 
 
@@ -50,7 +52,7 @@ def grub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
             "set default=0\n"
             f'menuentry "{title}" {{\n'
             f"  echo 'Loading {images.kernel} ...'\n"
-            f"  linux {images.kernel} {kernel_cmdline(cfg, served)}\n"
+            f"  linux {images.kernel} {kernel_cmdline(cfg, served, node)}\n"
             f"  initrd {images.initrd}\n"
             "}\n")
 
@@ -79,7 +81,7 @@ def ipxe_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
     # initrd=<name>: the EFI stub finds the initrd iPXE registered under that name.
     return ("#!ipxe\n" + header(cfg) +
             f"echo nfsroot-build: {node.name} boots {images.kernel}\n"
-            f"kernel {images.kernel} initrd={images.initrd_name} {kernel_cmdline(cfg, served)}\n"
+            f"kernel {images.kernel} initrd={images.initrd_name} {kernel_cmdline(cfg, served, node)}\n"
             f"initrd {images.initrd}\n"
             "boot\n")
 
@@ -94,7 +96,7 @@ def pxegrub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str
             f"timeout {cfg.boot.timeout}\n\n"
             f"title Debian {cfg.root.suite} on {node.name}\n"
             "root (nd)\n"
-            f"kernel {images.kernel} {kernel_cmdline(cfg, served)}\n"
+            f"kernel {images.kernel} {kernel_cmdline(cfg, served, node)}\n"
             f"initrd {images.initrd}\n")
 
 

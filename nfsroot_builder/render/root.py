@@ -4,7 +4,7 @@ Pure functions, config (+ where things live) -> text. The layouts:
 
 * ``tmpfs``: the read-only NFS root, tmpfs wherever a running system writes.
 * ``per-node``: each node's own read-write NFS /var (render.node_dir()),
-  mounted by an initramfs script (an NFS /var in a systemd fstab creates an
+  mounted by an initramfs script (named in the node's menu: nrb.var=) (an NFS /var in a systemd fstab creates an
   ordering cycle, and systemd drops the mount), /tmp on tmpfs.
 * ``overlay``: a tmpfs overlay over the read-only NFS root, made in the initramfs.
 * ``seed``: the Kerrighed page's fstab, literally (sysvinit roots only).
@@ -22,7 +22,7 @@ TMPFS_DIRS = (
 )
 TMPFS_OPTS = "nosuid,nodev"
 CONF_D = "/etc/initramfs-tools/conf.d/nfsroot-build"
-LAYOUT_SCRIPT = "/etc/initramfs-tools/scripts/nfs-bottom/nfsroot-build-layout"
+LAYOUT_SCRIPT = "/etc/initramfs-tools/scripts/init-bottom/nfsroot-build-layout"
 LAYOUT_HOOK = "/etc/initramfs-tools/hooks/nfsroot-build-layout"
 
 
@@ -34,8 +34,8 @@ def fstab(cfg: Config, served: Served) -> str:
     if layout == "tmpfs":
         out += [f"tmpfs {d} tmpfs {TMPFS_OPTS},mode={m} 0 0" for d, m in TMPFS_DIRS]
     elif layout == "per-node":
-        out.append("# /var is this node's own NFS directory, mounted by the initramfs")
-        out.append(f"# ({LAYOUT_SCRIPT}): in fstab it would make a systemd ordering cycle.")
+        out.append("# /var is this node's own NFS directory, mounted by the initramfs (nrb.var= in")
+        out.append(f"# its menu, {LAYOUT_SCRIPT}): in fstab it would make a systemd ordering cycle.")
         out.append(f"tmpfs /tmp tmpfs {TMPFS_OPTS},mode=1777 0 0")
     elif layout == "overlay":
         out.append("# Everything is writable: a tmpfs overlay made by the initramfs, lost at reboot.")
@@ -76,48 +76,74 @@ def initramfs_conf(cfg: Config) -> str:
     return header(cfg) + "BOOT=nfs\nMODULES=netboot\n"
 
 
-_SCRIPT_HEAD = """#!/bin/sh
-{header}# initramfs-tools(7) nfs-bottom script: runs after the NFS root is on ${{rootmnt}}.
+def layout_script(cfg: Config) -> str:
+    """The initramfs script of the writable layouts, driven by the kernel line.
+
+    Installed in every root, it does nothing unless the node's menu says
+    ``nrb.layout=overlay`` or ``nrb.layout=per-node nrb.var=SERVER:/dir``:
+    the initrd then does not change when a node or the layout changes, and
+    the node's own /var is named in its own menu. It runs from init-bottom,
+    after the NFS root is on ${rootmnt} and before switch_root (proven in the
+    lab prototype, /work/lab-notes).
+    """
+    return f"""#!/bin/sh
+{header(cfg)}# initramfs-tools(7) init-bottom script of nfsroot-build's writable layouts.
+#   nrb.layout=overlay                    tmpfs overlay over the read-only NFS root
+#   nrb.layout=per-node nrb.var=SRV:/dir  the node's own read-write NFS /var (not from
+#                                         fstab: an NFS /var there is a systemd ordering cycle)
 PREREQ=""
 prereqs() {{ echo "$PREREQ"; }}
 case "$1" in prereqs) prereqs; exit 0 ;; esac
 . /scripts/functions
-"""
 
+layout="" nrbvar=""
+for x in $(cat /proc/cmdline); do
+	case "$x" in
+	nrb.layout=*) layout="${{x#nrb.layout=}}" ;;
+	nrb.var=*) nrbvar="${{x#nrb.var=}}" ;;
+	esac
+done
 
-def layout_script(cfg: Config, served: Served) -> str | None:
-    """The initramfs script of the layout, or None when it needs none."""
-    head = _SCRIPT_HEAD.format(header=header(cfg))
-    if cfg.root.layout == "per-node":
-        cases = "\n".join(f"  {n.ip}) dir={node_dir(cfg, served, n.name)} ;;" for n in cfg.nodes)
-        return head + f"""# ipconfig wrote the DHCP answer (IPV4ADDR) to /run/net-<device>.conf.
-for conf in /run/net-*.conf; do [ -f "$conf" ] && . "$conf"; done
-case "$IPV4ADDR" in
-{cases}
-  *) log_failure_msg "nfsroot-build: no per-node /var for address $IPV4ADDR"; exit 0 ;;
+case "$layout" in
+overlay)
+	log_begin_msg "nfsroot-build: tmpfs overlay over the read-only NFS root"
+	modprobe -q overlay || true
+	# init moves /run into the real root after init-bottom, these mounts included.
+	mkdir -p /run/nrb/ro /run/nrb/rw
+	mount -t tmpfs -o mode=0755 tmpfs /run/nrb/rw || panic "nfsroot-build: tmpfs failed"
+	mkdir -p /run/nrb/rw/upper /run/nrb/rw/work
+	mount -n -o move "${{rootmnt}}" /run/nrb/ro || panic "nfsroot-build: cannot move the NFS root"
+	if ! mount -t overlay -o lowerdir=/run/nrb/ro,upperdir=/run/nrb/rw/upper,workdir=/run/nrb/rw/work \
+		overlay "${{rootmnt}}"; then
+		mount -n -o move /run/nrb/ro "${{rootmnt}}"
+		panic "nfsroot-build: overlay mount failed"
+	fi
+	log_end_msg
+	;;
+per-node)
+	[ -n "$nrbvar" ] || panic "nfsroot-build: nrb.layout=per-node needs nrb.var=SERVER:/dir"
+	log_begin_msg "nfsroot-build: mounting this node's /var from ${{nrbvar%%,*}}"
+	# nolock: no rpc.statd in the initramfs (the root is mounted the same way).
+	opts="nolock,rw,tcp,v3"
+	case "$nrbvar" in *,*) opts="$opts,${{nrbvar#*,}}" ;; esac
+	nfsmount -o "$opts" "${{nrbvar%%,*}}" "${{rootmnt}}/var" || panic "nfsroot-build: per-node /var mount failed"
+	# A machine-id of its own that survives reboots, kept in the node's /var
+	# (else a new transient one each boot, and a new journal directory).
+	mid="${{rootmnt}}/var/lib/nrb/machine-id"
+	if [ ! -s "$mid" ]; then
+		mkdir -p "${{rootmnt}}/var/lib/nrb"
+		tr -d '-' < /proc/sys/kernel/random/uuid > "$mid"
+	fi
+	mount -o bind "$mid" "${{rootmnt}}/etc/machine-id" || true
+	log_end_msg
+	;;
 esac
-# nolock: no rpc.statd in the initramfs (the root itself is mounted the same way).
-nfsmount -o nolock,tcp,v3 {cfg.server.address}:"$dir" "${{rootmnt}}/var" \\
-  || panic "nfsroot-build: cannot mount {cfg.server.address}:$dir on /var"
+exit 0
 """
-    if cfg.root.layout == "overlay":
-        return head + """# /run moves into the real root at the end of init, taking these mounts along.
-base=/run/nfsroot-build
-mkdir -p "$base/lower" "$base/rw"
-mount -t tmpfs -o mode=0755 tmpfs "$base/rw"
-mkdir -p "$base/rw/upper" "$base/rw/work"
-modprobe overlay
-mount -n -o move "${rootmnt}" "$base/lower"
-mount -t overlay -o "lowerdir=$base/lower,upperdir=$base/rw/upper,workdir=$base/rw/work" \\
-  overlay "${rootmnt}" || panic "nfsroot-build: cannot mount the overlay root"
-"""
-    return None
 
 
-def layout_hook(cfg: Config) -> str | None:
-    """initramfs hook adding the modules the layout script needs."""
-    if cfg.root.layout != "overlay":
-        return None
+def layout_hook(cfg: Config) -> str:
+    """initramfs hook: MODULES=netboot does not pull in fs/overlayfs."""
     return f"""#!/bin/sh
 {header(cfg)}PREREQ=""
 prereqs() {{ echo "$PREREQ"; }}
@@ -127,14 +153,20 @@ manual_add_modules overlay
 """
 
 
+def layout_cmdline(cfg: Config, served: Served, node: str) -> list[str]:
+    """The kernel arguments that select the layout in layout_script()."""
+    if cfg.root.layout == "overlay":
+        return ["nrb.layout=overlay"]
+    if cfg.root.layout == "per-node":
+        return ["nrb.layout=per-node", f"nrb.var={cfg.server.address}:{node_dir(cfg, served, node)}"]
+    return []
+
+
 def initrd_must_contain(cfg: Config) -> list[str]:
     """Regexes over lsinitramfs' listing proving the initrd boots this layout."""
-    want = [r"scripts/nfs", r"conf/conf\.d/nfsroot-build", r"(usr/)?bin/nfsmount"]
-    if cfg.root.layout in ("per-node", "overlay"):
-        want.append(r"scripts/nfs-bottom/nfsroot-build-layout")
-    if cfg.root.layout == "overlay":
-        want.append(r"(usr/)?lib/modules/.*/fs/overlayfs/overlay\.ko(\.[a-z]+)?")
-    return want
+    return [r"scripts/nfs", r"conf/conf\.d/nfsroot-build", r"(usr/)?bin/nfsmount",
+            r"scripts/init-bottom/nfsroot-build-layout",
+            r"(usr/)?lib/modules/.*/fs/overlayfs/overlay\.ko(\.[a-z]+)?"]
 
 
 POLICY_RC_D = """#!/bin/sh

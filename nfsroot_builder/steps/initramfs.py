@@ -22,19 +22,22 @@ def newest_kernel(root: Path) -> str | None:
 def _inputs(ctx: Context) -> dict[str, str | None]:
     """root path -> content of every initramfs input this tool writes (None: absent)."""
     cfg = ctx.config
-    return {R.CONF_D: R.initramfs_conf(cfg), R.LAYOUT_SCRIPT: R.layout_script(cfg, ctx.served),
+    return {R.CONF_D: R.initramfs_conf(cfg), R.LAYOUT_SCRIPT: R.layout_script(cfg),
             R.LAYOUT_HOOK: R.layout_hook(cfg)}
 
 
 class InitramfsConfig(Step):
-    """Configure initramfs-tools for an NFS root: BOOT=nfs, MODULES=netboot, the layout's script.
+    """Configure initramfs-tools for an NFS root: BOOT=nfs, MODULES=netboot, the layouts' script.
 
     The seed's "create a ramdisk image with network support", as a
     conf.d drop-in (initramfs.conf(5)), written before the kernel is
-    installed so that the very first initrd already boots from NFS. Layout
-    "per-node" adds an nfs-bottom script mounting the node's own NFS /var;
-    "overlay" one that puts a tmpfs overlay over the read-only root, plus a
-    hook adding the overlay module (initramfs-tools(7), "Hook scripts").
+    installed so that the very first initrd already boots from NFS. An
+    init-bottom script (initramfs-tools(7)) makes the writable layouts the
+    node's menu asks for: `nrb.layout=overlay` (a tmpfs overlay over the
+    read-only root) or `nrb.layout=per-node nrb.var=<server>:<dir>` (the
+    node's own NFS /var, which cannot be in a systemd fstab). A hook adds
+    the overlay module. The initrd is thus the same for every layout and
+    node: adding a node or changing the layout never rebuilds it.
     """
     name = "initramfs-config"
     needs = ("bootstrap",)
@@ -74,7 +77,7 @@ class Initramfs(Step):
     needs = ("initramfs-config", "root-packages")
 
     def fingerprint(self, ctx: Context) -> dict:
-        return {"layout": ctx.config.root.layout, "files": digest(_inputs(ctx))}
+        return {"files": digest(_inputs(ctx))}
 
     def verify(self, ctx: Context) -> list[str]:
         out = ctx.state.outputs(self.name)

@@ -12,7 +12,8 @@ class NodeMenus(Step):
 
     Each menu boots the kernel published by kernel-to-tftp with
     `root=/dev/nfs nfsroot=<server>:<root>,tcp,v3 ip=dhcp` (the Debian
-    initramfs mounts NFSv3 only) and boot.kernel_args. By boot.loader:
+    initramfs mounts NFSv3 only), the layout's `nrb.layout=`/`nrb.var=`
+    (per-node: the node's own /var directory) and boot.kernel_args. By boot.loader:
     boot/grub/grub.cfg-01-<mac-with-dashes> (GRUB 2 looks that name up by
     itself), ipxe/<mac-with-dashes>.ipxe (chained from ipxe/boot.ipxe), or
     the seed's legacy GRUB menu grub/<node> (DHCP option 150 points there).
@@ -30,7 +31,8 @@ class NodeMenus(Step):
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
         return {"boot": c.boot.model_dump(), "nodes": [n.model_dump() for n in c.nodes],
-                "server": c.server.address, "root.path": ctx.served.path(c.root.path), "suite": c.root.suite}
+                "server": c.server.address, "root.path": ctx.served.path(c.root.path), "suite": c.root.suite,
+                "layout": c.root.layout}
 
     def verify(self, ctx: Context) -> list[str]:
         if not ctx.output("kernel-to-tftp", "kernel_path"):

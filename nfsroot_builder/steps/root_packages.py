@@ -18,7 +18,8 @@ LOCAL_DIR = "var/cache/nfsroot-build/local-debs"
 def wanted(ctx: Context) -> list[str]:
     """The seed's apt-get installs, today's names, plus root.packages."""
     r = ctx.config.root
-    base = [r.kernel_package, "initramfs-tools", "nfs-common", *INIT_PACKAGES[r.init]]
+    # zstd: initramfs-tools compresses with it by default, else falls back to gzip with a warning.
+    base = [r.kernel_package, "initramfs-tools", "zstd", "nfs-common", *INIT_PACKAGES[r.init]]
     return list(dict.fromkeys(base + r.packages))
 
 
@@ -32,7 +33,7 @@ class RootPackages(Step):
 
     The seed's `apt-get install dhcp3-common nfs-common nfsbooted` and
     `initramfs-tools`, updated: the kernel (root.kernel_package,
-    linux-image-<arch>), initramfs-tools, nfs-common, systemd-sysv + udev
+    linux-image-<arch>), initramfs-tools (+ zstd, its compressor), nfs-common, systemd-sysv + udev
     (or sysvinit-core + initscripts with init = "sysvinit"), and the
     config's root.packages; no recommends, never a question (debconf
     noninteractive, existing conffiles kept). dhcp3-common and nfsbooted

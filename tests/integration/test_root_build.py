@@ -25,7 +25,7 @@ from helpers import nfsroot_build, require
 
 HASH = "$6$nfsrootlab$h11iU6PTvJRLyy7/3jEA3/mAH5atrONLmymJs3/tJD/awHyv6YLTdglbrZc1fRX..67IS4Z0GOZceY9NqF97H1"
 NODES = [("n1", "52:54:00:12:35:01", "192.168.0.101"), ("n2", "52:54:00:12:35:02", "192.168.0.102")]
-BASE = ["linux-image-amd64", "initramfs-tools", "nfs-common", "systemd-sysv", "udev"]
+BASE = ["linux-image-amd64", "initramfs-tools", "zstd", "nfs-common", "systemd-sysv", "udev"]
 
 
 def config(name: str, bootstrapper: str, layout: str, loader: str, packages=("iproute2",),
@@ -216,8 +216,8 @@ def test_initrd_boots_from_nfs(build):
     assert any(n.endswith("bin/nfsmount") for n in names)
     conf = (build.root / "etc/initramfs-tools/conf.d/nfsroot-build").read_text()
     assert "BOOT=nfs" in conf and "MODULES=netboot" in conf
-    layout_script = "scripts/nfs-bottom/nfsroot-build-layout"
-    assert (layout_script in names) == (build.name == "deb")
+    assert "scripts/init-bottom/nfsroot-build-layout" in names
+    assert any(n.endswith("/fs/overlayfs/overlay.ko.xz") for n in names)
 
 
 def test_kernel_and_initrd_readable_in_tftp_root(build):
@@ -230,11 +230,15 @@ def test_kernel_and_initrd_readable_in_tftp_root(build):
 
 def test_one_menu_per_node_with_the_kernel_line(build):
     kernel = build.kernel()
-    want = (f"root=/dev/nfs nfsroot=192.168.0.1:{build.root},tcp,v3 ip=dhcp console=ttyS0,115200n8")
-    for _, mac, _ in NODES:
+    base = f"root=/dev/nfs nfsroot=192.168.0.1:{build.root},tcp,v3 ip=dhcp console=ttyS0,115200n8"
+    for node, mac, _ in NODES:
         dashed = mac.replace(":", "-")
         menu = build.tftp / (f"boot/grub/grub.cfg-01-{dashed}" if build.name == "mm" else f"ipxe/{dashed}.ipxe")
         text = menu.read_text()
+        want = base
+        if build.name == "deb":   # per-node: the node's own /var, mounted by the initramfs
+            want = base.replace(" console=", f" nrb.layout=per-node nrb.var=192.168.0.1:"
+                                              f"{build.stage}/srv/nfsroot/deb.nodes/{node} console=")
         assert want in text
         assert f"/{build.name}/vmlinuz-{kernel}" in text and f"/{build.name}/initrd.img-{kernel}" in text
     if build.name == "mm":

@@ -16,7 +16,13 @@ def with_loader(cfg, loader):
 
 
 def test_kernel_cmdline_uses_the_served_root(seed_config):
-    assert M.kernel_cmdline(seed_config, Served("/stage")) == CMDLINE
+    assert M.kernel_cmdline(seed_config, Served("/stage"), seed_config.nodes[0]) == CMDLINE
+
+
+def test_per_node_menu_names_the_nodes_own_var(seed_config):
+    cfg = seed_config.model_copy(update={"root": seed_config.root.model_copy(update={"layout": "per-node"})})
+    line = M.kernel_cmdline(cfg, Served("/stage"), cfg.nodes[2])
+    assert "ip=dhcp nrb.layout=per-node nrb.var=192.168.0.1:/stage/NFSROOT/kerrighed.nodes/ssi3 console=" in line
 
 
 @pytest.mark.parametrize("loader,name", [("grub", "boot/grub/grub.cfg-01-52-54-00-00-00-02"),

@@ -56,25 +56,20 @@ def test_initramfs_conf_boots_from_nfs(seed_config):
     assert R.initramfs_conf(seed_config).splitlines()[-2:] == ["BOOT=nfs", "MODULES=netboot"]
 
 
-def test_per_node_script_maps_each_node_address_to_its_served_dir(seed_config):
-    cfg = with_root(seed_config, layout="per-node")
-    text = R.layout_script(cfg, STAGE)
-    assert "192.168.0.103) dir=/stage/NFSROOT/kerrighed.nodes/ssi3 ;;" in text
-    assert 'nfsmount -o nolock,tcp,v3 192.168.0.1:"$dir" "${rootmnt}/var"' in text
-    assert R.layout_hook(cfg) is None
+def test_layout_script_is_driven_by_the_kernel_line(seed_config):
+    text = R.layout_script(seed_config)
+    assert "nrb.layout=*)" in text and "nrb.var=*)" in text
+    assert 'nfsmount -o "$opts" "${nrbvar%%,*}" "${rootmnt}/var"' in text
+    assert "mount -t overlay" in text
+    assert "manual_add_modules overlay" in R.layout_hook(seed_config)
 
 
-def test_overlay_script_and_hook(seed_config):
-    cfg = with_root(seed_config, layout="overlay")
-    assert "mount -t overlay" in R.layout_script(cfg, Served())
-    assert "manual_add_modules overlay" in R.layout_hook(cfg)
-    assert any("overlay" in w for w in R.initrd_must_contain(cfg))
-
-
-@pytest.mark.parametrize("layout", ["tmpfs", "seed"])
-def test_layouts_without_initramfs_scripts(seed_config, layout):
+@pytest.mark.parametrize("layout,args", [
+    ("tmpfs", []), ("seed", []), ("overlay", ["nrb.layout=overlay"]),
+    ("per-node", ["nrb.layout=per-node", "nrb.var=192.168.0.1:/stage/NFSROOT/kerrighed.nodes/ssi2"])])
+def test_layout_cmdline(seed_config, layout, args):
     cfg = with_root(seed_config, layout=layout, init="sysvinit")
-    assert R.layout_script(cfg, Served()) is None and R.layout_hook(cfg) is None
+    assert R.layout_cmdline(cfg, STAGE, "ssi2") == args
 
 
 def test_components_and_local_debs_are_validated(seed_text):
