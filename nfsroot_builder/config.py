@@ -34,6 +34,12 @@ ARCH = re.compile(r"^[a-z0-9-]+$")
 KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:=/+@%-]+$")
 HASH = re.compile(r"^(\$[0-9a-z]+\$[^\s:]+|!|\*)$")
 
+# Paths (root, TFTP root, dhcpd.conf, local .debs) reach exports(5), fstab(5)
+# (whitespace separates fields), GRUB/iPXE menus ($ expands), the kernel's
+# nfsroot=<server>:<path>,<options> (a comma starts the options) and
+# initramfs shell scripts: only characters that mean nothing to any of them.
+SAFE_PATH = re.compile(r"^[A-Za-z0-9._+~/-]+$")
+
 WRITABLE_DIRS = {"tmpfs": (), "overlay": (), "per-node": ("var",),
                  "seed": ("dev", "var", "tmp", "root")}
 
@@ -44,8 +50,10 @@ def _abs_path(v: str) -> str:
         raise ValueError(f"must be an absolute path, got {v!r}")
     if ".." in p.parts:
         raise ValueError(f"must not contain '..', got {v!r}")
-    if any(c.isspace() or c in "\"'\\;#{}" for c in v):
-        raise ValueError(f"must not contain spaces, quotes or ;#{{}}\\, got {v!r}")
+    if not SAFE_PATH.match(v):
+        raise ValueError(f"may hold only letters, digits and . _ + ~ - /, got {v!r} (paths end up "
+                         "in exports(5), fstab(5), dhcpd.conf, boot menus, nfsroot=<server>:<path>,<opts> "
+                         "on the kernel command line and shell scripts)")
     return str(p)
 
 
@@ -358,7 +366,9 @@ def _field_name(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not str(part).startswith(("function-", "literal[", "str", "int")) or not out:
+        # pydantic's type tags ("str", "int", "function-after[...]") are not
+        # fields; "interface" or "init" are, so compare whole words.
+        elif not (part in ("str", "int") or str(part).startswith(("function-", "literal["))) or not out:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
 

@@ -35,6 +35,10 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
                  emit: Callable[[str], None] = emit_stdout,
                  note: Callable[[str], None] = lambda msg: None) -> Context:
     prefix = Path(prefix).absolute()
+    if not config_mod.SAFE_PATH.match(str(prefix)):
+        # The prefix is part of every served path (exports, root-path, menus).
+        raise UsageError(f"--prefix {str(prefix)!r}: may hold only letters, digits and . _ + ~ - / "
+                         "(it becomes part of the paths in exports, dhcpd.conf and boot menus)")
     sdir = state_dir_for(cfg, prefix, state_dir)
     state = State.load(sdir / "state.json", readonly=dry_run)
     runner = runner or Runner(dry_run=dry_run, emit=emit)

@@ -40,7 +40,8 @@ class State:
             # Never silently reset: the state knows which files are ours (undo).
             raise StateError(f"state file {path} is unreadable or corrupt ({e}); "
                              f"move it away to start over") from None
-        if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
+        if not isinstance(data, dict) or not isinstance(data.get("steps"), dict) \
+                or not isinstance(data.get("files", {}), dict):
             raise StateError(f"state file {path} is not an nfsroot-build state; move it away to start over")
         if data.get("version", 0) > STATE_VERSION:
             raise StateError(f"state file {path} was written by a newer nfsroot-build "

@@ -1,0 +1,187 @@
+"""Bad input and faults, through the CLI in-process (no real processes):
+each case asserts the message, the exit code and that nothing changed on
+disk. Cases already covered by test_cli.py / test_config.py (field errors,
+all/status with broken files) are not repeated; these add doctor, undo,
+run, hostile-but-valid values and the renderers' quoting."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from fakes import FakeRunner
+from helpers import snapshot
+from nfsroot_builder import config as config_mod, runner as runner_mod
+from nfsroot_builder.cli import app
+from nfsroot_builder.render import Served, quote
+from nfsroot_builder.render import server as rs
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    monkeypatch.setattr(runner_mod.Runner, "_execute",
+                        lambda self, argv, *a: FakeRunner()._execute(argv, *a))
+    return CliRunner()
+
+
+def write(tmp_path, text, name="c.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+COMMANDS = [["doctor"], ["doctor", "--fix"], ["doctor", "--fix", "--dry-run"], ["doctor", "--json"],
+            ["undo"], ["undo", "--dry-run"], ["undo", "--purge-root"], ["run", "dhcp-server"]]
+
+
+@pytest.mark.parametrize("content,words", [
+    ("", "is empty"), ("\n  \n", "is empty"), ("[server\naddress=", "is not valid TOML"),
+    (None, "cannot be read"), ("dir", "cannot be read"), (b"\xff\xfe\x00name", "cannot be read")])
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_broken_config_file_one_line_exit_2(cli, tmp_path, content, words, command):
+    cfg = tmp_path / "c.toml"
+    if content == "dir":
+        cfg.mkdir()
+    elif isinstance(content, bytes):
+        cfg.write_bytes(content)
+    elif content is not None:
+        cfg.write_text(content)
+    before = snapshot(tmp_path)
+    res = cli.invoke(app, [*command, "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 2, res.output
+    assert words in res.stderr and "Traceback" not in res.output
+    assert res.stderr.count("\n") <= 2   # "c.toml: 1 problem(s):" and the problem
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("state,words", [
+    ("{ not json", "corrupt"), ('{"version": 99, "steps": {}}', "newer nfsroot-build"),
+    ('["a list"]', "not an nfsroot-build state"), ('{"steps": {}, "files": []}', "not an nfsroot-build state"),
+    ("", "corrupt")])
+@pytest.mark.parametrize("command", COMMANDS + [["all"], ["all", "--dry-run"], ["status"]], ids=" ".join)
+def test_bad_state_is_reported_never_reset(cli, tmp_path, seed_text, state, words, command):
+    cfg = write(tmp_path, seed_text)
+    sdir = tmp_path / "state"
+    sdir.mkdir()
+    (sdir / "state.json").write_text(state)
+    before = snapshot(tmp_path)
+    res = cli.invoke(app, [*command, "-c", str(cfg), "--state-dir", str(sdir), "--prefix", str(tmp_path / "s")])
+    assert res.exit_code == 2, res.output
+    assert words in res.stderr and "Traceback" not in res.output
+    if "newer" not in words:
+        assert "move it away" in res.stderr
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command,what", [(["run", "dhcp-server"], "a real run"), (["undo"], "undo"),
+                                          (["undo", "--purge-root"], "undo"), (["doctor", "--fix"], "doctor --fix")])
+def test_not_root_says_so_before_doing_anything(cli, tmp_path, seed_text, monkeypatch, command, what):
+    cfg = write(tmp_path, seed_text)
+    stage = tmp_path / "stage"
+    (stage / "etc/dhcp").mkdir(parents=True)
+    (stage / "etc/dhcp/dhcpd.conf").write_text("# admin\n")
+    before = snapshot(tmp_path)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    res = cli.invoke(app, [*command, "-c", str(cfg), "--prefix", str(stage)])
+    assert res.exit_code == 2 and f"{what} changes the system and must run as root" in res.stderr
+    assert "--dry-run" in res.stderr
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["undo", "--dry-run"], ["doctor", "--fix", "--dry-run"]],
+                         ids=" ".join)
+def test_read_only_commands_work_without_root(cli, tmp_path, seed_text, monkeypatch, command):
+    cfg = write(tmp_path, seed_text)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    res = cli.invoke(app, [*command, "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert "must run as root" not in res.stderr and res.exit_code in (0, 1), res.output
+    assert not (tmp_path / "stage").exists()
+
+
+# -- hostile values: refused where they would change a file's meaning -------------
+
+HOSTILE_PATHS = ["/srv/$HOME/root", "/srv/a,rw", "/srv/a b", "/srv/`id`", "/srv/a(rw)", "/srv/*",
+                 "/srv/a|b", "/srv/a&b", "/srv/a:b", "/srv/ä", "/srv/a\nb", "/srv/a%i", "/srv/a=b",
+                 "/srv/a!b", "/srv/a>b", "/srv/a[0]"]
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS)
+@pytest.mark.parametrize("key", ["root.path", "tftp.root", "dhcp.config_file"])
+def test_hostile_paths_refused_exit_2(cli, tmp_path, seed_text, path, key):
+    section, field = key.split(".")
+    old = {"root.path": 'path = "/NFSROOT/kerrighed"', "tftp.root": 'root = "/srv/tftp"',
+           "dhcp.config_file": 'config_file = "/etc/dhcp/dhcpd.conf"'}[key]
+    text = seed_text.replace(old, f"{old.split(' = ')[0]} = {json.dumps(path)}", 1)
+    cfg = write(tmp_path, text)
+    before = snapshot(tmp_path)
+    res = cli.invoke(app, ["all", "-c", str(cfg), "--prefix", str(tmp_path / "stage"), "--dry-run"])
+    assert res.exit_code == 2, res.output
+    assert key in res.stderr and "may hold only letters" in res.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_hostile_prefix_refused(cli, tmp_path, seed_text):
+    cfg = write(tmp_path, seed_text)
+    res = cli.invoke(app, ["all", "-c", str(cfg), "--prefix", str(tmp_path / "a,rw"), "--dry-run"])
+    assert res.exit_code == 2 and "--prefix" in res.stderr
+    assert not (tmp_path / "a,rw").exists()
+
+
+@pytest.mark.parametrize("old,new,field", [
+    ('domain = "mycluster.home"', 'domain = "a\\"; option x \\"y"', "network.domain"),
+    ('interface = "eth0"', 'interface = "eth0\\"; rm"', "server.interface"),
+    ('name = "ssi4"', 'name = "ssi4 { }"', "node[3].name"),
+    ('kernel_args = ["console=ttyS0,115200n8"', 'kernel_args = ["init=/bin/sh;reboot"', "boot.kernel_args"),
+    ('kernel_args = ["console=ttyS0,115200n8"', 'kernel_args = ["$(reboot)"', "boot.kernel_args"),
+    ('mirror = ""', 'mirror = "http://x/\\"; echo"', "root.mirror"),
+    ('name = "kerrighed"', 'name = "../../etc"', "name"),
+    ('password_hash = "!"', 'password_hash = "$6$a$b:0:0"', "root.password_hash"),
+])
+def test_hostile_values_refused_exit_2(cli, tmp_path, seed_text, old, new, field):
+    assert old in seed_text
+    cfg = write(tmp_path, seed_text.replace(old, new, 1))
+    before = snapshot(tmp_path)
+    res = cli.invoke(app, ["doctor", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 2, res.output
+    assert field in res.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_odd_but_valid_values_render_literally(seed_text):
+    text = (seed_text.replace('path = "/NFSROOT/kerrighed"', 'path = "/srv/n+f_s-root.v1~x"')
+            .replace('domain = "mycluster.home"', 'domain = "a-b.example"'))
+    cfg = config_mod.parse(text)
+    dhcpd = rs.dhcpd_block(cfg, Served())
+    assert 'option root-path "192.168.0.1:/srv/n+f_s-root.v1~x";' in dhcpd
+    assert 'option domain-name "a-b.example";' in dhcpd
+    assert "/srv/n+f_s-root.v1~x 192.168.0.0/24(ro," in rs.exports(cfg, Served())
+    import inspect
+    from nfsroot_builder.render import menus
+    args = (cfg, Served(), cfg.nodes[0])[:len(inspect.signature(menus.kernel_cmdline).parameters)]
+    assert "nfsroot=192.168.0.1:/srv/n+f_s-root.v1~x,tcp,v3 " in menus.kernel_cmdline(*args)
+
+
+def test_quote_escapes_for_dhcpd_and_ganesha():
+    assert quote('a"b\\c') == '"a\\"b\\\\c"'
+
+
+def test_state_stays_after_failed_undo_problems(cli, tmp_path, seed_text, monkeypatch):
+    """A state with a record outside the prefix: undo says so, exits 1, touches nothing, keeps the record."""
+    cfg = write(tmp_path, seed_text)
+    stage = tmp_path / "stage"
+    sdir = stage / "var/lib/nfsroot-build/kerrighed"
+    sdir.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    state = {"version": 1, "steps": {}, "pending_restarts": [],
+             "files": {str(victim): {"kind": "owned", "backup": None}}}
+    (sdir / "state.json").write_text(json.dumps(state))
+    before = snapshot(tmp_path)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    res = cli.invoke(app, ["undo", "-c", str(cfg), "--prefix", str(stage)])
+    assert res.exit_code == 1 and "outside the staging prefix" in res.stderr
+    assert victim.exists() and json.loads((sdir / "state.json").read_text())["files"]
+    after = snapshot(tmp_path)
+    # Only the lock file (and its pid file, removed again) may appear.
+    assert {k for k in after if k not in before} <= {str(sdir / "lock")}
