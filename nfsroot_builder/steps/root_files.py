@@ -108,7 +108,9 @@ class Hostname(RootFileStep):
     (hostname(5)); the bootstrappers copy the build host's /etc/hostname,
     so it is removed. /etc/machine-id must exist and be empty: on a
     read-only root systemd then mounts a fresh id from /run over it
-    (machine-id(5)); a filled one would give every node the same id.
+    (machine-id(5)); a filled one would give every node the same id. With
+    layout "per-node" the initramfs binds a stable id kept in the node's own
+    /var over it.
     """
     name = "hostname"
 
