@@ -60,7 +60,7 @@ def mounts_under(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> 
 
 
 def _comment_of(text: str) -> str | None:
-    m = re.search(rf"^(\S+) {re.escape(BEGIN)}$", text, re.M)
+    m = re.search(rf"^(\S+) {re.escape(BEGIN)}$", text, re.MULTILINE)
     return m.group(1) if m else None
 
 

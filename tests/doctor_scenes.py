@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 KERNEL = "6.1.0-99-amd64"
 OLD_KERNEL = "6.1.0-9-amd64"

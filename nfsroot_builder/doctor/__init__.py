@@ -12,8 +12,8 @@ colliding host entry) say "manual fix" and --fix leaves them alone.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .. import services
 from ..context import Context
@@ -111,4 +111,4 @@ def apply_fixes(ctx: Context, findings: list[Finding]) -> dict[str, str]:
 
 
 # The checks register themselves with @check (imported last: they use the above).
-from . import root_checks, server_checks  # noqa: E402,F401
+from . import root_checks, server_checks  # noqa: F401

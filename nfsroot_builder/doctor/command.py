@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .. import config as config_mod, session
+from .. import config as config_mod
+from .. import session
 from ..cli import ConfigOpt, DryOpt, PrefixOpt, StateOpt, app, guarded
 
 
@@ -18,7 +19,7 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _context(config: Path, prefix: Path, state_dir: Optional[Path], dry_run: bool, quiet_stdout: bool):
+def _context(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, quiet_stdout: bool):
     cfg = config_mod.load(config)
     emit = _say if quiet_stdout else session.emit_stdout
     return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run, emit=emit,

@@ -9,9 +9,9 @@ import ipaddress
 import lzma
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..files import split_block
 
@@ -105,23 +105,23 @@ def parse_ganesha(text: str, file: Path) -> list[Export]:
     """EXPORT blocks of ganesha-export-config(8) as Export entries: enough
     for 'who may write, and is root squashed' (the questions the checks ask)."""
     out: list[Export] = []
-    for m in re.finditer(r"^\s*EXPORT\s*\{", text, re.M | re.I):
+    for m in re.finditer(r"^\s*EXPORT\s*\{", text, re.MULTILINE | re.IGNORECASE):
         depth, i = 1, m.end()
         while i < len(text) and depth:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         body = text[m.end():i - 1]
         line = text.count("\n", 0, m.start()) + 1
-        path = re.search(r'\bPath\s*=\s*"?([^";]+)"?\s*;', body, re.I)
-        squash = re.search(r"\bSquash\s*=\s*\"?(\w+)", body, re.I)
+        path = re.search(r'\bPath\s*=\s*"?([^";]+)"?\s*;', body, re.IGNORECASE)
+        squash = re.search(r"\bSquash\s*=\s*\"?(\w+)", body, re.IGNORECASE)
         no_squash = bool(squash) and squash.group(1).lower() in ("no_root_squash", "none", "noidsquash",
                                                                  "no_squash")
-        outer = re.sub(r"CLIENT\s*\{[^}]*\}", "", body, flags=re.I)
-        top_access = re.search(r"\bAccess_Type\s*=\s*(\w+)", outer, re.I)
+        outer = re.sub(r"CLIENT\s*\{[^}]*\}", "", body, flags=re.IGNORECASE)
+        top_access = re.search(r"\bAccess_Type\s*=\s*(\w+)", outer, re.IGNORECASE)
         clients: list[Client] = []
-        for c in re.finditer(r"CLIENT\s*\{([^}]*)\}", body, re.I):
-            who = re.search(r'\bClients\s*=\s*"?([^";]+)"?\s*;', c.group(1), re.I)
-            acc = re.search(r"\bAccess_Type\s*=\s*(\w+)", c.group(1), re.I)
+        for c in re.finditer(r"CLIENT\s*\{([^}]*)\}", body, re.IGNORECASE):
+            who = re.search(r'\bClients\s*=\s*"?([^";]+)"?\s*;', c.group(1), re.IGNORECASE)
+            acc = re.search(r"\bAccess_Type\s*=\s*(\w+)", c.group(1), re.IGNORECASE)
             access = (acc or top_access).group(1).lower() if (acc or top_access) else "none"
             for host in (who.group(1) if who else "*").split(","):
                 opts = ["rw" if access == "rw" else "ro"] + (["no_root_squash"] if no_squash else [])
@@ -267,7 +267,7 @@ def comment_out_claims(text: str) -> str:
 def shell_var(text: str, name: str) -> str | None:
     """The last plain assignment NAME=value in a /etc/default file (a later one wins)."""
     value = None
-    for m in re.finditer(rf"^\s*(?:export\s+)?{re.escape(name)}=(\"[^\"]*\"|'[^']*'|\S*)", text, re.M):
+    for m in re.finditer(rf"^\s*(?:export\s+)?{re.escape(name)}=(\"[^\"]*\"|'[^']*'|\S*)", text, re.MULTILINE):
         value = m.group(1).strip("\"'")
     return value
 

@@ -204,7 +204,7 @@ MODULES_DIR = re.compile(r"(?:usr/)?lib/modules/([^/]+)/")
 def initrd_problems(ctx: Context, initrd: Path, newest: str | None) -> list[str]:
     try:
         names = initrd_names(initrd.read_bytes(), _zstd(ctx))
-    except Exception as e:   # ValueError, zlib/lzma/bz2 errors, OSError: all mean unreadable
+    except Exception as e:  # noqa: BLE001  (zlib/lzma/bz2/ValueError/OSError: all mean unreadable)
         return [f"{initrd} cannot be read as an initramfs: {e}"]
     problems = []
     if "scripts/nfs" not in names:

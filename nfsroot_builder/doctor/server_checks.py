@@ -18,8 +18,15 @@ from ..render.server import dhcpd_block
 from ..steps.dhcp import DhcpServer
 from ..steps.nfs import EXPORTS_DROPIN, GANESHA_DROPIN, GANESHA_MAIN, NfsExports
 from . import Finding, check, ok
-from .parse import (Export, covers, dhcpd_hosts, ini_value, parse_exports, parse_ganesha,
-                    shell_var)
+from .parse import (
+    Export,
+    covers,
+    dhcpd_hosts,
+    ini_value,
+    parse_exports,
+    parse_ganesha,
+    shell_var,
+)
 
 NFS_STATE_FILES = ("etab", "rmtab", "state", "xtab")
 NFS_DEFAULTS = "/etc/default/nfs-kernel-server"
@@ -302,7 +309,7 @@ def dhcpd_syntax(ctx: Context) -> Finding:
     if res.ok:
         return ok(f"{conf} passes dhcpd -t")
     tail = [line for line in (res.stdout + res.stderr).splitlines() if line.strip()]
-    errors = [line for line in tail if re.search(r"line \d+|error|expected", line, re.I)] or tail[-3:]
+    errors = [line for line in tail if re.search(r"line \d+|error|expected", line, re.IGNORECASE)] or tail[-3:]
     reason = f"dhcpd -t rejects {conf}: " + " | ".join(errors[:4])
     try:
         text = conf.read_text()
@@ -463,7 +470,7 @@ def nfs_threads(ctx: Context) -> Finding:
     want = cfg.nfs_threads
     if cfg.nfs.server == "ganesha":
         text = "\n".join(f.read_text() for f in (ctx.host(GANESHA_MAIN), ctx.host(GANESHA_DROPIN)) if f.is_file())
-        m = re.search(r"\bNb_Worker\s*=\s*(\d+)", text, re.I)
+        m = re.search(r"\bNb_Worker\s*=\s*(\d+)", text, re.IGNORECASE)
         have = int(m.group(1)) if m else 256   # ganesha-core-config(8) default
         if have >= want:
             return ok(f"NFS-Ganesha: {have} workers for {len(cfg.nodes)} node(s)")

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
-
 from fakes import FakeRunner
 from helpers import snapshot
-from nfsroot_builder import config as config_mod, runner as runner_mod
+from typer.testing import CliRunner
+
+from nfsroot_builder import config as config_mod
+from nfsroot_builder import runner as runner_mod
 from nfsroot_builder.cli import app
 from nfsroot_builder.render import Served, quote
 from nfsroot_builder.render import server as rs
@@ -109,7 +110,6 @@ HOSTILE_PATHS = ["/srv/$HOME/root", "/srv/a,rw", "/srv/a b", "/srv/`id`", "/srv/
 @pytest.mark.parametrize("path", HOSTILE_PATHS)
 @pytest.mark.parametrize("key", ["root.path", "tftp.root", "dhcp.config_file"])
 def test_hostile_paths_refused_exit_2(cli, tmp_path, seed_text, path, key):
-    section, field = key.split(".")
     old = {"root.path": 'path = "/NFSROOT/kerrighed"', "tftp.root": 'root = "/srv/tftp"',
            "dhcp.config_file": 'config_file = "/etc/dhcp/dhcpd.conf"'}[key]
     text = seed_text.replace(old, f"{old.split(' = ')[0]} = {json.dumps(path)}", 1)
@@ -157,6 +157,7 @@ def test_odd_but_valid_values_render_literally(seed_text):
     assert 'option domain-name "a-b.example";' in dhcpd
     assert "/srv/n+f_s-root.v1~x 192.168.0.0/24(ro," in rs.exports(cfg, Served())
     import inspect
+
     from nfsroot_builder.render import menus
     args = (cfg, Served(), cfg.nodes[0])[:len(inspect.signature(menus.kernel_cmdline).parameters)]
     assert "nfsroot=192.168.0.1:/srv/n+f_s-root.v1~x,tcp,v3 " in menus.kernel_cmdline(*args)

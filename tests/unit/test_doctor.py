@@ -3,15 +3,32 @@ runner: it fails with its explanation, --fix repairs it (or says manual
 fix and leaves it), and --fix --dry-run changes nothing."""
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from doctor_scenes import KERNEL, NFS_INITRD, SCENES, initrd, newc, scene_id, seed_layout
+import pytest
+from doctor_scenes import (
+    KERNEL,
+    NFS_INITRD,
+    SCENES,
+    initrd,
+    newc,
+    scene_id,
+    seed_layout,
+)
 from fakes import FakeRunner
 from helpers import snapshot
-from nfsroot_builder import config as config_mod, session
+
+from nfsroot_builder import config as config_mod
+from nfsroot_builder import session
 from nfsroot_builder.doctor import CHECKS, apply_fixes, run_checks
-from nfsroot_builder.doctor.parse import (comment_out_claims, covers, dhcpd_hosts, ifupdown_claims,
-                                          initrd_names, parse_exports)
+from nfsroot_builder.doctor.parse import (
+    comment_out_claims,
+    covers,
+    dhcpd_hosts,
+    ifupdown_claims,
+    initrd_names,
+    parse_exports,
+)
 
 BROKEN_MARKERS = ("deny unknown-clients\n", "option routers 10.9.0.1\n")
 
@@ -19,7 +36,7 @@ BROKEN_MARKERS = ("deny unknown-clients\n", "option routers 10.9.0.1\n")
 def fake_dhcpd(argv):
     """dhcpd -t that rejects the scenes' missing semicolons, like the real one."""
     if argv[0] == "dhcpd":
-        text = open(argv[-1]).read()
+        text = Path(argv[-1]).read_text()
         if any(m in text for m in BROKEN_MARKERS):
             return 1, "", "dhcpd.conf line 12: semicolon expected.\nConfiguration file errors encountered\n"
         return 0, "", ""
@@ -45,7 +62,6 @@ def finding(ctx, name):
 
 
 def test_every_check_has_a_scene_and_the_order_puts_the_seed_first():
-    run_checks  # registers
     from nfsroot_builder.doctor import ORDER
     names = {c.name for c in CHECKS}
     assert names == {s.check for s in SCENES} == set(ORDER)

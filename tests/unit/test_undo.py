@@ -7,10 +7,11 @@ import json
 import os
 
 import pytest
-
 from fakes import FakeRunner
 from helpers import snapshot
-from nfsroot_builder import session, undo as undo_mod
+
+from nfsroot_builder import session
+from nfsroot_builder import undo as undo_mod
 from nfsroot_builder.errors import NfsrootError
 
 ADMIN_DHCPD = 'option domain-name "admin.example";\nsubnet 10.9.0.0 netmask 255.255.0.0 { }'  # no final newline
