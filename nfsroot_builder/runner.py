@@ -92,7 +92,10 @@ class Runner:
             cmd = sh.Command(argv[0])
         except sh.CommandNotFound:
             return 127, "", f"{argv[0]}: command not found\n"
-        proc = cmd(*argv[1:], _in=input, _out=sink(out_lines), _err=sink(err_lines),
+        # No input: an empty stdin (EOF at once), not sh's default stdin queue,
+        # which costs every command 0.1 s in sh's polling (a dry-run's probes,
+        # a resume's checks) and would leave a command that reads stdin hanging.
+        proc = cmd(*argv[1:], _in=input if input is not None else "", _out=sink(out_lines), _err=sink(err_lines),
                    _env={**os.environ, **(env or {})}, _cwd=str(cwd) if cwd else None,
                    _tty_out=False, _truncate_exc=False, _ok_code=range(256),
                    _timeout=timeout, _bg=True, _bg_exc=False, _return_cmd=True)
