@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
-import sh
-
 from .errors import CommandFailed
 
 TAIL_LINES = 40
@@ -88,6 +86,7 @@ class Runner:
                     self.log.write(line)
             return cb
 
+        import sh   # here, not at the top: it pulls in asyncio, 45 ms of every command's start-up
         try:
             cmd = sh.Command(argv[0])
         except sh.CommandNotFound:
@@ -118,6 +117,7 @@ class Runner:
 
     @staticmethod
     def _stop(proc) -> None:
+        import sh
         for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
             try:
                 proc.signal(sig)
