@@ -4,7 +4,7 @@ undone whatever happens.
 Inside ``with session(ctx) as ch:`` the root has proc (the seed's `mount -t
 proc none /proc`), sysfs and a private devpts mounted, the .deb cache bound
 on /var/cache/apt/archives, a policy-rc.d that forbids starting daemons, and
-a resolv.conf if the root has none. On the way out - success, failure,
+the build host's resolv.conf in place of the root's. On the way out - success, failure,
 Ctrl-C or SIGTERM (session.signals_raise turns it into Interrupted) - the
 processes still running in the root are stopped (a maintainer script that
 outlived a killed apt-get would keep the mounts busy) and everything is
@@ -111,11 +111,16 @@ def session(ctx: Context, *, apt_cache: bool = False) -> Iterator[Chroot]:
             temporary.append(str(policy))
             undo.append(lambda: ctx.files.ensure_absent(policy))
         resolv = root / "etc/resolv.conf"
-        if not resolv.exists() and not resolv.is_symlink() and Path("/etc/resolv.conf").exists():
-            # apt needs name resolution; the bootstrappers usually copy the host's.
-            ctx.files.ensure_file(resolv, Path("/etc/resolv.conf").read_text(), 0o644)
-            temporary.append(str(resolv))
-            undo.append(lambda: ctx.files.ensure_absent(resolv))
+        host_resolv = Path("/etc/resolv.conf")
+        if not resolv.is_symlink() and host_resolv.exists():
+            # apt needs the build host's resolver; the root's own (node-network
+            # writes the cluster's) comes back afterwards.
+            original = resolv.read_bytes() if resolv.exists() else None
+            mode = resolv.stat().st_mode & 0o7777 if original is not None else 0o644
+            if ctx.files.ensure_file(resolv, host_resolv.read_bytes(), mode):
+                temporary.append(str(resolv))
+                undo.append(lambda: ctx.files.ensure_absent(resolv) if original is None
+                            else ctx.files.ensure_file(resolv, original, mode))
         yield Chroot(ctx)
     finally:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)

@@ -71,6 +71,18 @@ def interfaces(cfg: Config) -> str:
             "auto lo\niface lo inet loopback\n")
 
 
+def resolv_conf(cfg: Config) -> str:
+    """The nodes' resolv.conf(5) from network.dns_servers and network.domain:
+    the root is read-only and nothing on a node rewrites it."""
+    out = [header(cfg).rstrip("\n")]
+    if cfg.network.domain:
+        out.append(f"search {cfg.network.domain}")
+    out += [f"nameserver {ip}" for ip in cfg.network.dns_servers]
+    if not cfg.network.dns_servers:
+        out.append("# no network.dns_servers in the cluster config: no name server")
+    return "\n".join(out) + "\n"
+
+
 def initramfs_conf(cfg: Config) -> str:
     """initramfs.conf(5) drop-in: mount the root over NFS, with NIC drivers."""
     return header(cfg) + "BOOT=nfs\nMODULES=netboot\n"

@@ -129,10 +129,13 @@ class NodeNetwork(RootFileStep):
     eth0..ethN in the shared /etc; it is gone from udev, and names now come
     from the hardware path (systemd.net-naming-scheme(7)), the same on
     identical nodes. Any 70-persistent-net.rules left in /etc is removed.
+    /etc/resolv.conf (the bootstrappers copy the build host's) is written
+    from network.dns_servers and network.domain.
     """
     name = "node-network"
 
     def wanted(self, ctx: Context) -> Want:
         return {"/etc/network/interfaces": ("file", R.interfaces(ctx.config), 0o644),
+                "/etc/resolv.conf": ("file", R.resolv_conf(ctx.config), 0o644),
                 "/etc/udev/rules.d/70-persistent-net.rules": ("absent",),
                 "/etc/udev/rules.d/75-persistent-net-generator.rules": ("absent",)}

@@ -191,6 +191,10 @@ def test_identity_and_network_files(build):
               if line and not line.startswith("#")]
     assert ifaces == ["auto lo", "iface lo inet loopback"]
     assert (build.root / "etc/systemd/system/multi-user.target.wants/remote-fs.target").is_symlink()
+    assert "search test.nfsroot\n" in (build.root / "etc/resolv.conf").read_text()
+    # apt's lists and caches are not shipped to the nodes.
+    assert not list((build.root / "var/lib/apt/lists").glob("*Packages*"))
+    assert not list((build.root / "var/cache/apt").glob("*.bin"))
 
 
 def test_fstab_per_layout(mm, deb):

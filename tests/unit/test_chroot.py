@@ -3,6 +3,8 @@ that it undoes everything on failure too. (The real mounts are checked in
 tests/integration/test_root_*.py.)"""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fakes import FakeRunner
@@ -73,3 +75,16 @@ def test_secret_reaches_stdin_only(seed_config, tmp_path, monkeypatch):
         shown.append(runner.show(ch.argv(["chpasswd", "-e"]), "root:$6$x$y\n", True))
     assert all("$6$" not in " ".join(a) for a in runner.executed)
     assert shown[0].endswith("<<< <redacted>")
+
+
+def test_the_roots_resolv_conf_comes_back(seed_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
+    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    ctx = ctx_for(seed_config, tmp_path, FakeRunner())
+    resolv = ctx.root / "etc/resolv.conf"
+    resolv.write_text("nameserver 192.168.0.1\n")
+    with chroot.session(ctx):
+        if Path("/etc/resolv.conf").exists():
+            assert resolv.read_bytes() == Path("/etc/resolv.conf").read_bytes()
+    assert resolv.read_text() == "nameserver 192.168.0.1\n"
+    assert str(resolv) not in ctx.files.changed_paths

@@ -79,3 +79,8 @@ def test_components_and_local_debs_are_validated(seed_text):
         config_mod.parse(bad)
     fields = [f for f, _ in e.value.problems]
     assert "root.local_debs" in fields and "root.components" in fields
+
+
+def test_resolv_conf_from_the_cluster_config(seed_config):
+    text = R.resolv_conf(seed_config)
+    assert "search mycluster.home\nnameserver 123.123.123.123\nnameserver 124.124.124.124\n" in text
