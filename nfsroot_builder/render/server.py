@@ -119,6 +119,14 @@ def exports(cfg: Config, served: Served) -> str:
     return "\n".join(out) + "\n"
 
 
+def ganesha_client(spec: str) -> str:
+    """A client for ganesha.conf's Clients list: addresses, networks, host names
+    and @netgroups as bare tokens (a quoted "10.0.0.0/16" is rejected: "Expected
+    a client, got a double quoted string", and the export is dropped); only a
+    wildcard pattern is quoted (ganesha.conf(5), EXPORT { CLIENT {} })."""
+    return quote(spec) if any(c in spec for c in "*?[") else spec
+
+
 def ganesha_exports(cfg: Config, served: Served) -> str:
     """NFS-Ganesha exports equivalent to exports(): NFSv3 (what the Debian
     initramfs mounts) and v4, no root squash, restricted to the clients."""
@@ -141,7 +149,7 @@ def ganesha_exports(cfg: Config, served: Served) -> str:
             "  Squash = No_Root_Squash;",
             "  SecType = sys;",
             "  FSAL { Name = VFS; }",
-            f"  CLIENT {{ Clients = {quote(who)}; Access_Type = {access}; }}",
+            f"  CLIENT {{ Clients = {ganesha_client(who)}; Access_Type = {access}; }}",
             "}",
         ]
     return "\n".join(out) + "\n"

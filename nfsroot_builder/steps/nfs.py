@@ -19,6 +19,7 @@ class NfsExports(Step):
     included from ganesha.conf by a managed block.
     """
     name = "nfs-exports"
+    version = 2   # 2: ganesha Clients unquoted (a quoted network was rejected)
 
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config

@@ -51,7 +51,8 @@ def test_ganesha(seed_config):
     text = r.ganesha_exports(with_(seed_config, "root", layout="per-node"), Served())
     check_golden("ganesha-per-node.conf", text)
     assert text.count("EXPORT {") == 5 and "Squash = No_Root_Squash;" in text
-    assert 'Clients = "192.168.0.101"; Access_Type = RW;' in text
+    assert 'Clients = 192.168.0.101; Access_Type = RW;' in text
+    assert r.ganesha_client("*.cluster.example") == '"*.cluster.example"' and r.ganesha_client("@nodes") == "@nodes"
 
 
 def test_defaults_blocks(seed_config):
