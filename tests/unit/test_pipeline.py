@@ -9,7 +9,18 @@ import pytest
 from fakes import FakeRunner
 from nfsroot_builder import config as config_mod, session
 from nfsroot_builder.errors import CommandFailed, StepFailed
+from nfsroot_builder.pipeline import Pipeline
 from nfsroot_builder.steps import STEPS
+from nfsroot_builder.steps.dhcp import DhcpServer
+from nfsroot_builder.steps.nfs import NfsExports
+from nfsroot_builder.steps.packages import ServerPackages
+from nfsroot_builder.steps.services import Services
+from nfsroot_builder.steps.tftp import TftpServer
+
+
+# The server half: its steps need no root tree, so a fake runner can drive them
+# end to end (the root steps have their own tests).
+SERVER_STEPS = (ServerPackages, TftpServer, DhcpServer, NfsExports, Services)
 
 
 def make(tmp_path, cfg, runner=None, dry_run=False):
@@ -17,7 +28,7 @@ def make(tmp_path, cfg, runner=None, dry_run=False):
     runner = runner or FakeRunner(emit=out.append)
     runner.emit = out.append
     ctx = session.make_context(cfg, prefix=tmp_path / "stage", dry_run=dry_run, runner=runner, emit=out.append)
-    return ctx, session.pipeline(ctx), out
+    return ctx, Pipeline(ctx, SERVER_STEPS), out
 
 
 def ganesha(cfg):
@@ -34,9 +45,12 @@ def server_steps(plans):
 
 
 def test_order_is_the_explicit_list(tmp_path, cfg):
-    _, pipe, _ = make(tmp_path, cfg)
-    assert [s.name for s in pipe.steps] == [s.name for s in STEPS]
-    assert pipe.steps[-1].name == "services"
+    ctx, _, _ = make(tmp_path, cfg)
+    names = [s.name for s in session.pipeline(ctx).steps]
+    assert names == [s.name for s in STEPS]
+    assert names[:4] == ["server-packages", "tftp-server", "dhcp-server", "nfs-exports"]
+    assert names[-1] == "services"
+    assert len(set(names)) == len(names)
 
 
 def test_full_run_then_resume_skips_everything(tmp_path, cfg):
@@ -142,7 +156,6 @@ def test_dependency_rerun_makes_dependant_stale(tmp_path, cfg):
         """c"""
         name = "c"
         def run(self, ctx): return StepResult()
-    from nfsroot_builder.pipeline import Pipeline
     ctx, _, _ = make(tmp_path, cfg)
     Pipeline(ctx, (A, B, C)).run()
     new = cfg.model_copy(update={"tftp": cfg.tftp.model_copy(update={"root": "/x"})})
