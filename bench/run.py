@@ -44,7 +44,15 @@ HOST_APT_CACHE = Path("/var/cache/nfsroot-build/apt")   # nfsroot-build's .deb c
 
 
 def load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    """Load average (1/5/15 min) and, where the kernel has PSI, the share of the
+    last 10 s in which some task waited for I/O (the disk is shared too)."""
+    out = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    try:
+        m = re.search(r"some avg10=([\d.]+)", Path("/proc/pressure/io").read_text())
+        out += f", io {float(m.group(1)):.0f}%"
+    except (OSError, AttributeError):
+        pass
+    return out
 
 
 @dataclass
@@ -192,49 +200,90 @@ class Harness:
         r.times = self.hyperfine(cmd, max(self.runs, 10 if not self.quick else 1), warmup=1)
         self.record(r)
 
-    def bench_inventory(self) -> None:
-        prefix, base_cfg = self.base_prefix()
+    def step_times(self, prefix: Path, steps: list[str]) -> dict[str, float]:
+        """How long each step that ran took, from the build's state.json."""
+        all_ = self.state_phases(prefix, "bench-mm")
+        return {s: all_[s] for s in steps if s in all_}
+
+    def bench_inventory(self, prefix: Path | None = None, where: str = "") -> None:
+        base_prefix, base_cfg = self.base_prefix()
+        prefix = prefix or base_prefix
         reset = self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix, *self.scope) + " >/dev/null 2>&1"
-        for n in (QUICK_SIZES if self.quick else SIZES):
+        sizes = (QUICK_SIZES if self.quick else SIZES) if not where else (ADD_ONE_AT,)
+        for n in sizes:
             cfg = self.config(f"inventory-{n}", n, name="bench-mm")
             cmd = self.nbq("all", "--resume", "-c", cfg, "--prefix", prefix, *self.scope)
-            r = Result(f"inventory-{n}", f"inventory scale: {n:,} nodes", cmd, load=load())
+            r = Result(f"inventory-{n}{where and '-' + where}", f"inventory scale: {n:,} nodes{where and ', ' + where}",
+                       cmd, load=load())
             self.sh(reset)
             wall, r.peak_kb, err = self.observe(cmd)
             r.steps_ran = self.steps_ran(err)
+            r.detail["observed_wall"] = wall
+            r.detail["phases"] = self.step_times(prefix, r.steps_ran)
             runs = self.runs if n < 50000 else max(1, min(self.runs, 3))
             r.times = self.hyperfine(cmd, runs, prepare=reset)
-            r.detail["observed_wall"] = wall
             self.record(r)
         self.sh(reset)
 
-    def bench_add_one(self) -> None:
-        prefix, _ = self.base_prefix()
+    def bench_add_one(self, prefix: Path | None = None, where: str = "") -> None:
+        base_prefix, base_cfg = self.base_prefix()
+        prefix = prefix or base_prefix
         n = QUICK_ADD_ONE_AT if self.quick else ADD_ONE_AT
         cfg_n = self.config(f"add-one-{n}", n, name="bench-mm")
         cfg_n1 = self.config(f"add-one-{n}+1", n, extra=1, name="bench-mm")
         reset = self.nbq("all", "--resume", "-c", cfg_n, "--prefix", prefix, *self.scope) + " >/dev/null 2>&1"
         cmd = self.nbq("all", "--resume", "-c", cfg_n1, "--prefix", prefix, *self.scope)
-        r = Result(f"add-one-{n}", f"add one node to {n:,} and re-run (all --resume)", cmd, load=load())
+        r = Result(f"add-one-{n}{where and '-' + where}",
+                   f"add one node to {n:,} and re-run (all --resume){where and ', ' + where}", cmd, load=load())
         self.sh(reset)
         wall, r.peak_kb, err = self.observe(cmd)
         r.steps_ran = self.steps_ran(err)
+        r.detail["phases"] = self.step_times(prefix, r.steps_ran)
         r.times = self.hyperfine(cmd, self.runs, prepare=reset)
         self.record(r)
+        # no-op resume at this size, while the build has n+1 nodes
+        self.sh(cmd)
+        r = Result(f"noop-resume-{n}{where and '-' + where}",
+                   f"no-op resume at {n + 1:,} nodes{where and ', ' + where}", cmd, load=load())
+        wall, r.peak_kb, err = self.observe(cmd)
+        r.steps_ran = self.steps_ran(err)
+        r.times = self.hyperfine(cmd, self.runs)
+        self.record(r)
         # back to the base inventory for the benchmarks that follow
-        _, base_cfg = self.base_prefix()
         self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix, *self.scope) + " >/dev/null 2>&1")
 
     def bench_noop_resume(self) -> None:
         prefix, base_cfg = self.base_prefix()
         cmd = self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix, *self.scope)
         what = "a full build" if self.full_prefix else "the server steps (no root built)"
-        r = Result("noop-resume", f"no-op resume: all --resume on {what}", cmd, load=load())
+        r = Result("noop-resume", f"no-op resume: all --resume on {what}, 2 nodes", cmd, load=load())
         self.sh(cmd)   # make sure it is finished
         wall, r.peak_kb, err = self.observe(cmd)
         r.steps_ran = self.steps_ran(err)
         r.times = self.hyperfine(cmd, max(self.runs, 10) if not self.quick else 1, warmup=1)
         self.record(r)
+
+    def bench_tmpfs(self) -> None:
+        """The 10,000-node benchmarks again on a copy of the build in /dev/shm:
+        what they cost without the shared disk's stalls (file creation and
+        fsync wait for other VMs' and builds' I/O)."""
+        if self.quick or not self.full_prefix:
+            return
+        avail = int(re.search(r"MemAvailable:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) // 1024
+        size = self.du_mb(self.full_prefix) or 0
+        if not Path("/dev/shm").is_dir() or avail < size + 4096:
+            self.say(f"no tmpfs run: {avail} MB available, the build is {size} MB")
+            return
+        copy = Path("/dev/shm") / f"nfsroot-bench-{os.getpid()}"
+        try:
+            self.rm_tree(copy)
+            self.sh(f"cp -a {shlex.quote(str(self.full_prefix))} {shlex.quote(str(copy))}")
+            _, base_cfg = self.base_prefix()
+            self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", copy) + " >/dev/null 2>&1")
+            self.bench_inventory(copy, "tmpfs copy")
+            self.bench_add_one(copy, "tmpfs copy")
+        finally:
+            self.rm_tree(copy)
 
     def bench_dry_run(self) -> None:
         base_cfg = self.config("base", 2, name="bench-mm")
@@ -372,10 +421,41 @@ class Harness:
             reason = "nfsroot-build has no `lab boot` command yet"
         elif not self.full_prefix:
             reason = "needs the full build, which was not measured"
-        else:
-            reason = "the lab exists but its boot benchmark is not wired into the harness yet"
-        for key, title in keys:
-            self.record(Result(key, title, not_measured=reason))
+        if reason:
+            for key, title in keys:
+                self.record(Result(key, title, not_measured=reason))
+            return
+        prefix, base_cfg = self.base_prefix()
+        self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix) + " >/dev/null 2>&1")
+        common = ["-c", base_cfg, "--prefix", prefix]
+        try:
+            self.sh(self.nbq("lab", "up", *common))
+            for (key, title), nodes in zip(keys, (["n000001"], [])):
+                cmd = self.nbq("lab", "boot", *nodes, "--json", "--timeout", self.a.lab_timeout, *common)
+                r = Result(key, title, cmd, load=load())
+                self.say(f"{title} ... (minutes under TCG)")
+                p = self.sh(cmd, check=False)
+                try:
+                    booted = json.loads(p.stdout)
+                except ValueError:
+                    booted = []
+                secs = [b.get("seconds") for b in booted]
+                if p.returncode != 0 or not booted or None in secs:
+                    why = "; ".join(f"{b.get('name')}: {b.get('problem')}" for b in booted if b.get("problem"))
+                    r.not_measured = f"the boot failed: {why or p.stderr.strip().splitlines()[-1:]}"[:300]
+                else:
+                    r.times = [max(secs)]
+                    r.detail["per node"] = {b["name"]: b["seconds"] for b in booted}
+                    r.detail["accel"] = sorted({str(b.get("accel", "")) for b in booted} - {""})
+                    r.note = ", ".join(f"{b['name']} {b['seconds']} s" for b in booted)
+                r.load += f" → {load()}"
+                self.record(r)
+        except RuntimeError as e:
+            for key, title in keys:
+                if key not in self.results:
+                    self.record(Result(key, title, not_measured=f"lab up failed: {str(e)[-300:]}"))
+        finally:
+            self.sh(self.nbq("lab", "down", *common), check=False)
 
     # -- profile ----------------------------------------------------------------------
     def breakdown(self) -> None:
@@ -407,6 +487,7 @@ class Harness:
             self.bench_dry_run()
             self.bench_inventory()
             self.bench_add_one()
+            self.bench_tmpfs()
             self.bench_lab()
             self.breakdown()
         finally:
@@ -464,21 +545,31 @@ class Harness:
         n = QUICK_SIZES[-1] if self.quick else 10000
         r = R.get(f"inventory-{n}")
         v = t(f"inventory-{n}")
+        tm = t(f"inventory-{n}-tmpfs copy")
+        note = "quick run: 100 nodes, not 10,000" if self.quick else \
+            (f"on a tmpfs copy of the build: {fmt_s(tm)}" if tm is not None else "")
+        if r and r.detail.get("phases"):
+            note += ("; " if note else "") + "steps: " + ", ".join(f"{k} {v:g} s" for k, v in r.detail["phases"].items())
         rows.append((f"{n:,}-node render < 1 s", fmt_s(v) if v is not None else "not measured",
-                     "-" if v is None else verdict(v < 1), "" if not self.quick else "quick run: 100 nodes, not 10,000"))
+                     "-" if v is None else verdict(v < 1), note))
         mem = r.peak_kb / 1024 if r and r.peak_kb else None
         rows.append((f"{n:,}-node render < 150 MB", f"{mem:.0f} MB" if mem else "not measured",
                      "-" if mem is None else verdict(mem < 150), ""))
         n = QUICK_ADD_ONE_AT if self.quick else ADD_ONE_AT
         v = t(f"add-one-{n}")
+        r = R.get(f"add-one-{n}")
+        tm = t(f"add-one-{n}-tmpfs copy")
+        note = f"on a tmpfs copy: {fmt_s(tm)}" if tm is not None else ""
+        if r and r.steps_ran is not None:
+            note += ("; " if note else "") + "steps that ran: " + (", ".join(r.steps_ran) or "none")
         rows.append((f"add one node at {n:,} < 2 s", fmt_s(v) if v is not None else "not measured",
-                     "-" if v is None else verdict(v < 2), ""))
+                     "-" if v is None else verdict(v < 2), note))
         v = t("dry-run")
         rows.append(("dry-run < 1 s", fmt_s(v) if v is not None else "not measured",
                      "-" if v is None else verdict(v < 1), ""))
         for k in ("lab-boot-1", "lab-boot-2"):
             r = R.get(k)
-            rows.append((r.title + " (no target: reported)", r.fmt_time(), "-", r.not_measured))
+            rows.append((r.title + " (no target: reported)", r.fmt_time(), "-", r.not_measured or r.note))
         return rows
 
     def report(self) -> str:
@@ -492,7 +583,7 @@ class Harness:
         out += ["", "## All results", "",
                 "Median of the runs (hyperfine) unless a single run; peak = maximum resident set size "
                 "(GNU time) of one observed run, nfsroot-build and the processes it waited for.", "",
-                "| benchmark | median | runs | min – max | peak memory | steps that ran | load (1/5/15) |",
+                "| benchmark | median | runs | min – max | peak memory | steps that ran | load (1/5/15), I/O pressure |",
                 "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in self.results.values():
             if r.key == "breakdown":
@@ -502,15 +593,17 @@ class Harness:
                 continue
             rng = f"{fmt_s(min(r.times))} – {fmt_s(max(r.times))}" if len(r.times) > 1 else ""
             ran = "-" if r.steps_ran is None else (", ".join(r.steps_ran) or "none")
-            out.append(f"| {r.title} | {r.fmt_time()} | {len(r.times)} | {rng} | {r.fmt_mem()} | {ran} | {r.load} |")
+            title = f"{r.title} ({r.note})" if r.note else r.title
+            out.append(f"| {title} | {r.fmt_time()} | {len(r.times)} | {rng} | {r.fmt_mem()} | {ran} | {r.load} |")
         ratios = self.ratios()
         if ratios:
             out += ["", "## Ratios (same run, same cache state)", ""] + [f"- {x}" for x in ratios]
         phases = [r for r in self.results.values() if r.detail.get("phases")]
         if phases:
-            out += ["", "## Where the full build's time goes", "",
-                    "Per step (nfsroot-build: from its state.json) or per phase of the seed script (its marks), "
-                    "seconds:", ""]
+            out += ["", "## Where the time goes, per step", "",
+                    "Seconds per step (nfsroot-build: from the build's state.json, of the observed run) or per "
+                    "phase of the seed script (its marks); the rest of a run's wall time is start-up "
+                    "(imports, reading and validating the config) and the checks of the steps that were skipped.", ""]
             for r in phases:
                 ph = ", ".join(f"{k} {v:g}" for k, v in r.detail["phases"].items())
                 size = r.detail.get("root_size_mb")
@@ -552,6 +645,7 @@ def main(argv=None) -> int:
     ap.add_argument("--suite", default="trixie", help="Debian suite of the full builds")
     ap.add_argument("--nfsroot-build", default=shutil.which("nfsroot-build", path=str(Path(sys.executable).parent))
                     or shutil.which("nfsroot-build"), help="the nfsroot-build executable to measure")
+    ap.add_argument("--lab-timeout", default="900", help="seconds a lab node may take to reach login")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     if os.geteuid() != 0:
