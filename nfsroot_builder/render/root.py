@@ -48,6 +48,17 @@ def fstab(cfg: Config, served: Served) -> str:
     return "\n".join(out) + "\n"
 
 
+def mount_points(cfg: Config) -> dict[str, int]:
+    """Directories fstab mounts on: they must exist in the root, because on a
+    read-only root nobody can create them at boot (a missing /var/lib/dhcp
+    fails its mount and sends systemd to emergency mode)."""
+    if cfg.root.layout == "tmpfs":
+        return {d: int(m, 8) for d, m in TMPFS_DIRS}
+    if cfg.root.layout == "per-node":
+        return {"/tmp": 0o1777}
+    return {}
+
+
 def hosts(cfg: Config) -> str:
     """The seed's /etc/hosts: localhost, the server and every node."""
     domain = cfg.network.domain

@@ -8,7 +8,7 @@ from ..context import Context
 from ..render import root as R
 from .base import Step, StepResult, digest
 
-# path in the root -> ("file", content, mode) | ("link", target) | ("absent",)
+# path in the root -> ("file", content, mode) | ("link", target) | ("absent",) | ("dir", mode)
 Want = dict[str, tuple]
 
 
@@ -29,6 +29,8 @@ class RootFileStep(Step):
                 ok = not p.exists() and not p.is_symlink()
             elif want[0] == "link":
                 ok = p.is_symlink() and os.readlink(p) == want[1]
+            elif want[0] == "dir":
+                ok = p.is_dir()
             else:
                 ok = p.is_file() and not p.is_symlink() and p.read_text() == want[1] \
                     and (p.stat().st_mode & 0o7777) == want[2]
@@ -42,6 +44,10 @@ class RootFileStep(Step):
             p = ctx.root / rel.lstrip("/")
             if want[0] == "absent":
                 changed |= ctx.files.ensure_absent(p)
+                continue
+            if want[0] == "dir":
+                if not p.is_dir():   # an existing one keeps its mode (the package's)
+                    changed |= ctx.files.ensure_dir(p, want[1])
                 continue
             if p.is_symlink() and want[0] == "file":
                 changed |= ctx.files.ensure_absent(p)   # never write through a link
@@ -61,12 +67,14 @@ class Fstab(RootFileStep):
     the initramfs: an NFS /var in a systemd fstab makes an ordering cycle
     and systemd drops the mount); "overlay" nothing (all is writable);
     "seed" the Kerrighed page's fstab (NFS /dev, /var, /tmp, /root,
-    nolock), without its swap on /dev/hda, for sysvinit roots.
+    nolock), without its swap on /dev/hda, for sysvinit roots. Missing
+    mount points are created: a read-only root cannot get them at boot.
     """
     name = "fstab"
 
     def wanted(self, ctx: Context) -> Want:
-        return {"/etc/fstab": ("file", R.fstab(ctx.config, ctx.served), 0o644)}
+        dirs = {d: ("dir", mode) for d, mode in R.mount_points(ctx.config).items()}
+        return {**dirs, "/etc/fstab": ("file", R.fstab(ctx.config, ctx.served), 0o644)}
 
 
 class Hosts(RootFileStep):
