@@ -40,7 +40,8 @@ QUICK_SIZES = (100,)
 ADD_ONE_AT = 10000
 QUICK_ADD_ONE_AT = 100
 DPKG_VERSION = "dpkg-query -W -f '${Version}' "
-HOST_APT_CACHE = Path("/var/cache/nfsroot-build/apt")   # nfsroot-build's .deb cache (context.APT_CACHE)
+# nfsroot-build's caches: apt/ (the .debs, context.APT_CACHE) and lists/ (the suite's package names)
+HOST_CACHE_ROOT = Path("/var/cache/nfsroot-build")
 
 
 def load() -> str:
@@ -366,8 +367,9 @@ class Harness:
                     cfg = self.config(name, 2, name=name, bootstrapper=t, suite=suite)
                     # A private mount namespace: the build's .deb cache is this benchmark's own
                     # directory, so the host's cache (and other builds using it) are untouched.
-                    inner = (f"mkdir -p {HOST_APT_CACHE} && mount --bind {shlex.quote(str(caches[t]))} "
-                             f"{HOST_APT_CACHE} && exec " + self.nbq("all", "-c", cfg, "--prefix", prefix))
+                    # Cold means nothing cached: neither the .debs nor the package-name index.
+                    inner = (f"mkdir -p {HOST_CACHE_ROOT} && mount --bind {shlex.quote(str(caches[t]))} "
+                             f"{HOST_CACHE_ROOT} && exec " + self.nbq("all", "-c", cfg, "--prefix", prefix))
                     cmd = f"unshare -m --propagation private sh -c {shlex.quote(inner)}"
                 r = Result(key, title, cmd, load=load())
                 self.say(f"{title} ... (minutes)")
