@@ -16,8 +16,11 @@ from .render import FACTS_MARK
 # The iPXE ROM QEMU's virtio NIC boots from (package ipxe-qemu).
 VIRTIO_ROM = "/usr/lib/ipxe/qemu/efi-virtio.rom"
 # Signs that a boot has failed for good: no point waiting for the timeout.
+# A refused NFS mount is retried by the initramfs for minutes; the answer
+# will not change in a lab, so the first refusal decides.
 FATAL = re.compile(r"Kernel panic|\(initramfs\) |No root device|error: (file|couldn't|failed|timeout)|"
-                   r"No more network devices|PXE-E\d\d|ALERT!", re.I)
+                   r"No more network devices|PXE-E\d\d|ALERT!|"
+                   r"mount call failed - server replied: (Permission denied|No such file or directory)", re.I)
 
 
 def accelerator() -> str:
