@@ -151,11 +151,13 @@ per-node)
 	case "$nrbvar" in *,*) opts="$opts,${{nrbvar#*,}}" ;; esac
 	nfsmount -o "$opts" "${{nrbvar%%,*}}" "${{rootmnt}}/var" || panic "nfsroot-build: per-node /var mount failed"
 	# A machine-id of its own that survives reboots, kept in the node's /var
-	# (else a new transient one each boot, and a new journal directory).
+	# (else a new transient one each boot, and a new journal directory). Left
+	# empty, systemd writes a new id into it on the first boot (machine-id(5));
+	# no tr here: the initramfs has no busybox.
 	mid="${{rootmnt}}/var/lib/nrb/machine-id"
-	if [ ! -s "$mid" ]; then
+	if [ ! -e "$mid" ]; then
 		mkdir -p "${{rootmnt}}/var/lib/nrb"
-		tr -d '-' < /proc/sys/kernel/random/uuid > "$mid"
+		: > "$mid"
 	fi
 	mount -o bind "$mid" "${{rootmnt}}/etc/machine-id" || true
 	log_end_msg
