@@ -25,14 +25,14 @@ class Images:
 
 
 def kernel_cmdline(cfg: Config, served: Served, node: Node) -> str:
-    """root=/dev/nfs nfsroot=<server>:<root>,tcp,v3 ip=dhcp, the layout's nrb.*
+    """root=/dev/nfs nfsroot=<server>:<root>,tcp,v3 ip=dhcp ro, the layout's nrb.*
     arguments (render.root.layout_script) and boot.kernel_args.
 
     v3: the Debian initramfs mounts with klibc's nfsmount, which speaks NFSv2/3
     only (initramfs-tools(7), "nfsroot"); tcp: UDP NFS is gone from current kernels.
     """
     words = ["root=/dev/nfs", f"nfsroot={cfg.server.address}:{served.path(cfg.root.path)},tcp,v3",
-             "ip=dhcp", *layout_cmdline(cfg, served, node.name), *cfg.boot.kernel_args]
+             "ip=dhcp", "ro", *layout_cmdline(cfg, served, node.name), *cfg.boot.kernel_args]
     return " ".join(words)
 
 

@@ -79,7 +79,8 @@ def interfaces(cfg: Config) -> str:
             "# The boot NIC was configured by the initramfs (ip=dhcp) and carries the\n"
             "# NFS root: no stanza for it here, an ifdown or a second DHCP client would\n"
             "# cut the root filesystem away.\n"
-            "auto lo\niface lo inet loopback\n")
+            "auto lo\niface lo inet loopback\n"
+            "source /etc/network/interfaces.d/*\n")
 
 
 def resolv_conf(cfg: Config) -> str:

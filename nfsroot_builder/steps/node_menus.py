@@ -11,7 +11,7 @@ class NodeMenus(Step):
     """Write one boot menu per node: the kernel, its initrd and the NFS root command line.
 
     Each menu boots the kernel published by kernel-to-tftp with
-    `root=/dev/nfs nfsroot=<server>:<root>,tcp,v3 ip=dhcp` (the Debian
+    `root=/dev/nfs nfsroot=<server>:<root>,tcp,v3 ip=dhcp ro` (the Debian
     initramfs mounts NFSv3 only), the layout's `nrb.layout=`/`nrb.var=`
     (per-node: the node's own /var directory) and boot.kernel_args. By boot.loader:
     boot/grub/grub.cfg-01-<mac-with-dashes> (GRUB 2 looks that name up by

@@ -19,7 +19,9 @@ def wanted(ctx: Context) -> list[str]:
     """The seed's apt-get installs, today's names, plus root.packages."""
     r = ctx.config.root
     # zstd: initramfs-tools compresses with it by default, else falls back to gzip with a warning.
-    base = [r.kernel_package, "initramfs-tools", "zstd", "nfs-common", *INIT_PACKAGES[r.init]]
+    # netbase: /etc/protocols, without which userspace NFS mounts fail with
+    # "Protocol not supported" (lab-notes RECIPE.md, pitfall 6).
+    base = [r.kernel_package, "initramfs-tools", "zstd", "nfs-common", "netbase", *INIT_PACKAGES[r.init]]
     return list(dict.fromkeys(base + r.packages))
 
 
@@ -44,7 +46,7 @@ class RootPackages(Step):
 
     The seed's `apt-get install dhcp3-common nfs-common nfsbooted` and
     `initramfs-tools`, updated: the kernel (root.kernel_package,
-    linux-image-<arch>), initramfs-tools (+ zstd, its compressor), nfs-common, systemd-sysv + udev
+    linux-image-<arch>), initramfs-tools (+ zstd, its compressor), nfs-common (+ netbase), systemd-sysv + udev
     (or sysvinit-core + initscripts with init = "sysvinit"), and the
     config's root.packages; no recommends, never a question (debconf
     noninteractive, existing conffiles kept). dhcp3-common and nfsbooted

@@ -25,7 +25,7 @@ from helpers import nfsroot_build, require
 
 HASH = "$6$nfsrootlab$h11iU6PTvJRLyy7/3jEA3/mAH5atrONLmymJs3/tJD/awHyv6YLTdglbrZc1fRX..67IS4Z0GOZceY9NqF97H1"
 NODES = [("n1", "52:54:00:12:35:01", "192.168.0.101"), ("n2", "52:54:00:12:35:02", "192.168.0.102")]
-BASE = ["linux-image-amd64", "initramfs-tools", "zstd", "nfs-common", "systemd-sysv", "udev"]
+BASE = ["linux-image-amd64", "initramfs-tools", "zstd", "nfs-common", "netbase", "systemd-sysv", "udev"]
 
 
 def config(name: str, bootstrapper: str, layout: str, loader: str, packages=("iproute2",),
@@ -189,7 +189,7 @@ def test_identity_and_network_files(build):
     assert "192.168.0.102 n2.test.nfsroot n2" in hosts
     ifaces = [line for line in (build.root / "etc/network/interfaces").read_text().splitlines()
               if line and not line.startswith("#")]
-    assert ifaces == ["auto lo", "iface lo inet loopback"]
+    assert ifaces == ["auto lo", "iface lo inet loopback", "source /etc/network/interfaces.d/*"]
     assert (build.root / "etc/systemd/system/multi-user.target.wants/remote-fs.target").is_symlink()
     assert "search test.nfsroot\n" in (build.root / "etc/resolv.conf").read_text()
     # apt's lists and caches are not shipped to the nodes.
@@ -234,7 +234,7 @@ def test_kernel_and_initrd_readable_in_tftp_root(build):
 
 def test_one_menu_per_node_with_the_kernel_line(build):
     kernel = build.kernel()
-    base = f"root=/dev/nfs nfsroot=192.168.0.1:{build.root},tcp,v3 ip=dhcp console=ttyS0,115200n8"
+    base = f"root=/dev/nfs nfsroot=192.168.0.1:{build.root},tcp,v3 ip=dhcp ro console=ttyS0,115200n8"
     for node, mac, _ in NODES:
         dashed = mac.replace(":", "-")
         menu = build.tftp / (f"boot/grub/grub.cfg-01-{dashed}" if build.name == "mm" else f"ipxe/{dashed}.ipxe")

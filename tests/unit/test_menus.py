@@ -7,7 +7,7 @@ from nfsroot_builder.render import Served
 from nfsroot_builder.render import menus as M
 
 IMAGES = M.Images("/kerrighed/vmlinuz-6.12.1", "/kerrighed/initrd.img-6.12.1")
-CMDLINE = ("root=/dev/nfs nfsroot=192.168.0.1:/stage/NFSROOT/kerrighed,tcp,v3 ip=dhcp "
+CMDLINE = ("root=/dev/nfs nfsroot=192.168.0.1:/stage/NFSROOT/kerrighed,tcp,v3 ip=dhcp ro "
            "console=ttyS0,115200n8 console=tty0")
 
 
@@ -22,7 +22,7 @@ def test_kernel_cmdline_uses_the_served_root(seed_config):
 def test_per_node_menu_names_the_nodes_own_var(seed_config):
     cfg = seed_config.model_copy(update={"root": seed_config.root.model_copy(update={"layout": "per-node"})})
     line = M.kernel_cmdline(cfg, Served("/stage"), cfg.nodes[2])
-    assert "ip=dhcp nrb.layout=per-node nrb.var=192.168.0.1:/stage/NFSROOT/kerrighed.nodes/ssi3 console=" in line
+    assert "ip=dhcp ro nrb.layout=per-node nrb.var=192.168.0.1:/stage/NFSROOT/kerrighed.nodes/ssi3 console=" in line
 
 
 @pytest.mark.parametrize("loader,name", [("grub", "boot/grub/grub.cfg-01-52-54-00-00-00-02"),
