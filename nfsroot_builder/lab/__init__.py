@@ -35,7 +35,7 @@ class Lab:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.cfg = ctx.config
-        self.ns = netns.namespace(self.cfg)
+        self.ns = netns.namespace(self.cfg, ctx.state_dir)
         self.dir = ctx.state_dir / "lab"
         self.record_path = self.dir / "lab.json"
 
@@ -75,7 +75,10 @@ class Lab:
         ganesha = self.dir / "ganesha.conf"
         atomic_write(ganesha, ganesha_conf(self.cfg, self.ctx.served, str(self.dir)).encode(), 0o644)
         (self.dir / "dhcpd.leases").write_text("")
-        netns.create(self.ctx.runner, self.cfg)
+        # Recorded before it exists: `down` deletes only a namespace it made.
+        record["namespace"] = self.ns
+        self.save(record)
+        netns.create(self.ctx.runner, self.cfg, self.ns)
         try:
             start_daemons(self, record)
         except BaseException:
@@ -108,7 +111,7 @@ class Lab:
 
     def status(self) -> dict:
         record = self.load()
-        return {"namespace": self.ns, "up": netns.exists(self.ctx.runner, self.ns),
+        return {"namespace": self.ns, "up": record.get("namespace") == self.ns and netns.exists(self.ctx.runner, self.ns),
                 "procs": [{**p, "alive": self.alive(p)} for p in record["procs"]]}
 
     def down(self) -> list[str]:
@@ -130,7 +133,7 @@ class Lab:
                 os.waitpid(p["pid"], os.WNOHANG)
             except ChildProcessError:
                 pass
-        if netns.exists(self.ctx.runner, self.ns):
+        if record.get("namespace") == self.ns and netns.exists(self.ctx.runner, self.ns):
             netns.delete(self.ctx.runner, self.ns)
             done.append(f"namespace {self.ns}")
         self.remove_report_unit()

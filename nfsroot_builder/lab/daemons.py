@@ -7,7 +7,9 @@ script).
 """
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import time
 
 from ..errors import NfsrootError
@@ -31,7 +33,11 @@ def start_daemons(lab, record: dict) -> None:
     ctx, cfg, ns, d = lab.ctx, lab.cfg, lab.ns, lab.dir
     runner = ctx.runner
     run_dir = d / "run"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Emptied first: a stale rpcbind.sock from an earlier lab would pass the
+    # readiness check before rpcbind listens, and ganesha exits when it
+    # cannot register with rpcbind.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
     logs = d / "logs"
     logs.mkdir(exist_ok=True)
     exec_ns = ["ip", "netns", "exec", ns]
@@ -48,16 +54,21 @@ def start_daemons(lab, record: dict) -> None:
     # for the packaged daemon), bound to the server address only.
     spawn("tftpd", ["in.tftpd", "-L", "-v", "-u", "tftp", "-s", str(ctx.tftp_root),
                     "-a", f"{cfg.server.address}:69"], "in.tftpd")
+    spawn("ra", [sys.executable, "-m", "nfsroot_builder.lab.ra", cfg.server.interface],
+          os.path.realpath(sys.executable))
     spawn("rpcbind", ["sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "rpcbind", "-f"], "rpcbind")
-    _wait("rpcbind", lambda: (run_dir / "rpcbind.sock").exists())
+
+    def registered() -> str:
+        res = runner.run([*exec_ns, "sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "rpcinfo", "-p", "127.0.0.1"],
+                         probe=True, check=False)
+        return res.stdout if res.ok else ""
+    _wait("rpcbind", lambda: "portmapper" in registered())
     spawn("ganesha", ["sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "ganesha.nfsd", "-F",
                       "-f", str(d / "ganesha.conf"), "-L", str(logs / "ganesha.nfsd.log"),
                       "-p", "/run/ganesha/ganesha.pid", "-N", "NIV_EVENT"], "ganesha.nfsd")
 
-    def listening() -> bool:
-        res = runner.run([*exec_ns, "ss", "-Hltn", "sport", "=", ":2049"], probe=True, check=False)
-        return bool(res.stdout.strip())
-    _wait("NFS-Ganesha on port 2049", listening, timeout=60)
+    _wait("NFS-Ganesha (nfs and mountd registered with rpcbind)",
+          lambda: all(svc in registered() for svc in (" nfs", " mountd")), timeout=60)
     dead = [p["name"] for p in record["procs"] if not lab.alive(p)]
     if dead:
         raise NfsrootError(f"lab: {', '.join(dead)} exited at start; see {logs}/")

@@ -3,6 +3,7 @@ and one tap per node. Nothing is added to the host's own namespace; every
 `ip` command names the namespace (`ip -n NS ...`)."""
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from ..runner import Runner
 BRIDGE_MAC = "02:00:6e:72:62:01"
 
 
-def namespace(cfg: Config) -> str:
-    return f"nrb-{cfg.name}"
+def namespace(cfg: Config, state_dir: Path) -> str:
+    """nrb-<build>-<6 hex of the state dir>: two builds of the same name under
+    different prefixes (a test, a benchmark, the demo) get their own lab."""
+    tag = hashlib.sha256(str(state_dir).encode()).hexdigest()[:6]
+    return f"nrb-{cfg.name}-{tag}"
 
 
 def tap_name(index: int) -> str:
@@ -28,8 +32,7 @@ def exists(runner: Runner, ns: str) -> bool:
     return Path(f"/run/netns/{ns}").exists()
 
 
-def create(runner: Runner, cfg: Config) -> None:
-    ns = namespace(cfg)
+def create(runner: Runner, cfg: Config, ns: str) -> None:
     net = ipaddress.IPv4Network(cfg.network.subnet)
     bridge = cfg.server.interface
     runner.run(["ip", "netns", "add", ns])

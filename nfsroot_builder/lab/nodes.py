@@ -60,17 +60,19 @@ class NodeResult:
 
 
 def parse_facts(text: str) -> dict:
-    line = [ln for ln in text.splitlines() if ln.startswith(FACTS_MARK)]
-    if not line:
+    # The line may share the console with getty's prompt or escape codes;
+    # only a finished line counts (the log is read while it is written).
+    found = re.findall(re.escape(FACTS_MARK) + r" ([^\n]*)\n", text)
+    if not found:
         return {}
-    return dict(w.split("=", 1) for w in line[-1].split()[1:] if "=" in w)
+    return dict(w.split("=", 1) for w in found[-1].split() if "=" in w)
 
 
 def judge(lab, node, text: str, result: NodeResult) -> bool:
     """Fill result from the console text; True once the node's fate is known."""
     cfg = lab.cfg
     m = re.search(r"^(\S+) login:", text, re.M)
-    if m and result.seconds is None:
+    if m:
         result.hostname = m.group(1)
     facts = parse_facts(text)
     want_facts = cfg.root.init == "systemd"
