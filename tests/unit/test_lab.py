@@ -1,0 +1,96 @@
+"""The lab's pure parts: names, QEMU argv, ganesha.conf, judging a console."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import example_text
+from nfsroot_builder import config as config_mod, session
+from nfsroot_builder.lab import Lab, netns
+from nfsroot_builder.lab.nodes import NodeResult, judge, parse_facts, qemu_argv
+from nfsroot_builder.lab.ra import advertisement, only_solicitations
+from nfsroot_builder.lab.render import FACTS_MARK, ganesha_conf
+from nfsroot_builder.render import Served
+
+
+@pytest.fixture
+def lab(tmp_path):
+    cfg = config_mod.parse(example_text("lab"))
+    return Lab(session.make_context(cfg, prefix=tmp_path / "stage"))
+
+
+def console(host="lab1", root="nfs,192.168.0.1:{root}", failed="none", login=True):
+    text = "iPXE initialising devices...ok\nLinux version 6.12\n"
+    text += f"\x1b[6n{FACTS_MARK} host={host} root={root} var=none failed={failed} state=running\n"
+    if login:
+        text += f"\nDebian GNU/Linux 13 {host} ttyS0\n\n{host} login: "
+    return text
+
+
+def test_namespace_is_per_build_and_short_taps(tmp_path):
+    cfg = config_mod.parse(example_text("lab"))
+    a, b = netns.namespace(cfg, tmp_path / "a"), netns.namespace(cfg, tmp_path / "b")
+    assert a != b and a.startswith("nrb-lab-")
+    assert all(len(netns.tap_name(i)) <= 15 for i in range(10000))
+
+
+def test_qemu_argv_boots_from_the_network_without_user_networking(tmp_path):
+    argv = qemu_argv("lab1", "52:54:00:12:34:01", "nrb-tap0", tmp_path / "c.log", "tcg")
+    text = " ".join(argv)
+    assert "mac=52:54:00:12:34:01" in text and "disable-legacy=on" in text and "bootindex=1" in text
+    assert "tap,id=net0,ifname=nrb-tap0,script=no,downscript=no" in text
+    assert "user" not in text.split() and "-nic" not in argv and "hostfwd" not in text
+
+
+def test_ganesha_conf_for_the_lab(lab):
+    text = ganesha_conf(lab.cfg, Served("/stage"), "/stage/run")
+    assert "Protocols = 3, 4;" in text and "Enable_NLM = false;" in text and "Graceless = true;" in text
+    assert 'Path = "/stage/srv/nfsroot/lab";' in text
+    assert "Bind_addr = 192.168.0.1;" in text
+
+
+def test_facts_only_from_finished_lines():
+    assert parse_facts(f"{FACTS_MARK} host=a root=nfs,x:/y var=none") == {}
+    assert parse_facts(f"lab2 login: {FACTS_MARK} host=a root=nfs,x:/y var=none failed=none\n")["root"] == "nfs,x:/y"
+
+
+def test_judge_pass(lab):
+    node = lab.cfg.nodes[0]
+    r = NodeResult(node.name)
+    assert judge(lab, node, console(root=f"nfs,192.168.0.1:{lab.ctx.root}"), r)
+    assert r.ok and r.hostname == "lab1" and r.problem == ""
+
+
+@pytest.mark.parametrize("kw,words", [
+    ({"host": "localhost"}, "DHCP name not taken"),
+    ({"root": "nfs,192.168.0.1:/elsewhere"}, "expected nfs from"),
+    ({"failed": "systemd-remount-fs.service"}, "failed units"),
+])
+def test_judge_problems(lab, kw, words):
+    node = lab.cfg.nodes[0]
+    kw.setdefault("root", f"nfs,192.168.0.1:{lab.ctx.root}")
+    r = NodeResult(node.name)
+    assert judge(lab, node, console(**kw), r)
+    assert not r.ok and words in r.problem
+
+
+def test_judge_waits_then_fails_fast_on_refused_mount(lab):
+    node = lab.cfg.nodes[0]
+    r = NodeResult(node.name)
+    assert not judge(lab, node, "Begin: Mounting root file system ... ", r)
+    assert judge(lab, node, "Begin: Retrying nfs mount ... mount call failed - server replied: Permission denied.\n", r)
+    assert not r.ok and "Permission denied" in r.problem
+
+
+def test_down_without_a_record_deletes_nothing(lab):
+    # Another lab's namespace of the same name must never be deleted by us.
+    assert lab.down() == []
+
+
+def test_router_advertisement_bytes():
+    ra = advertisement("02:00:6e:72:62:01")
+    assert ra[0] == 134 and ra[6:8] == b"\x00\x00"      # router lifetime 0
+    assert ra[-6:] == bytes.fromhex("02006e726201")
+    words = only_solicitations()
+    assert len(words) == 32
