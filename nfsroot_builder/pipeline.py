@@ -119,15 +119,19 @@ class Pipeline:
         if first > last:
             raise UsageError(f"--from {from_step} comes after --to {to_step}")
         report = []
+        ran = False
         for i, p in enumerate(plans):
             if only and i != first:
                 continue
             if i < first or i > last:
                 report.append((p.step.name, "not selected"))
-            elif resume and not p.needs_run:
+            # The plan was made before anything ran; a step that ran since can
+            # leave work for a later one (a restart for `services`): verify again.
+            elif resume and not p.needs_run and not (ran and p.step.verify(self.ctx)):
                 report.append((p.step.name, "done"))
             else:
                 report.append((p.step.name, self.run_step(p.step)))
+                ran = True
         return report
 
     def run_step(self, step: Step) -> str:

@@ -2,7 +2,6 @@
 guard makes the real Runner fail loudly there (integration/e2e tests may)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,9 @@ from nfsroot_builder.runner import Runner
 from helpers import example_text
 
 REAL_PROCESS_DIRS = ("integration", "e2e", "bench")
+
+# The real roots (built once per session) for the integration and e2e tests.
+pytest_plugins = ["root_builds"]
 
 
 @pytest.fixture(autouse=True)

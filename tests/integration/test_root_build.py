@@ -9,144 +9,14 @@ many things are asserted on it. Timings and sizes go to
 """
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from debian.deb822 import Deb822
 
-from helpers import nfsroot_build, require
-
-HASH = "$6$nfsrootlab$h11iU6PTvJRLyy7/3jEA3/mAH5atrONLmymJs3/tJD/awHyv6YLTdglbrZc1fRX..67IS4Z0GOZceY9NqF97H1"
-NODES = [("n1", "52:54:00:12:35:01", "192.168.0.101"), ("n2", "52:54:00:12:35:02", "192.168.0.102")]
-BASE = ["linux-image-amd64", "initramfs-tools", "zstd", "nfs-common", "netbase", "systemd-sysv", "udev"]
-
-
-def config(name: str, bootstrapper: str, layout: str, loader: str, packages=("iproute2",),
-           local_debs=()) -> str:
-    nodes = "".join(f'[[node]]\nname = "{n}"\nmac = "{m}"\nip = "{i}"\n\n' for n, m, i in NODES)
-    return f"""name = "{name}"
-[server]
-address = "192.168.0.1"
-interface = "nrb-br0"
-[network]
-subnet = "192.168.0.0/24"
-domain = "test.nfsroot"
-[root]
-path = "/srv/nfsroot/{name}"
-suite = "trixie"
-bootstrapper = "{bootstrapper}"
-variant = "minbase"
-packages = {json.dumps(list(packages))}
-local_debs = {json.dumps(list(local_debs))}
-password_hash = "{HASH}"
-layout = "{layout}"
-[tftp]
-root = "/srv/tftp/{name}"
-[boot]
-loader = "{loader}"
-kernel_args = ["console=ttyS0,115200n8"]
-timeout = 0
-[nfs]
-server = "ganesha"
-{nodes}"""
-
-
-@dataclass
-class Build:
-    cfg: Path
-    stage: Path
-    name: str
-    figures: dict = field(default_factory=dict)
-
-    @property
-    def root(self) -> Path:
-        return self.stage / f"srv/nfsroot/{self.name}"
-
-    @property
-    def tftp(self) -> Path:
-        return self.stage / f"srv/tftp/{self.name}"
-
-    @property
-    def state(self) -> dict:
-        return json.loads((self.stage / f"var/lib/nfsroot-build/{self.name}/state.json").read_text())
-
-    def kernel(self) -> str:
-        return self.state["steps"]["kernel-to-tftp"]["outputs"]["kernel"]
-
-
-def mounts_under(path: Path) -> list[str]:
-    with open("/proc/mounts") as f:
-        return [line.split()[1] for line in f if line.split()[1].startswith(str(path))]
-
-
-def du(path: Path) -> int:
-    return int(subprocess.run(["du", "-sxb", path], capture_output=True, text=True, check=True).stdout.split()[0])
-
-
-def record(tmp_path_factory, key: str, figures: dict) -> None:
-    out = tmp_path_factory.getbasetemp() / "root-build-figures.json"
-    data = json.loads(out.read_text()) if out.exists() else {}
-    data[key] = figures
-    out.write_text(json.dumps(data, indent=2))
-
-
-def new_build(tmp_path_factory, key, **kw) -> Build:
-    require(os.path.exists("/usr/sbin/mmdebstrap") or os.path.exists("/usr/bin/mmdebstrap"), "mmdebstrap missing")
-    base = tmp_path_factory.mktemp(key)
-    cfg = base / "cluster.toml"
-    cfg.write_text(config(key, **kw))
-    return Build(cfg, base / "stage", key)
-
-
-@pytest.fixture(scope="session")
-def mm(tmp_path_factory) -> Build:
-    b = new_build(tmp_path_factory, "mm", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
-    t0 = time.monotonic()
-    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
-    b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
-    b.figures["root_bytes"] = du(b.root)
-    b.figures["initrd_bytes"] = (b.root / f"boot/initrd.img-{b.kernel()}").stat().st_size
-    record(tmp_path_factory, "mmdebstrap", b.figures)
-    return b
-
-
-@pytest.fixture(scope="session")
-def deb(tmp_path_factory) -> Build:
-    """debootstrap, stopped by SIGTERM while apt-get installs in the chroot, then resumed."""
-    b = new_build(tmp_path_factory, "deb", bootstrapper="debootstrap", layout="per-node", loader="ipxe")
-    log = b.stage / "var/lib/nfsroot-build/deb/logs/root-packages.log"
-    t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "nfsroot_builder", "all", "-c", b.cfg, "--prefix", b.stage],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while proc.poll() is None and not (log.exists() and "apt-get install" in log.read_text(errors="replace")):
-        time.sleep(0.5)
-    time.sleep(8)   # well into downloading/unpacking
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    b.figures["sigterm"] = {"returncode": proc.returncode, "stderr": err[-2000:],
-                            "mounts_after": mounts_under(b.stage),
-                            "policy_rc_d_after": (b.root / "usr/sbin/policy-rc.d").exists()}
-    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--resume", check=True)
-    b.figures["build_seconds_incl_interruption"] = round(time.monotonic() - t0, 1)
-    b.figures["root_bytes"] = du(b.root)
-    b.figures["initrd_bytes"] = (b.root / f"boot/initrd.img-{b.kernel()}").stat().st_size
-    record(tmp_path_factory, "debootstrap", b.figures)
-    return b
-
-
-BUILDS = ["mm", "deb"]
-
-
-@pytest.fixture(params=BUILDS)
-def build(request) -> Build:
-    return request.getfixturevalue(request.param)
+from helpers import nfsroot_build
+from root_builds import BASE, HASH, NODES, Build, config, mounts_under, record
 
 
 def test_sigterm_during_root_packages_leaves_nothing_mounted_and_resume_finishes(deb):

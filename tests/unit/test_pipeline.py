@@ -193,3 +193,16 @@ def test_state_never_holds_the_password_hash(tmp_path, cfg):
     ctx, pipe, _ = make(tmp_path, cfg)
     pipe.run()
     assert cfg.root.password_hash not in (ctx.state_dir / "state.json").read_text() or cfg.root.password_hash == "!"
+
+
+def test_resume_restarts_what_a_rerun_step_left_pending(tmp_path, cfg):
+    ctx, pipe, _ = make(tmp_path, cfg)
+    pipe.run()
+    # tftp-server re-runs (its output is gone) and asks for a restart; the plan,
+    # made before, had `services` as done.
+    (ctx.prefix / "srv/tftp").rmdir()
+    ctx.files.managed_block(ctx.prefix / "etc/default/tftpd-hpa", None)
+    ctx, pipe, _ = make(tmp_path, cfg)
+    report = dict(pipe.run(resume=True))
+    assert report["tftp-server"] == "changed" and report["services"] == "changed"
+    assert ctx.state.pending_restarts == []
