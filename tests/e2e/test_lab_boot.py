@@ -1,0 +1,106 @@
+"""Virtual diskless nodes boot from what nfsroot-build made.
+
+Runs in file order on the two roots the integration tests build once per
+session (root_builds.py): `mm` (mmdebstrap, layout tmpfs, GRUB) and `deb`
+(debootstrap, layout per-node, iPXE). Each boot is judged by the lab itself:
+'<node> login:' on the serial console, and the report unit's facts line
+(root filesystem and source, /var, failed units).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from helpers import nfsroot_build
+
+SERVER = "192.168.0.1"
+
+
+def lab(build, *args, check=True, timeout=900):
+    return nfsroot_build("lab", *args, "-c", build.cfg, "--prefix", build.stage, check=check, timeout=timeout)
+
+
+def boot(build, *nodes):
+    res = lab(build, "boot", *nodes, "--json", "--timeout", "480", check=False)
+    results = {r["name"]: r for r in json.loads(res.stdout)} if res.stdout.strip() else {}
+    return res, results
+
+
+def namespaces() -> list[str]:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+
+
+@pytest.fixture
+def lab_up(request):
+    """lab up for a build; lab down afterwards, whatever happened."""
+    started = []
+
+    def up(build):
+        lab(build, "up")
+        started.append(build)
+        return build
+    yield up
+    for build in started:
+        st = json.loads(lab(build, "status", "--json").stdout)
+        procs = st["procs"]
+        lab(build, "down")
+        assert st["namespace"] not in namespaces()
+        for p in procs:
+            assert not os.path.exists(f"/proc/{p['pid']}/exe") or \
+                os.path.basename(os.readlink(f"/proc/{p['pid']}/exe")) != os.path.basename(p["exe"])
+
+
+def assert_nfs_root(build, r):
+    assert r["ok"], f"{r['name']}: {r['problem']}\n" + "\n".join(r["tail"])
+    assert r["hostname"] == r["name"]
+    assert r["facts"]["root"] in (f"nfs,{SERVER}:{build.root}", f"nfs4,{SERVER}:{build.root}")
+    assert r["facts"]["failed"] == "none"
+
+
+def test_two_nodes_boot_at_once_tmpfs_grub(mm, lab_up):
+    lab_up(mm)
+    res, results = boot(mm, "n1", "n2")
+    assert set(results) == {"n1", "n2"}, res.stderr
+    for r in results.values():
+        assert_nfs_root(mm, r)
+        assert r["facts"]["var"] == "none"     # layout tmpfs: /var is on the root, its subtrees tmpfs
+    assert res.returncode == 0
+    assert "pass n1: login after" in res.stderr and "pass n2: login after" in res.stderr
+
+
+def test_per_node_var_with_ipxe(deb, lab_up):
+    lab_up(deb)
+    res, results = boot(deb, "n2")
+    r = results["n2"]
+    assert_nfs_root(deb, r)
+    assert r["facts"]["var"].startswith("nfs") and r["facts"]["var"].endswith(f"{deb.root}.nodes/n2/var"), r["facts"]
+
+
+def test_changed_mac_reruns_only_dhcp_and_menus_then_boots(mm, lab_up):
+    text = mm.cfg.read_text()
+    mm.cfg.write_text(text.replace('mac = "52:54:00:12:35:02"', 'mac = "52:54:00:12:35:99"'))
+    st = {s["step"]: s for s in json.loads(nfsroot_build("status", "-c", mm.cfg, "--prefix", mm.stage,
+                                                          "--json", check=True).stdout)["steps"]}
+    stale = sorted(name for name, s in st.items() if s["status"] != "done")
+    assert stale == ["dhcp-server", "node-menus"], st
+    res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    assert "2 step(s) ran" in res.stderr or "3 step(s) ran" in res.stderr, res.stderr
+    assert "52:54:00:12:35:99" in (mm.stage / "etc/dhcp/dhcpd.conf").read_text()
+    assert (mm.tftp / "boot/grub/grub.cfg-01-52-54-00-12-35-99").exists()
+    lab_up(mm)
+    res, results = boot(mm, "n2")
+    assert_nfs_root(mm, results["n2"])
+
+
+def test_overlay_layout(mm, lab_up):
+    mm.cfg.write_text(mm.cfg.read_text().replace('layout = "tmpfs"', 'layout = "overlay"'))
+    nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    lab_up(mm)
+    res, results = boot(mm, "n1")
+    r = results["n1"]
+    assert r["ok"], f"{r['problem']}\n" + "\n".join(r["tail"])
+    assert r["facts"]["root"].startswith("overlay,"), r["facts"]
+    assert r["facts"]["failed"] == "none"
