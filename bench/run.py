@@ -211,7 +211,7 @@ class Harness:
     def bench_inventory(self, prefix: Path | None = None, where: str = "") -> None:
         base_prefix, base_cfg = self.base_prefix()
         prefix = prefix or base_prefix
-        reset = self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix, *self.scope) + " >/dev/null 2>&1"
+        reset = self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix, *self.scope)
         sizes = (QUICK_SIZES if self.quick else SIZES) if not where else (ADD_ONE_AT,)
         for n in sizes:
             cfg = self.config(f"inventory-{n}", n, name="bench-mm")
@@ -238,7 +238,7 @@ class Harness:
         n = QUICK_ADD_ONE_AT if self.quick else ADD_ONE_AT
         cfg_n = self.config(f"add-one-{n}", n, name="bench-mm")
         cfg_n1 = self.config(f"add-one-{n}+1", n, extra=1, name="bench-mm")
-        reset = self.nbq("all", "--resume", "-c", cfg_n, "--prefix", prefix, *self.scope) + " >/dev/null 2>&1"
+        reset = self.nbq("all", "--resume", "-c", cfg_n, "--prefix", prefix, *self.scope)
         cmd = self.nbq("all", "--resume", "-c", cfg_n1, "--prefix", prefix, *self.scope)
         r = Result(f"add-one-{n}{where and '-' + where}",
                    f"add one node to {n:,} and re-run (all --resume){where and ', ' + where}", cmd, load=load())
@@ -257,7 +257,7 @@ class Harness:
         r.times = self.hyperfine(cmd, self.runs)
         self.record(r)
         # back to the base inventory for the benchmarks that follow
-        self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix, *self.scope) + " >/dev/null 2>&1")
+        self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix, *self.scope))
 
     def bench_noop_resume(self) -> None:
         prefix, base_cfg = self.base_prefix()
@@ -286,7 +286,7 @@ class Harness:
             self.rm_tree(copy)
             self.sh(f"cp -a {shlex.quote(str(self.full_prefix))} {shlex.quote(str(copy))}")
             _, base_cfg = self.base_prefix()
-            self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", copy) + " >/dev/null 2>&1")
+            self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", copy))
             self.bench_inventory(copy, "tmpfs copy")
             self.bench_add_one(copy, "tmpfs copy")
         finally:
@@ -434,7 +434,7 @@ class Harness:
                 self.record(Result(key, title, not_measured=reason))
             return
         prefix, base_cfg = self.base_prefix()
-        self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix) + " >/dev/null 2>&1")
+        self.sh(self.nbq("all", "--resume", "-c", base_cfg, "--prefix", prefix))
         common = ["-c", base_cfg, "--prefix", prefix]
         try:
             self.sh(self.nbq("lab", "up", *common))
@@ -489,15 +489,18 @@ class Harness:
         self.rm_tree(self.work)
         self.work.mkdir(parents=True)
         try:
-            self.bench_startup()
-            self.bench_full()
-            self.bench_noop_resume()
-            self.bench_dry_run()
-            self.bench_inventory()
-            self.bench_add_one()
-            self.bench_tmpfs()
-            self.bench_lab()
-            self.breakdown()
+            for bench in (self.bench_startup, self.bench_full, self.bench_noop_resume, self.bench_dry_run,
+                          self.bench_inventory, self.bench_add_one, self.bench_tmpfs, self.bench_lab,
+                          self.breakdown):
+                try:
+                    bench()
+                except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+                    # One benchmark failing (a step failed, a tool is missing) must not cost the
+                    # others: it is reported, with the command's last lines.
+                    name = bench.__name__.removeprefix("bench_").replace("_", "-")
+                    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+                    self.record(Result(f"failed-{name}", f"{name}: failed",
+                                       not_measured="failed: " + " | ".join(lines[:1] + lines[-4:])[:600]))
         finally:
             self.finished = datetime.now().astimezone()
             self.load_end = load()
