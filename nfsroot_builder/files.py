@@ -26,7 +26,7 @@ FSYNC_EACH = 64    # files a step writes with one fsync each; more are flushed t
 Validator = Callable[[Path], None]
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -324,7 +324,7 @@ class FileOps:
         """Copy a (binary) file if content or mode differ; compares by hash."""
         src, dst = Path(src), Path(dst)
         if dst.exists() and src.exists() and (dst.stat().st_mode & 0o7777) == mode \
-                and dst.stat().st_size == src.stat().st_size and _sha256(src) == _sha256(dst):
+                and dst.stat().st_size == src.stat().st_size and sha256_file(src) == sha256_file(dst):
             return False
         if self.dry_run:
             self.emit(f"# install -m {mode:o} {src} {dst}")

@@ -47,3 +47,9 @@ def snapshot(path: Path) -> dict[str, tuple]:
         st = p.lstat()
         out[str(p)] = (st.st_mtime_ns, p.read_bytes() if p.is_file() and not p.is_symlink() else None)
     return out
+
+
+def write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p

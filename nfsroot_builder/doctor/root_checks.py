@@ -1,7 +1,6 @@
 """Checks of the built root (ctx.root) and of what the nodes boot from TFTP."""
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 from debian.debian_support import Version
 
 from ..context import Context
+from ..files import sha256_file
 from . import Finding, check, ok
 from .parse import comment_out_claims, ifupdown_claims, initrd_names
 
@@ -148,14 +148,6 @@ def tftp_images(ctx: Context, prefix: str) -> list[Path]:
     return out
 
 
-def _sha(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _run_step(name: str):
     """A fix that re-runs a pipeline step (state, log and all), if the build has it."""
     def apply(ctx: Context) -> set[str]:
@@ -174,7 +166,7 @@ def tftp_kernel(ctx: Context) -> Finding:
     if newest is None:
         return ok(f"no kernel in {ctx.root}/boot yet")
     src = ctx.root / "boot" / f"vmlinuz-{newest}"
-    if any(_sha(k) == _sha(src) for k in kernels):
+    if any(sha256_file(k) == sha256_file(src) for k in kernels):
         return ok(f"TFTP serves the root's newest kernel {newest}")
     from ..steps import STEPS
     have = ", ".join(str(k) for k in kernels) or "none"

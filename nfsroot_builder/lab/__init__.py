@@ -13,7 +13,6 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..context import Context
 from ..errors import NfsrootError, UsageError

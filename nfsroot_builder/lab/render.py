@@ -44,7 +44,7 @@ printf '\n' > /dev/ttyS0
 echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} state=$(systemctl is-system-running)" > /dev/ttyS0
 """.replace("MARK", FACTS_MARK)
 
-FACTS_UNIT_TEXT = f"""[Unit]
+FACTS_UNIT_TEXT = """[Unit]
 Description=nfsroot-build lab: report boot facts on the serial console
 ConditionPathExists=/dev/ttyS0
 

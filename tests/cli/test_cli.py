@@ -5,25 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from fakes import FakeRunner
-from nfsroot_builder import runner as runner_mod
+from helpers import write
 from nfsroot_builder.cli import app
 
 
-@pytest.fixture
-def cli(monkeypatch):
-    # Probes (dpkg-query) get the fake's answer: every package installed.
-    monkeypatch.setattr(runner_mod.Runner, "_execute",
-                        lambda self, argv, *a: FakeRunner()._execute(argv, *a))
-    return CliRunner()
 
-
-def write(tmp_path, text, name="c.toml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
 
 
 def tree(path):

@@ -8,28 +8,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes import FakeRunner
-from helpers import snapshot
-from typer.testing import CliRunner
+from helpers import snapshot, write
 
 from nfsroot_builder import config as config_mod
-from nfsroot_builder import runner as runner_mod
 from nfsroot_builder.cli import app
 from nfsroot_builder.render import Served, quote
 from nfsroot_builder.render import server as rs
 
 
-@pytest.fixture
-def cli(monkeypatch):
-    monkeypatch.setattr(runner_mod.Runner, "_execute",
-                        lambda self, argv, *a: FakeRunner()._execute(argv, *a))
-    return CliRunner()
 
-
-def write(tmp_path, text, name="c.toml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
 
 
 COMMANDS = [["doctor"], ["doctor", "--fix"], ["doctor", "--fix", "--dry-run"], ["doctor", "--json"],

@@ -1,7 +1,6 @@
 """The lab's pure parts: names, QEMU argv, ganesha.conf, judging a console."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

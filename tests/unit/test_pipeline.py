@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fakes import FakeRunner
-from nfsroot_builder import config as config_mod, session
+from nfsroot_builder import session
 from nfsroot_builder.errors import CommandFailed, StepFailed
 from nfsroot_builder.pipeline import Pipeline
 from nfsroot_builder.steps import STEPS

@@ -1,0 +1,17 @@
+"""Fixtures for the in-process CLI tests (typer's CliRunner)."""
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from fakes import FakeRunner
+from nfsroot_builder import runner as runner_mod
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    # Probes (dpkg-query) get the fake's answer: every package installed.
+    monkeypatch.setattr(runner_mod.Runner, "_execute",
+                        lambda self, argv, *a: FakeRunner()._execute(argv, *a))
+    return CliRunner()
+
