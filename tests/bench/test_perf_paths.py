@@ -98,3 +98,21 @@ def test_untracked_prefix_check_is_by_path_component(tmp_path):
     assert ops._is_untracked(Path("/srv/nfsroot/lab/etc/hosts"))
     assert not ops._is_untracked(Path("/srv/nfsroot/lab.nodes/n1"))
     assert not ops._is_untracked(Path("/srv/nfsroot"))
+
+
+def test_package_names_line_scan_matches_python_debian():
+    import io
+    from debian.deb822 import Packages
+    from nfsroot_builder.packages_index import package_names
+    index = (b"Package: exim4-daemon-light\nVersion: 4.97\nProvides: mail-transport-agent, exim4-localscanner-abi-1,\n"
+             b" libfoo (= 1.2), bar:any\nDescription: x\n continued\n\n"
+             b"Package: vim\nProvides: editor\n\n"
+             b"Package: linux-image-amd64\nDepends: a | b\n\n"
+             b"Package: alt\nProvides: p1 | p2, p3 [amd64], p4 <!nocheck>\n")
+    expected = set()
+    for para in Packages.iter_paragraphs(io.BytesIO(index), fields=["Package", "Provides"], use_apt_pkg=False):
+        expected.add(para["Package"])
+        for dep in para.relations.get("provides", []):
+            expected.update(alt["name"] for alt in dep)
+    assert package_names(index) == expected
+    assert {"mail-transport-agent", "libfoo", "bar", "editor", "p1", "p2", "p3", "p4"} <= expected
