@@ -306,6 +306,13 @@ class FileOps:
         else:
             path.unlink()
         self.changed_paths.append(str(path))
+        # A file the tool created and now removed leaves undo nothing to do
+        # (undo skips a missing "owned" file): drop it from the record, or the
+        # state grows with every node ever removed (a menu each) and is
+        # rewritten whole after every step.
+        rec = self.record.get(str(path))
+        if rec and rec.get("kind") == "owned" and not rec.get("backup"):
+            del self.record[str(path)]
         return True
 
     def ensure_mode(self, path: Path, mode: int) -> bool:

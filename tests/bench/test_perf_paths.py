@@ -116,3 +116,14 @@ def test_package_names_line_scan_matches_python_debian():
             expected.update(alt["name"] for alt in dep)
     assert package_names(index) == expected
     assert {"mail-transport-agent", "libfoo", "bar", "editor", "p1", "p2", "p3", "p4"} <= expected
+
+
+def test_removed_owned_files_leave_the_record(tmp_path):
+    ops = files_mod.FileOps(backup_dir=tmp_path / "backup")
+    ops.ensure_file(tmp_path / "menu-a", "a\n")
+    (tmp_path / "admin").write_text("mine\n")
+    ops.ensure_file(tmp_path / "admin", "ours\n")          # replaced: has a backup, undo restores it
+    assert set(ops.record) == {str(tmp_path / "menu-a"), str(tmp_path / "admin")}
+    ops.ensure_absent(tmp_path / "menu-a")
+    ops.ensure_absent(tmp_path / "admin")
+    assert set(ops.record) == {str(tmp_path / "admin")}
