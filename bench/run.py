@@ -486,6 +486,8 @@ class Harness:
     def run(self) -> None:
         self.started = datetime.now().astimezone()
         self.load_start = load()
+        p = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        self.git_rev = p.stdout.strip() or "?"
         self.rm_tree(self.work)
         self.work.mkdir(parents=True)
         try:
@@ -523,7 +525,7 @@ class Harness:
             f"- OS: {os_name}, kernel {platform.release()}; Python {platform.python_version()}",
             f"- tools: {first('hyperfine --version')}, debootstrap {first(DPKG_VERSION + 'debootstrap')}, "
             f"mmdebstrap {first(DPKG_VERSION + 'mmdebstrap')}, dhcpd {first(DPKG_VERSION + 'isc-dhcp-server')}, "
-            f"nfsroot-build (git {first('git -C ' + shlex.quote(str(HERE)) + ' rev-parse --short HEAD')})",
+            f"nfsroot-build (git {self.git_rev} at the start)",
             f"- load average (1/5/15 min): {self.load_start} at the start, {self.load_end} at the end "
             "(the machine is shared: other builds and VMs may run meanwhile; each row has its own)",
         ]
@@ -614,19 +616,19 @@ class Harness:
                               f"({phases(key + '-tmpfs copy')})" if tm and tm.times else "") + ".")
                 per = ""
                 if tm and (tm.detail.get("phases") or {}).get("node-menus"):
-                    per = f" on tmpfs {tm.detail['phases']['node-menus'] / n * 1e6:.0f} us per menu."
+                    per = f" on tmpfs node-menus took {tm.detail['phases']['node-menus'] / n * 1e6:.0f} us per menu."
                 kb = r.detail.get("state_kb") if r else None
                 out.append(f"  - node-menus writes one file per node (GRUB fetches grub.cfg-01-<mac>): {n:,} file "
                            "creations. On this machine's shared disk they wait for other VMs' and builds' I/O (the "
-                           f"I/O pressure column){per or '.'} The build's state lists every file for undo"
+                           f"I/O pressure column){(';' + per) if per else '.'} The build's state lists every file for undo"
                            + (f" ({kb:,} KB after this run)" if kb else "") + " and is rewritten twice per step. "
                            "Start-up (imports) and reading/validating the nodes (tomllib is pure Python) come on "
                            "top: see the in-process breakdown below.")
                 out.append("  - Would fix: record the menu directory once in the undo record instead of every "
                            "menu (the state stays kilobytes); a compiled TOML parser (tomli's mypyc wheels or "
                            "rtoml) and validating nodes as plain tuples in bulk; writing menus from a thread pool "
-                           "while the disk is the bottleneck. An admin changes a few nodes at a time, and that "
-                           "case (add one node) is within its target.")
+                           "while the disk is the bottleneck. An admin usually changes a few nodes at a time: "
+                           "see the add-one-node row.")
             elif target.startswith("add one"):
                 out.append(f"  - Steps that ran: {phases(f'add-one-{QUICK_ADD_ONE_AT if self.quick else ADD_ONE_AT}')}. "
                            "Every resume also checks each done step (node-menus re-reads every menu) and parses the "

@@ -127,3 +127,16 @@ def test_removed_owned_files_leave_the_record(tmp_path):
     ops.ensure_absent(tmp_path / "menu-a")
     ops.ensure_absent(tmp_path / "admin")
     assert set(ops.record) == {str(tmp_path / "admin")}
+
+
+@pytest.mark.parametrize("data", [
+    {"version": 1, "steps": {}, "pending_restarts": [], "files": {}},
+    {"version": 1, "steps": {"a": {"status": "done", "inputs": {"x": [1, 2]}}}, "pending_restarts": ["tftpd-hpa"],
+     "files": {"/etc/x": {"kind": "block", "backup": "/b/etc/x"}, "/srv/\"q\"": {"kind": "owned", "backup": None}}},
+    {"files": {"/a": {"kind": "owned", "backup": None}}},
+    {"version": 1, "steps": {}},
+])
+def test_state_encoding_round_trips(data):
+    from nfsroot_builder.state import encode
+    assert json.loads(encode(data)) == data
+    assert encode(data).endswith("}\n")
