@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -62,26 +63,19 @@ def package_names(index: bytes) -> set[str]:
     """Every Package, and every name in a Provides (a virtual package such as
     mail-transport-agent is installable through a provider), of a Packages file.
 
-    A line scan: the same names as python-debian's Packages paragraphs and
-    relations, 6x faster (a suite's main index is 57 MB: 6.6 s -> 1.1 s).
+    Regular expressions over the bytes: the same names as python-debian's
+    Packages paragraphs and relations, 6x faster (a suite's main index is
+    57 MB: 6.6 s -> about 1 s), and no copy of the text in memory.
     """
-    names: set[str] = set()
-    provides: list[str] | None = None
-    for line in index.decode("utf-8", "replace").splitlines():
-        if line[:1] in (" ", "\t"):            # a continuation line
-            if provides is not None:
-                provides.append(line)
-            continue
-        if provides is not None:
-            _provided(" ".join(provides), names)
-            provides = None
-        if line.startswith("Package:"):
-            names.add(line[8:].strip())
-        elif line.startswith("Provides:"):
-            provides = [line[9:]]
-    if provides is not None:
-        _provided(" ".join(provides), names)
+    names = {m.decode("utf-8", "replace") for m in _PACKAGE.findall(index)}
+    for field in _PROVIDES.findall(index):
+        _provided(field.decode("utf-8", "replace").replace("\n", " "), names)
     return names
+
+
+_PACKAGE = re.compile(rb"^Package:[ \t]*(\S+)", re.M)
+# The field with its continuation lines (lines that start with a blank).
+_PROVIDES = re.compile(rb"^Provides:(.*(?:\n[ \t].*)*)", re.M)
 
 
 def _provided(field: str, names: set[str]) -> None:
