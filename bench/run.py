@@ -371,12 +371,14 @@ class Harness:
                     inner = (f"mkdir -p {HOST_CACHE_ROOT} && mount --bind {shlex.quote(str(caches[t]))} "
                              f"{HOST_CACHE_ROOT} && exec " + self.nbq("all", "-c", cfg, "--prefix", prefix))
                     cmd = f"unshare -m --propagation private sh -c {shlex.quote(inner)}"
-                r = Result(key, title, cmd, load=load())
+                # The report shows the command without the mirror's address (the host's own mirror).
+                r = Result(key, title, cmd.replace(mirror, "<the host's mirror>"), load=load())
                 self.say(f"{title} ... (minutes)")
                 try:
                     wall, r.peak_kb, err = self.observe(cmd)
                 except RuntimeError as e:
-                    r.not_measured = "the build failed: " + " | ".join(str(e).splitlines()[-3:])[:400]
+                    r.not_measured = "the build failed: " + " | ".join(str(e).replace(mirror, "<mirror>")
+                                                                         .splitlines()[-3:])[:400]
                     self.record(r)
                     continue
                 r.times = [wall]
@@ -611,6 +613,11 @@ class Harness:
                 key = f"inventory-{n}"
                 r = R.get(key)
                 tm = R.get(f"{key}-tmpfs copy")
+                if r and r.detail.get("observed_wall") and r.detail.get("phases"):
+                    rest = r.detail["observed_wall"] - sum(r.detail["phases"].values())
+                    out.append(f"  - Outside its steps the observed run spent {rest:.2f} s: start-up, reading and "
+                               "validating the config, checking the steps it skipped, and writing the state "
+                               "(fsync) before and after each step.")
                 out.append(f"  - Steps of the observed run: {phases(key)}"
                            + (f"; the same run on a tmpfs copy of the build: {tm.fmt_time()} "
                               f"({phases(key + '-tmpfs copy')})" if tm and tm.times else "") + ".")
