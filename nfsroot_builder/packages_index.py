@@ -4,7 +4,9 @@ rather than ten minutes into a bootstrap.
 
 The index is fetched over HTTP (no process: nothing to show in a dry-run,
 and a dry-run should fail on a typo too), checked against the SHA256 in the
-suite's Release file, parsed with python-debian, and the set of names is
+suite's Release file (parsed with python-debian), read for its Package and
+Provides names (a byte-level scan: python-debian's paragraph parser took
+6.6 s and 460 MB on the 57 MB main index), and the set of names is
 cached next to the .deb cache keyed by that hash: an unchanged suite is
 never fetched twice. (The cache is like apt's own lists: not part of the
 build, so it is written directly, not through ctx.files.)

@@ -11,9 +11,10 @@ IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/
 
 
 def grub_version(ctx: Context) -> str:
-    res = ctx.runner.run(["dpkg-query", "-W", "-f", "${Version}", "grub-pc-bin", "grub-efi-amd64-bin"],
+    """'grub-pc-bin=V1 grub-efi-amd64-bin=V2': a new GRUB on the host re-makes the netdir."""
+    res = ctx.runner.run(["dpkg-query", "-W", "-f", "${Package}=${Version}\n", "grub-pc-bin", "grub-efi-amd64-bin"],
                          probe=True, check=False)
-    return res.stdout.strip()
+    return " ".join(sorted(res.stdout.split()))
 
 
 class BootLoader(Step):
