@@ -18,8 +18,8 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .context import Context
 from .render.root import POLICY_RC_D

@@ -10,13 +10,14 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, config as config_mod, session
+from . import __version__, session
+from . import config as config_mod
 from .errors import Interrupted, NfsrootError, StepFailed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -26,7 +27,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="cluster config (TOML)")]
 PrefixOpt = Annotated[Path, typer.Option("--prefix", help="write every path under this staging directory")]
-StateOpt = Annotated[Optional[Path], typer.Option("--state-dir", help="where the build's state lives")]
+StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="where the build's state lives")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="print every command and file change; change nothing")]
 
 _debug = False
@@ -67,13 +68,13 @@ def guarded(fn):
             _fail(e)
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         except Exception as e:
             if _debug:
                 raise
             print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
                   file=sys.stderr)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
     return wrapper
 
 
@@ -81,7 +82,7 @@ def _progress(msg: str) -> None:
     err.print(msg)
 
 
-def _ctx(config: Path, prefix: Path, state_dir: Optional[Path], dry_run: bool):
+def _ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool):
     cfg = config_mod.load(config)
     return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
                                 note=lambda m: err.print(f"  [dim]{m}[/]"))
@@ -94,7 +95,7 @@ def init(example: Annotated[str, typer.Option(help="which example: seed (the Ker
         text = resources.files("nfsroot_builder.examples").joinpath(f"{example}.toml").read_text()
     except FileNotFoundError:
         print(f"error: no example named {example!r} (seed, lab)", file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     sys.stdout.write(text)
 
 
@@ -143,8 +144,8 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
 @guarded
 def all_(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
          resume: Annotated[bool, typer.Option("--resume", help="skip steps that are done and not stale")] = False,
-         from_step: Annotated[Optional[str], typer.Option("--from", help="start at this step")] = None,
-         to_step: Annotated[Optional[str], typer.Option("--to", help="stop after this step")] = None):
+         from_step: Annotated[str | None, typer.Option("--from", help="start at this step")] = None,
+         to_step: Annotated[str | None, typer.Option("--to", help="stop after this step")] = None):
     """Run every step in order."""
     _run(config, prefix, state_dir, dry_run, resume=resume, from_step=from_step, to_step=to_step)
 
@@ -177,9 +178,9 @@ def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
 
 
 # Sub-commands that live in their own modules (imported last: they use the helpers above).
-from .cli_lab import lab_app  # noqa: E402
+from .cli_lab import lab_app
 
 app.add_typer(lab_app, name="lab")
 
 # doctor and undo (their logic: nfsroot_builder/doctor/, undo.py).
-from .doctor import command as _doctor_command  # noqa: E402,F401
+from .doctor import command as _doctor_command  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -35,7 +35,7 @@ def up(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = N
 @lab_app.command()
 @guarded
 def boot(config: ConfigOpt,
-         nodes: Annotated[Optional[list[str]], typer.Argument(help="node names (default: all)")] = None,
+         nodes: Annotated[list[str] | None, typer.Argument(help="node names (default: all)")] = None,
          prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
          timeout: Annotated[float, typer.Option(help="seconds to wait for each login prompt")] = 600,
          keep: Annotated[bool, typer.Option(help="leave the nodes running")] = False,

@@ -2,9 +2,9 @@
 use to change the world (``runner`` for commands, ``files`` for files)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .config import Config
 from .errors import NfsrootError

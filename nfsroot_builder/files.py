@@ -14,9 +14,9 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 BEGIN = "BEGIN nfsroot-build managed block"
 END = "END nfsroot-build managed block"

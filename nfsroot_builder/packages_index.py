@@ -75,9 +75,9 @@ def package_names(index: bytes) -> set[str]:
     return names
 
 
-_PACKAGE = re.compile(rb"^Package:[ \t]*(\S+)", re.M)
+_PACKAGE = re.compile(rb"^Package:[ \t]*(\S+)", re.MULTILINE)
 # The field with its continuation lines (lines that start with a blank).
-_PROVIDES = re.compile(rb"^Provides:(.*(?:\n[ \t].*)*)", re.M)
+_PROVIDES = re.compile(rb"^Provides:(.*(?:\n[ \t].*)*)", re.MULTILINE)
 
 
 def _provided(field: str, names: set[str]) -> None:

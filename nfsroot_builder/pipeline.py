@@ -9,14 +9,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from .context import Context
 from .errors import NfsrootError, StepFailed, UsageError
 from .state import now
 from .steps.base import Step, digest
-
 
 INPUT_INLINE_MAX = 256   # characters of JSON; a larger input is recorded by its digest
 

@@ -14,9 +14,10 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Sequence
+from typing import IO
 
 from .errors import CommandFailed
 
@@ -86,7 +87,7 @@ class Runner:
                     self.log.write(line)
             return cb
 
-        import sh   # here, not at the top: it pulls in asyncio, 45 ms of every command's start-up
+        import sh  # here, not at the top: it pulls in asyncio, 45 ms of every command's start-up
         try:
             cmd = sh.Command(argv[0])
         except sh.CommandNotFound:

@@ -8,8 +8,8 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from . import config as config_mod
 from .context import DEFAULT_STATE_ROOT, Context

@@ -43,7 +43,7 @@ class State:
         self.data = data or {"version": STATE_VERSION, "steps": {}, "pending_restarts": [], "files": {}}
 
     @classmethod
-    def load(cls, path: Path, readonly: bool = False) -> "State":
+    def load(cls, path: Path, readonly: bool = False) -> State:
         path = Path(path)
         if not path.exists():
             return cls(path, readonly=readonly)

@@ -8,6 +8,7 @@ import pytest
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder.runner import Runner
+
 from helpers import example_text
 
 REAL_PROCESS_DIRS = ("integration", "e2e", "bench")

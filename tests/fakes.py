@@ -1,7 +1,7 @@
 """A Runner that records commands and answers from a script instead of running them."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from nfsroot_builder.runner import Runner
 

@@ -48,7 +48,7 @@ def doctor(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
             if real_fix and outcome:
                 after = run_checks(ctx)
     rows = []
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=True):
         row = new.as_dict()
         row["fixed"] = old.status != "ok" and new.status == "ok" and new.check in outcome
         row["fix_outcome"] = outcome.get(new.check)

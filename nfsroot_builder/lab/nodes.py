@@ -20,7 +20,7 @@ VIRTIO_ROM = "/usr/lib/ipxe/qemu/efi-virtio.rom"
 # will not change in a lab, so the first refusal decides.
 FATAL = re.compile(r"Kernel panic|\(initramfs\) |No root device|error: (file|couldn't|failed|timeout)|"
                    r"No more network devices|PXE-E\d\d|ALERT!|"
-                   r"mount call failed - server replied: (Permission denied|No such file or directory)", re.I)
+                   r"mount call failed - server replied: (Permission denied|No such file or directory)", re.IGNORECASE)
 
 
 def accelerator() -> str:
@@ -71,7 +71,7 @@ def parse_facts(text: str) -> dict:
 def judge(lab, node, text: str, result: NodeResult) -> bool:
     """Fill result from the console text; True once the node's fate is known."""
     cfg = lab.cfg
-    m = re.search(r"^(\S+) login:", text, re.M)
+    m = re.search(r"^(\S+) login:", text, re.MULTILINE)
     if m:
         result.hostname = m.group(1)
     facts = parse_facts(text)
@@ -133,7 +133,7 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
             pid, t0, log = started[name]
             text = log.read_text(errors="replace").replace("\r", "")
             res = results[name]
-            if res.seconds is None and re.search(r"^\S+ login:", text, re.M):
+            if res.seconds is None and re.search(r"^\S+ login:", text, re.MULTILINE):
                 res.seconds = round(time.monotonic() - t0, 1)
             if judge(lab, by_name[name][1], text, res):
                 pending.discard(name)
@@ -149,7 +149,7 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
         if not keep and lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}):
             os.kill(pid, signal.SIGTERM)
     if not keep:
-        for name, (pid, _t0, _log) in started.items():
+        for pid, _t0, _log in started.values():
             for _ in range(50):
                 if not lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}):
                     break

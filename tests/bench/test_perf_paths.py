@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from nfsroot_builder import config as config_mod, files as files_mod, session
+from nfsroot_builder import config as config_mod
+from nfsroot_builder import files as files_mod
+from nfsroot_builder import session
 from nfsroot_builder.errors import ConfigError
 from nfsroot_builder.pipeline import Pipeline
 from nfsroot_builder.steps.base import Step, StepResult
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import gen_config  # noqa: E402
+import gen_config
 
 
 @pytest.mark.parametrize("value", ["10.0.0.1", "0.0.0.0", "255.255.255.255", "192.168.000.1", "1.2.3",
@@ -102,7 +104,9 @@ def test_untracked_prefix_check_is_by_path_component(tmp_path):
 
 def test_package_names_line_scan_matches_python_debian():
     import io
+
     from debian.deb822 import Packages
+
     from nfsroot_builder.packages_index import package_names
     index = (b"Package: exim4-daemon-light\nVersion: 4.97\nProvides: mail-transport-agent, exim4-localscanner-abi-1,\n"
              b" libfoo (= 1.2), bar:any\nDescription: x\n continued\n\n"

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from fakes import FakeRunner
 from nfsroot_builder import runner as runner_mod
+
+from fakes import FakeRunner
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ import json
 
 import pytest
 
-from helpers import write
 from nfsroot_builder.cli import app
 
-
-
+from helpers import write
 
 
 def tree(path):

@@ -8,16 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import snapshot, write
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder.cli import app
 from nfsroot_builder.render import Served, quote
 from nfsroot_builder.render import server as rs
 
-
-
-
+from helpers import snapshot, write
 
 COMMANDS = [["doctor"], ["doctor", "--fix"], ["doctor", "--fix", "--dry-run"], ["doctor", "--json"],
             ["undo"], ["undo", "--dry-run"], ["undo", "--purge-root"], ["run", "dhcp-server"]]

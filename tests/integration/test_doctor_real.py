@@ -10,6 +10,7 @@ import stat
 import subprocess
 
 import pytest
+
 from doctor_scenes import KERNEL, NFS_INITRD, SCENES, newc, scene_id, seed_layout
 from helpers import example_text, nfsroot_build, require, snapshot
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from helpers import nfsroot_build
 from test_root_build import HASH, config
+
+from helpers import nfsroot_build
 
 
 def test_unknown_package_fails_within_seconds_naming_it(tmp_path):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import example_text, require
 from nfsroot_builder.errors import CommandFailed
 from nfsroot_builder.runner import Runner
+
+from helpers import example_text, require
 
 
 def test_failure_carries_last_40_lines_and_log(tmp_path):

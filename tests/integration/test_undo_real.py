@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from helpers import example_text, nfsroot_build, require, snapshot
 
 # No final newline: the managed block must not leave one behind.

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fakes import FakeRunner
 from nfsroot_builder import chroot, session
 from nfsroot_builder.errors import CommandFailed
+
+from fakes import FakeRunner
 
 
 def ctx_for(seed_config, tmp_path, runner):
@@ -46,9 +47,8 @@ def test_session_undoes_after_a_failing_command(seed_config, tmp_path, monkeypat
     monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
     runner = FakeRunner(answers={"chroot": (1, "", "E: broken\n")})
     ctx = ctx_for(seed_config, tmp_path, runner)
-    with pytest.raises(CommandFailed):
-        with chroot.session(ctx) as ch:
-            ch.run(["false"])
+    with pytest.raises(CommandFailed), chroot.session(ctx) as ch:
+        ch.run(["false"])
     assert [a[0] for a in runner.executed[-3:]] == ["umount"] * 3
     assert not (ctx.root / "usr/sbin/policy-rc.d").exists()
 

@@ -5,11 +5,12 @@ import json
 
 import pytest
 
-from fakes import FakeRunner
 from nfsroot_builder import chroot, packages_index, session
 from nfsroot_builder.steps.bootstrap import MARKER, Bootstrap, identity
 from nfsroot_builder.steps.initramfs import newest_kernel
 from nfsroot_builder.steps.root_password import RootPassword
+
+from fakes import FakeRunner
 
 
 @pytest.fixture

@@ -6,17 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from doctor_scenes import (
-    KERNEL,
-    NFS_INITRD,
-    SCENES,
-    initrd,
-    newc,
-    scene_id,
-    seed_layout,
-)
-from fakes import FakeRunner
-from helpers import snapshot
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import session
@@ -29,6 +18,18 @@ from nfsroot_builder.doctor.parse import (
     initrd_names,
     parse_exports,
 )
+
+from doctor_scenes import (
+    KERNEL,
+    NFS_INITRD,
+    SCENES,
+    initrd,
+    newc,
+    scene_id,
+    seed_layout,
+)
+from fakes import FakeRunner
+from helpers import snapshot
 
 BROKEN_MARKERS = ("deny unknown-clients\n", "option routers 10.9.0.1\n")
 

@@ -1,16 +1,17 @@
 """The lab's pure parts: names, QEMU argv, ganesha.conf, judging a console."""
 from __future__ import annotations
 
-
 import pytest
 
-from helpers import example_text
-from nfsroot_builder import config as config_mod, session
+from nfsroot_builder import config as config_mod
+from nfsroot_builder import session
 from nfsroot_builder.lab import Lab, netns
 from nfsroot_builder.lab.nodes import NodeResult, judge, parse_facts, qemu_argv
 from nfsroot_builder.lab.ra import advertisement, only_solicitations
 from nfsroot_builder.lab.render import FACTS_MARK, ganesha_conf
 from nfsroot_builder.render import Served
+
+from helpers import example_text
 
 
 @pytest.fixture

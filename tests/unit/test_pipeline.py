@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from fakes import FakeRunner
 from nfsroot_builder import session
 from nfsroot_builder.errors import CommandFailed, StepFailed
 from nfsroot_builder.pipeline import Pipeline
@@ -17,6 +16,7 @@ from nfsroot_builder.steps.packages import ServerPackages
 from nfsroot_builder.steps.services import Services
 from nfsroot_builder.steps.tftp import TftpServer
 
+from fakes import FakeRunner
 
 # The server half: its steps need no root tree, so a fake runner can drive them
 # end to end (the root steps have their own tests).

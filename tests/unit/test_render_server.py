@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from golden import check_golden
 from nfsroot_builder.render import Served
 from nfsroot_builder.render import server as r
+
+from golden import check_golden
 
 
 def with_(cfg, section, **kw):

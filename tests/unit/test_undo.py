@@ -7,12 +7,13 @@ import json
 import os
 
 import pytest
-from fakes import FakeRunner
-from helpers import snapshot
 
 from nfsroot_builder import session
 from nfsroot_builder import undo as undo_mod
 from nfsroot_builder.errors import NfsrootError
+
+from fakes import FakeRunner
+from helpers import snapshot
 
 ADMIN_DHCPD = 'option domain-name "admin.example";\nsubnet 10.9.0.0 netmask 255.255.0.0 { }'  # no final newline
 ADMIN_TFTPD = 'TFTP_USERNAME="tftp"\nTFTP_DIRECTORY="/srv/tftp"\nTFTP_ADDRESS=":69"\nTFTP_OPTIONS="--secure"\n'
