@@ -11,12 +11,6 @@ import pytest
 from helpers import require
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
-
-
 @pytest.fixture(autouse=True)
 def _prerequisites():
     require(os.geteuid() == 0, "needs root")

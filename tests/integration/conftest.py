@@ -10,12 +10,6 @@ import pytest
 from helpers import require
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "/integration/" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
-
-
 @pytest.fixture(autouse=True)
 def _root():
     require(os.geteuid() == 0, "needs root")
