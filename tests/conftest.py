@@ -17,6 +17,14 @@ REAL_PROCESS_DIRS = ("integration", "e2e", "bench")
 pytest_plugins = ["root_builds"]
 
 
+def pytest_collection_modifyitems(items):
+    """Mark each test by its directory: `-m "not e2e"` skips the boots."""
+    for item in items:
+        for kind in ("integration", "e2e"):
+            if kind in Path(str(item.fspath)).parts:
+                item.add_marker(getattr(pytest.mark, kind))
+
+
 @pytest.fixture(autouse=True)
 def _no_real_processes(request, monkeypatch):
     if any(part in REAL_PROCESS_DIRS for part in Path(str(request.fspath)).parts):
