@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import pathguard
 from .context import Context
 from .render.root import POLICY_RC_D
 
@@ -57,6 +58,7 @@ def _processes_in(root: Path) -> list[int]:
 
 def stop_processes(root: Path, grace: float = 10.0) -> None:
     """SIGTERM then SIGKILL every process whose root directory is root."""
+    pathguard.refuse_host_root(root, "stop every process")
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         pids = _processes_in(root)
         for pid in pids:
@@ -68,6 +70,7 @@ def stop_processes(root: Path, grace: float = 10.0) -> None:
 
 
 def unmount_all(ctx: Context, root: Path) -> None:
+    pathguard.refuse_host_root(root, "unmount everything")
     for point in mounts_under(root):
         if not ctx.runner.run(["umount", point], check=False).ok:
             ctx.runner.run(["umount", "--lazy", point], check=False)

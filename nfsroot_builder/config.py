@@ -7,8 +7,11 @@ one round trip.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
@@ -22,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import pathguard
 from .errors import ConfigError
 
 # RFC 1123 host label: node names become file names (menus, per-node dirs),
@@ -47,6 +51,13 @@ HASH = re.compile(r"^(\$[0-9a-z]+\$[^\s:]+|!|\*)$")
 # initramfs shell scripts: only characters that mean nothing to any of them.
 SAFE_PATH = re.compile(r"^[A-Za-z0-9._+~/-]+$")
 
+# Names the root's /etc/hosts already gives (render.root.hosts): a node of
+# that name would shadow them.
+RESERVED_HOST_NAMES = frozenset({"localhost", "server", "ip6-localhost", "ip6-loopback"})
+# A cluster description is a few MB at 50,000 nodes; reading more is a mistake
+# (-c /dev/zero read 3.8 GB before this limit).
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
 WRITABLE_DIRS = {"tmpfs": (), "overlay": (), "per-node": ("var",),
                  "seed": ("dev", "var", "tmp", "root")}
 
@@ -68,6 +79,12 @@ def _mac(v: str) -> str:
     v = v.strip().lower().replace("-", ":")
     if not MAC.match(v):
         raise ValueError(f"not a MAC address like 52:54:00:12:34:56: {v!r}")
+    # The I/G bit (lowest bit of the first octet, IEEE 802-2014 8.2) marks a
+    # group address: ff:ff:ff:ff:ff:ff and every multicast MAC. No NIC has one.
+    if int(v[:2], 16) & 1:
+        raise ValueError(f"{v} is a multicast or broadcast MAC (first octet odd); a NIC's MAC is unicast")
+    if v == "00:00:00:00:00:00":
+        raise ValueError("00:00:00:00:00:00 is not a NIC's MAC")
     return v
 
 
@@ -92,7 +109,15 @@ def _domain(v: str) -> str:
     return v.lower()
 
 
+def _data_dir(v: str) -> str:
+    if why := pathguard.system_path_problem(v):
+        raise ValueError(why)
+    return v
+
+
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
+# A directory the build fills (and, for the root, removes whole on a rebuild).
+DataDir = Annotated[str, AfterValidator(_abs_path), AfterValidator(_data_dir)]
 Mac = Annotated[str, AfterValidator(_mac)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 DnsName = Annotated[str, AfterValidator(_domain)]
@@ -132,7 +157,8 @@ def export_client_problem(spec: str) -> str | None:
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: TOML has types; timeout = "1" is a mistake to report, not to coerce.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Server(Model):
@@ -174,7 +200,7 @@ class Network(Model):
 
 
 class Root(Model):
-    path: AbsPath = "/srv/nfsroot/trixie"
+    path: DataDir = "/srv/nfsroot/trixie"
     suite: str = "trixie"
     mirror: str = ""
     bootstrapper: Literal["debootstrap", "mmdebstrap"] = "mmdebstrap"
@@ -258,7 +284,7 @@ class Root(Model):
 
 
 class Tftp(Model):
-    root: AbsPath = "/srv/tftp"
+    root: DataDir = "/srv/tftp"
 
 
 class Boot(Model):
@@ -304,6 +330,9 @@ class Node(Model):
     def _name(cls, v: str) -> str:
         if not HOST_LABEL.match(v):
             raise ValueError(f"not an RFC 1123 host label (a-z, 0-9, '-', at most 63): {v!r}")
+        if v in RESERVED_HOST_NAMES:
+            raise ValueError(f"{v!r} is already a name in the nodes' /etc/hosts "
+                             f"({', '.join(sorted(RESERVED_HOST_NAMES))}); pick another")
         return v
 
 
@@ -338,33 +367,104 @@ class Config(Model):
         return self.nfs.threads or max(8, len(self.node))
 
 
-def _cross_checks(cfg: Config) -> list[tuple[str, str]]:
-    """Checks that span fields; returns (field, message) pairs."""
+@dataclass
+class _Facts:
+    """What the cross-field checks read; None where that field itself is invalid."""
+    server: str | None
+    subnet: ipaddress.IPv4Network | None
+    router: str | None
+    root_path: str | None
+    tftp_root: str | None
+    nodes: list[tuple[str | None, str | None, str | None]]   # (name, mac, ip)
+
+    @classmethod
+    def of(cls, cfg: Config) -> _Facts:
+        return cls(cfg.server.address, cfg.network.network, cfg.network.router, cfg.root.path,
+                   cfg.tftp.root, [(n.name, n.mac, n.ip) for n in cfg.node])
+
+    @classmethod
+    def of_raw(cls, data: dict) -> _Facts:
+        """From TOML that failed validation: each value as its field's validator
+        would leave it, or None, so one round reports every problem."""
+        def section(name):
+            value = data.get(name)
+            return value if isinstance(value, dict) else {}
+
+        def valid(check, value):
+            if not isinstance(value, str):
+                return None
+            try:
+                return check(value)
+            except ValueError:
+                return None
+
+        def name(v):
+            if not HOST_LABEL.match(v) or v in RESERVED_HOST_NAMES:
+                raise ValueError(v)
+            return v
+
+        subnet = valid(lambda v: ipaddress.IPv4Network(v, strict=True), section("network").get("subnet"))
+        nodes = data.get("node") if isinstance(data.get("node"), list) else []
+        nodes = [n if isinstance(n, dict) else {} for n in nodes]
+        return cls(valid(_ipv4, section("server").get("address")), subnet,
+                   valid(_ipv4, section("network").get("router")),
+                   valid(lambda v: _data_dir(_abs_path(v)), section("root").get("path", Root().path)),
+                   valid(lambda v: _data_dir(_abs_path(v)), section("tftp").get("root", Tftp().root)),
+                   [(valid(name, n.get("name")), valid(_mac, n.get("mac")), valid(_ipv4, n.get("ip")))
+                    for n in nodes])
+
+
+def _cross_checks(facts: _Facts) -> list[tuple[str, str]]:
+    """Checks that span fields; returns (field, message) pairs.
+
+    Fields that failed their own validation are None in facts and skipped, so
+    these run in the same round as the field errors.
+    """
     errors: list[tuple[str, str]] = []
-    net = cfg.network.network
-    if ipaddress.IPv4Address(cfg.server.address) not in net:
-        errors.append(("server.address", f"{cfg.server.address} is not in network.subnet {net}"))
-    if cfg.network.router and ipaddress.IPv4Address(cfg.network.router) not in net:
-        errors.append(("network.router", f"{cfg.network.router} is not in {net}"))
-    seen: dict[str, dict[str, int]] = {"name": {}, "mac": {}, "ip": {}}
-    # Addresses as integers: an IPv4Address per node costs more than all the rest.
+    if facts.root_path and facts.tftp_root and (why := pathguard.overlap_problem(facts.root_path, facts.tftp_root)):
+        errors.append(("root.path", why))
+    net = facts.subnet
+    if net is None:
+        errors += _duplicates(facts)
+        return errors
     low, high = int(net.network_address), int(net.broadcast_address)
-    for i, node in enumerate(cfg.node):
-        a, b, c, d = node.ip.split(".")
+    for field, address in (("server.address", facts.server), ("network.router", facts.router)):
+        if address is None:
+            continue
+        if ipaddress.IPv4Address(address) not in net:
+            errors.append((field, f"{address} is not in network.subnet {net}"))
+        elif int(ipaddress.IPv4Address(address)) in (low, high) and net.prefixlen < 31:
+            errors.append((field, f"{address} is the network or broadcast address of {net}"))
+    for i, (_, _, ip) in enumerate(facts.nodes):
+        if ip is None:
+            continue
+        # Addresses as integers: an IPv4Address per node costs more than all the rest.
+        a, b, c, d = ip.split(".")
         addr = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
         if not low <= addr <= high:
-            errors.append((f"node[{i}].ip", f"{node.ip} is not in network.subnet {net}"))
+            errors.append((f"node[{i}].ip", f"{ip} is not in network.subnet {net}"))
         elif addr in (low, high):
-            errors.append((f"node[{i}].ip", f"{node.ip} is the network or broadcast address"))
-        if node.ip == cfg.server.address:
-            errors.append((f"node[{i}].ip", f"{node.ip} is the server's own address"))
-        for key in ("name", "mac", "ip"):
-            value = getattr(node, key)
-            if value in seen[key]:
-                errors.append((f"node[{i}].{key}",
-                               f"duplicate {key} {value!r} (also node[{seen[key][value]}])"))
+            errors.append((f"node[{i}].ip", f"{ip} is the network or broadcast address"))
+        if ip == facts.server:
+            errors.append((f"node[{i}].ip", f"{ip} is the server's own address"))
+        elif ip == facts.router:
+            errors.append((f"node[{i}].ip", f"{ip} is network.router's address"))
+    errors += _duplicates(facts)
+    return errors
+
+
+def _duplicates(facts: _Facts) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    keys = ("name", "mac", "ip")
+    seen: tuple[dict[str, int], ...] = ({}, {}, {})
+    for i, node in enumerate(facts.nodes):
+        for key, value, first in zip(keys, node, seen, strict=True):
+            if value is None:
+                continue
+            if value in first:
+                errors.append((f"node[{i}].{key}", f"duplicate {key} {value!r} (also node[{first[value]}])"))
             else:
-                seen[key][value] = i
+                first[value] = i
     return errors
 
 
@@ -388,6 +488,8 @@ def parse(text: str, source: str = "config") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, [("(file)", f"is not valid TOML: {e}")]) from None
+    if not isinstance(data, dict):   # pragma: no cover - tomllib always returns a table
+        raise ConfigError(source, [("(file)", "is not a TOML table")])
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
@@ -396,18 +498,47 @@ def parse(text: str, source: str = "config") -> Config:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
-            elif err["type"] == "literal_error":
+            elif err["type"] == "literal_error" or err["type"].endswith("_type"):
                 msg = f"{msg} (got {err.get('input')!r})"
             problems.append((_field_name(err["loc"]), msg))
+        seen = set(problems)
+        problems += [p for p in _cross_checks(_Facts.of_raw(data)) if p not in seen]
         raise ConfigError(source, problems) from None
-    if cross := _cross_checks(cfg):
+    if cross := _cross_checks(_Facts.of(cfg)):
         raise ConfigError(source, cross)
     return cfg
 
 
-def load(path: Path) -> Config:
+def read_text(path: Path) -> str:
+    """The config file's text: a regular file of at most MAX_CONFIG_BYTES.
+
+    O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+    after the fstat, like /dev/zero and directories).
+    """
     try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(path), [("(file)", f"cannot be read: {getattr(e, 'strerror', None) or e}")]) from None
-    return parse(text, str(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ConfigError(str(path), [("(file)", f"cannot be read: {e.strerror}")]) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ConfigError(str(path), [("(file)", f"cannot be read: {kind}")])
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(str(path), [("(file)", f"cannot be read: {e.strerror}")]) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), [("(file)", f"is larger than {MAX_CONFIG_BYTES // 2**20} MiB; "
+                                                 "not a cluster description")])
+    try:
+        return data.decode()
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), [("(file)", f"cannot be read: not UTF-8 text ({e.reason} "
+                                                 f"at byte {e.start})")]) from None
+
+
+def load(path: Path) -> Config:
+    return parse(read_text(path), str(path))

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from . import pathguard
 from .context import Context
 from .errors import NfsrootError, StepFailed, UsageError
 from .state import now
@@ -107,6 +108,8 @@ class Pipeline:
         for name in (from_step, to_step, only):
             if name:
                 self.step(name)
+        # Before anything is planned or changed: never build over / or a directory we did not make.
+        pathguard.check_disk(self.ctx)
         if only:
             from_step = to_step = only
         plans = self.plan() if resume else [Plan(s, "pending") for s in self.steps]

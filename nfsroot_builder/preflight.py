@@ -4,13 +4,15 @@ from __future__ import annotations
 import os
 import shutil
 
-from . import aptsources
+from . import aptsources, pathguard
 from .context import Context
 from .errors import NfsrootError
 from .steps.packages import missing_packages, wanted_packages
 
 
 def preflight(ctx: Context) -> list[tuple[str, str]]:
+    """(level, message) rows; a root or TFTP root that is unsafe on disk raises ConfigError (exit 2)."""
+    pathguard.check_disk(ctx)
     out: list[tuple[str, str]] = []
     if os.geteuid() != 0:
         out.append(("warn", "not root: a real run needs root (check and --dry-run do not)"))
@@ -29,3 +31,4 @@ def preflight(ctx: Context) -> list[tuple[str, str]]:
     if not ctx.config.nodes:
         out.append(("warn", "no [[node]] entries: dhcpd will answer nobody"))
     return out
+

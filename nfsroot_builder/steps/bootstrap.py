@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from .. import chroot, packages_index
+from .. import chroot, packages_index, pathguard
 from ..context import Context
 from .base import Step, StepResult
 from .root_packages import wanted
@@ -33,7 +33,10 @@ class Bootstrap(Step):
 
     A bootstrap that died half-way is never resumed in place: the root is
     removed (rm --one-file-system, after unmounting anything left under it)
-    and made again from an empty directory. A finished bootstrap leaves
+    and made again from an empty directory. Before the base system, the step
+    writes /etc/nfsroot-build/build.json (naming the build) into the root:
+    only a directory holding it is ever removed, and `check` refuses a
+    non-empty root.path without it. A finished bootstrap leaves
     /etc/nfsroot-build/bootstrap.json in the root; when it matches the config
     the step does nothing. Changing the suite, variant, bootstrapper,
     architecture, components or mirror rebuilds the root from scratch.
@@ -60,12 +63,17 @@ class Bootstrap(Step):
         # Fail on a typo before the first download.
         packages_index.check_exist(ctx, wanted(ctx))
         mirror = packages_index.mirror(ctx)
-        if ctx.root.exists():
+        if ctx.root.exists() and not pathguard.is_empty(ctx.root):
+            # Only a root this build marked (a half-made one) is removed; check caught
+            # the rest already, this guards the rm itself.
+            pathguard.require_removable(ctx.root, ctx.config.name)
             chroot.unmount_all(ctx, ctx.root)
             # --one-file-system: never follow a mount that survived into the host's /dev or /proc.
             ctx.runner.run(["rm", "-rf", "--one-file-system", str(ctx.root)])
         ctx.files.ensure_dir(ctx.apt_cache, 0o755)
         ctx.files.ensure_dir(ctx.root, 0o755)
+        # The marker first: a bootstrap that dies half-way leaves a root the next run may remove.
+        ctx.files.ensure_file(ctx.root / pathguard.BUILD_MARKER, json.dumps({"build": ctx.config.name}) + "\n")
         if r.bootstrapper == "debootstrap":
             argv = ["debootstrap", f"--variant={r.variant}", f"--arch={r.architecture}",
                     f"--components={','.join(r.components)}", f"--cache-dir={ctx.apt_cache}",
@@ -74,7 +82,8 @@ class Bootstrap(Step):
             cache = str(ctx.apt_cache)
             argv = ["mmdebstrap", "--mode=root", f"--variant={r.variant}", f"--architectures={r.architecture}",
                     f"--components={','.join(r.components)}",
-                    "--skip=download/empty", "--skip=essential/unlink",
+                    # check/empty: the root already holds the build marker.
+                    "--skip=download/empty", "--skip=essential/unlink", "--skip=check/empty",
                     '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
                     f"--setup-hook=sync-in {cache} /var/cache/apt/archives/",
                     f"--customize-hook=sync-out /var/cache/apt/archives {cache}",

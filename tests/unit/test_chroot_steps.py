@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from nfsroot_builder import chroot, packages_index, session
+from nfsroot_builder import chroot, packages_index, pathguard, session
+from nfsroot_builder.errors import NfsrootError
 from nfsroot_builder.steps.bootstrap import MARKER, Bootstrap, identity
 from nfsroot_builder.steps.initramfs import newest_kernel
 from nfsroot_builder.steps.root_password import RootPassword
@@ -26,14 +27,54 @@ def ctx(seed_config, tmp_path, monkeypatch):
     return c
 
 
+def mark(ctx, build: str) -> None:
+    (ctx.root / pathguard.BUILD_MARKER).parent.mkdir(parents=True, exist_ok=True)
+    (ctx.root / pathguard.BUILD_MARKER).write_text(json.dumps({"build": build}))
+
+
 def test_half_done_bootstrap_starts_again_from_an_empty_directory(ctx):
     (ctx.root / "usr/bin").mkdir(parents=True)      # what a killed debootstrap leaves
+    mark(ctx, ctx.config.name)                       # ... after the marker it wrote first
     Bootstrap().run(ctx)
     cmds = [a[:3] for a in ctx.runner.executed]
     assert cmds[0] == ["rm", "-rf", "--one-file-system"] and ctx.runner.executed[0][3] == str(ctx.root)
     assert ctx.runner.executed[1][0] == "debootstrap"   # the seed config's bootstrapper
     assert "--cache-dir=" + str(ctx.apt_cache) in ctx.runner.executed[1]
     assert json.loads((ctx.root / MARKER).read_text()) == identity(ctx)
+
+
+def test_marker_is_written_before_the_base_system(ctx):
+    seen = []
+    ctx.runner.hook = lambda argv: seen.append((argv[0], (ctx.root / pathguard.BUILD_MARKER).is_file())) or None
+    Bootstrap().run(ctx)
+    assert ("debootstrap", True) in seen
+    assert json.loads((ctx.root / pathguard.BUILD_MARKER).read_text()) == {"build": ctx.config.name}
+
+
+def test_empty_existing_root_is_used_not_removed(ctx):
+    (ctx.root / "lost+found").mkdir(parents=True)     # a fresh file system mounted there
+    Bootstrap().run(ctx)
+    assert [a[0] for a in ctx.runner.executed] == ["debootstrap"]
+
+
+@pytest.mark.parametrize("build,words", [(None, "no nfsroot-build made"), ("other", "build 'other'")])
+def test_root_without_this_builds_marker_is_never_removed(ctx, build, words):
+    (ctx.root / "home/alice").mkdir(parents=True)
+    (ctx.root / "home/alice/thesis.tex").write_text("years of work\n")
+    if build:
+        mark(ctx, build)
+    with pytest.raises(NfsrootError, match=words):
+        Bootstrap().run(ctx)
+    assert ctx.runner.executed == []
+    assert (ctx.root / "home/alice/thesis.tex").read_text() == "years of work\n"
+
+
+@pytest.mark.parametrize("helper", [chroot.unmount_all, chroot.stop_processes])
+def test_mount_and_kill_helpers_refuse_the_host_root(helper, tmp_path):
+    (tmp_path / "up").symlink_to("/")
+    for root in ("/", tmp_path / "up"):
+        with pytest.raises(NfsrootError, match="host's own /"):
+            helper(None, root) if helper is chroot.unmount_all else helper(root)
 
 
 def test_finished_bootstrap_is_left_alone(ctx):
