@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 from .errors import ConfigError, NfsrootError
@@ -47,27 +48,32 @@ SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/proc", "/run", "/sbin", "/sys
 EMPTY_FS_ENTRIES = {"lost+found"}
 
 
+def _norm(path: str) -> PurePosixPath:
+    # normpath keeps a leading "//" (POSIX leaves it implementation-defined); Linux does not.
+    return PurePosixPath(os.path.normpath("/" + str(path).lstrip("/")))
+
+
 def _inside(path: PurePosixPath, tree: str) -> bool:
     return path == PurePosixPath(tree) or PurePosixPath(tree) in path.parents
 
 
 def system_path_problem(path: str) -> str | None:
     """Why a directory may not hold a root or TFTP root, or None."""
-    p = PurePosixPath(os.path.normpath(path))
+    p = _norm(path)
     if str(p) in SYSTEM_DIRS:
         return f"{p} is a system directory; use a directory of its own such as /srv/nfsroot/<name>"
     top = p.parts[1] if len(p.parts) > 1 else ""
     for tree in SYSTEM_TREES:
         if _inside(p, tree):
             return f"{p} is inside {tree}, which the system owns; use a directory under /srv"
-    if top.startswith("lib"):   # /lib, /lib32, /lib64, /libx32 (merged-/usr links)
+    if re.fullmatch(r"lib(32|64|x32|o32)?", top):   # FHS /lib<qual>, merged-/usr links
         return f"{p} is inside /{top}, which the system owns; use a directory under /srv"
     return None
 
 
 def overlap_problem(root: str, tftp_root: str) -> str | None:
     """Why the NFS root and the TFTP root may not be where they are, or None."""
-    r, t = PurePosixPath(os.path.normpath(root)), PurePosixPath(os.path.normpath(tftp_root))
+    r, t = _norm(root), _norm(tftp_root)
     if r == t:
         return f"is the same directory as tftp.root ({t}); they need one each"
     if t in r.parents:

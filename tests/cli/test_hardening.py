@@ -170,3 +170,110 @@ def test_state_stays_after_failed_undo_problems(cli, tmp_path, seed_text, monkey
     after = snapshot(tmp_path)
     # Only the lock file (and its pid file, removed again) may appear.
     assert {k for k in after if k not in before} <= {str(sdir / "lock")}
+
+
+# -- issue 9 point 16: never build over (or remove) a directory the build did not make ----
+
+SYSTEM_ROOTS = [("root.path", 'path = "/NFSROOT/kerrighed"', "/"), ("root.path", 'path = "/NFSROOT/kerrighed"', "/etc"),
+                ("tftp.root", 'root = "/srv/tftp"', "/"), ("tftp.root", 'root = "/srv/tftp"', "/etc")]
+
+
+def nothing_planned(res) -> bool:
+    """The dry-run transcript holds no step, no command and no file change."""
+    return "### step" not in res.stdout and not any(line.startswith(("$ ", "# ", "--- ", "+++ "))
+                                                    for line in res.stdout.splitlines())
+
+
+@pytest.mark.parametrize("key,old,path", SYSTEM_ROOTS, ids=[f"{k}={p}" for k, _, p in SYSTEM_ROOTS])
+@pytest.mark.parametrize("command", [["check"], ["all", "--dry-run"], ["run", "bootstrap", "--dry-run"],
+                                     ["all", "--dry-run", "--prefix", "/"]], ids=" ".join)
+def test_system_directory_as_root_exit_2_nothing_planned(cli, tmp_path, seed_text, key, old, path, command):
+    cfg = write(tmp_path, seed_text.replace(old, f'{old.split(" = ")[0]} = "{path}"', 1))
+    prefix = [] if "--prefix" in command else ["--prefix", str(tmp_path / "stage")]
+    before = snapshot(tmp_path)
+    res = cli.invoke(app, [*command, "-c", str(cfg), *prefix])
+    assert res.exit_code == 2, res.output
+    assert f"{key}: {path} is a system directory" in res.stderr and "Traceback" not in res.output
+    assert nothing_planned(res) and res.stdout == ""
+    assert snapshot(tmp_path) == before
+
+
+def _stage_root(tmp_path):
+    root = tmp_path / "stage/NFSROOT/kerrighed"
+    root.mkdir(parents=True)
+    return root
+
+
+@pytest.mark.parametrize("command", [["check"], ["all", "--dry-run"], ["all", "--dry-run", "--resume"],
+                                     ["run", "bootstrap", "--dry-run"], ["run", "dhcp-server", "--dry-run"]],
+                         ids=" ".join)
+def test_non_empty_root_without_marker_exit_2_nothing_planned(cli, tmp_path, seed_text, command):
+    cfg = write(tmp_path, seed_text)
+    (_stage_root(tmp_path) / "thesis.tex").write_text("years of work\n")
+    before = snapshot(tmp_path)
+    res = cli.invoke(app, [*command, "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 2, res.output
+    assert "root.path:" in res.stderr and "non-empty directory that no nfsroot-build made" in res.stderr
+    assert nothing_planned(res)
+    assert snapshot(tmp_path) == before
+
+
+def test_root_of_another_build_exit_2(cli, tmp_path, seed_text):
+    cfg = write(tmp_path, seed_text)
+    marker = _stage_root(tmp_path) / "etc/nfsroot-build/build.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text('{"build": "other"}\n')
+    res = cli.invoke(app, ["all", "--dry-run", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 2 and "holds the root of build 'other'" in res.stderr and nothing_planned(res)
+
+
+@pytest.mark.parametrize("content", ["empty", "lost+found", "marker", "0.1 marker"])
+def test_empty_or_marked_root_is_accepted(cli, tmp_path, seed_text, content):
+    cfg = write(tmp_path, seed_text)
+    root = _stage_root(tmp_path)
+    if content == "lost+found":
+        (root / "lost+found").mkdir()
+    elif content != "empty":
+        (root / "etc/nfsroot-build").mkdir(parents=True)
+        (root / "usr").mkdir()
+        name = "build.json" if content == "marker" else "bootstrap.json"
+        (root / "etc/nfsroot-build" / name).write_text('{"build": "kerrighed"}\n')
+    res = cli.invoke(app, ["all", "--dry-run", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 0, res.output
+    assert "### step bootstrap" in res.stdout
+    removes = any(line.startswith("$ rm -rf --one-file-system") for line in res.stdout.splitlines())
+    assert removes == content.endswith("marker")   # an empty root is used as it is, never removed
+
+
+@pytest.mark.parametrize("key,link", [("root.path", "stage/NFSROOT/kerrighed"), ("tftp.root", "stage/srv/tftp")])
+@pytest.mark.parametrize("target", ["/", "/etc"])
+def test_root_that_resolves_to_a_system_directory_exit_2(cli, tmp_path, seed_text, key, link, target):
+    cfg = write(tmp_path, seed_text)
+    (tmp_path / link).parent.mkdir(parents=True)
+    (tmp_path / link).symlink_to(target)
+    before = snapshot(tmp_path)
+    res = cli.invoke(app, ["all", "--dry-run", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 2, res.output
+    assert f"{key}:" in res.stderr and f"-> {target} on disk" in res.stderr and nothing_planned(res)
+    assert snapshot(tmp_path) == before
+
+
+def test_root_holding_the_state_directory_exit_2(cli, tmp_path, seed_text):
+    cfg = write(tmp_path, seed_text)
+    res = cli.invoke(app, ["all", "--dry-run", "-c", str(cfg), "--prefix", str(tmp_path / "stage"),
+                           "--state-dir", str(tmp_path / "stage/NFSROOT/kerrighed/var/state")])
+    assert res.exit_code == 2 and "overlaps the state directory" in res.stderr and nothing_planned(res)
+
+
+# -- issue 9 point 22: the config file itself ---------------------------------------
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_config_that_is_no_regular_file_exit_2(cli, tmp_path, kind):
+    import os
+    path = tmp_path / "c.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path = kind
+    res = cli.invoke(app, ["check", "-c", str(path), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 2 and "not a regular file" in res.stderr, res.output
