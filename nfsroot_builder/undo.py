@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import services
+from . import pathguard, services
 from .context import Context
 from .errors import NfsrootError
 from .files import BEGIN, with_block
@@ -181,6 +181,8 @@ class _Undo:
 
 def undo(ctx: Context, purge_root: bool = False) -> UndoReport:
     report = UndoReport()
+    if purge_root and ctx.root.exists():
+        pathguard.require_removable(ctx.root, ctx.config.name)   # only a root this build marked
     if purge_root and (mounted := mounts_under(ctx.root)):
         raise NfsrootError(f"refusing --purge-root: something is mounted under {ctx.root}: "
                            f"{', '.join(mounted[:5])}; unmount it first (umount -R {mounted[0]})")

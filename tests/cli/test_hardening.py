@@ -277,3 +277,15 @@ def test_config_that_is_no_regular_file_exit_2(cli, tmp_path, kind):
         path = kind
     res = cli.invoke(app, ["check", "-c", str(path), "--prefix", str(tmp_path / "stage")])
     assert res.exit_code == 2 and "not a regular file" in res.stderr, res.output
+
+
+@pytest.mark.parametrize("dry", [["--dry-run"], []], ids=["dry-run", "real"])
+def test_undo_purge_root_never_removes_an_unmarked_root(cli, tmp_path, seed_text, dry):
+    cfg = write(tmp_path, seed_text)
+    root = _stage_root(tmp_path)
+    (root / "thesis.tex").write_text("years of work\n")
+    before = snapshot(root)
+    res = cli.invoke(app, ["undo", "--purge-root", *dry, "-c", str(cfg), "--prefix", str(tmp_path / "stage"),
+                           "--state-dir", str(tmp_path / "state")])
+    assert res.exit_code == 1 and "refusing to remove" in res.stderr and "no nfsroot-build made" in res.stderr
+    assert snapshot(root) == before   # (the real run takes its lock in the state dir)
