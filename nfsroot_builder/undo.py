@@ -181,11 +181,11 @@ class _Undo:
 
 def undo(ctx: Context, purge_root: bool = False) -> UndoReport:
     report = UndoReport()
-    if purge_root and ctx.root.exists():
-        pathguard.require_removable(ctx.root, ctx.config.name)   # only a root this build marked
     if purge_root and (mounted := mounts_under(ctx.root)):
         raise NfsrootError(f"refusing --purge-root: something is mounted under {ctx.root}: "
                            f"{', '.join(mounted[:5])}; unmount it first (umount -R {mounted[0]})")
+    if purge_root and ctx.root.exists():
+        pathguard.require_removable(ctx.root, ctx.config.name)   # only a root this build marked
     u = _Undo(ctx, report)
     u.run()
     # Restart the daemons whose files changed (skipped under a staging prefix).

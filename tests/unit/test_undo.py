@@ -121,7 +121,8 @@ def test_purge_root_refuses_when_mounted(tmp_path, seed_config, stage, monkeypat
 
 def test_purge_root_removes_root_and_state(tmp_path, seed_config, stage):
     ctx, _ = make(tmp_path, seed_config)
-    (ctx.root / "etc").mkdir(parents=True)
+    (ctx.root / "etc/nfsroot-build").mkdir(parents=True)
+    (ctx.root / "etc/nfsroot-build/build.json").write_text('{"build": "kerrighed"}\n')   # bootstrap's marker
     (ctx.root / "etc/hostname").write_text("x\n")
     undo_mod.undo(ctx, purge_root=True)
     assert not ctx.root.exists() and not (ctx.state_dir / "state.json").exists()
