@@ -167,4 +167,4 @@ def check_disk(ctx) -> None:
                              build=cfg.name,
                              own_dirs={"state directory": ctx.state_dir, ".deb cache": ctx.apt_cache})
     if problems:
-        raise ConfigError("config", problems)
+        raise ConfigError(f"on disk under --prefix {ctx.prefix}", problems)

@@ -289,3 +289,13 @@ def test_undo_purge_root_never_removes_an_unmarked_root(cli, tmp_path, seed_text
                            "--state-dir", str(tmp_path / "state")])
     assert res.exit_code == 1 and "refusing to remove" in res.stderr and "no nfsroot-build made" in res.stderr
     assert snapshot(root) == before   # (the real run takes its lock in the state dir)
+
+
+def test_root_that_resolves_into_the_tftp_root_exit_2(cli, tmp_path, seed_text):
+    cfg = write(tmp_path, seed_text)
+    (tmp_path / "stage/srv/tftp/nested").mkdir(parents=True)
+    (tmp_path / "stage/NFSROOT").mkdir(parents=True)
+    (tmp_path / "stage/NFSROOT/kerrighed").symlink_to(tmp_path / "stage/srv/tftp/nested")
+    res = cli.invoke(app, ["check", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 2 and "root.path: on disk:" in res.stderr and "inside tftp.root" in res.stderr
+    assert f"on disk under --prefix {tmp_path / 'stage'}" in res.stderr
