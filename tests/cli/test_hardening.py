@@ -299,3 +299,14 @@ def test_root_that_resolves_into_the_tftp_root_exit_2(cli, tmp_path, seed_text):
     res = cli.invoke(app, ["check", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
     assert res.exit_code == 2 and "root.path: on disk:" in res.stderr and "inside tftp.root" in res.stderr
     assert f"on disk under --prefix {tmp_path / 'stage'}" in res.stderr
+
+
+def test_tftp_root_may_hold_the_admins_files(cli, tmp_path, seed_text):
+    # Unlike the root, the TFTP root is never removed: the build adds its own
+    # files next to an existing PXE setup's and removes only menus it wrote.
+    cfg = write(tmp_path, seed_text)
+    (tmp_path / "stage/srv/tftp").mkdir(parents=True)
+    (tmp_path / "stage/srv/tftp/pxelinux.0").write_bytes(b"\x00admin")
+    res = cli.invoke(app, ["all", "--dry-run", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 0, res.output
+    assert "pxelinux.0" not in res.stdout
