@@ -109,6 +109,22 @@ def _domain(v: str) -> str:
     return v.lower()
 
 
+def _node_name(v: str) -> str:
+    if not HOST_LABEL.match(v):
+        raise ValueError(f"not an RFC 1123 host label (a-z, 0-9, '-', at most 63): {v!r}")
+    if v in RESERVED_HOST_NAMES:
+        raise ValueError(f"{v!r} is already a name in the nodes' /etc/hosts "
+                         f"({', '.join(sorted(RESERVED_HOST_NAMES))}); pick another")
+    return v
+
+
+def _subnet(v: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(v, strict=True))
+    except ValueError as e:
+        raise ValueError(f"not a network like 192.168.0.0/24: {e}") from None
+
+
 def _data_dir(v: str) -> str:
     if why := pathguard.system_path_problem(v):
         raise ValueError(why)
@@ -185,10 +201,7 @@ class Network(Model):
     @field_validator("subnet")
     @classmethod
     def _subnet(cls, v: str) -> str:
-        try:
-            return str(ipaddress.IPv4Network(v, strict=True))
-        except ValueError as e:
-            raise ValueError(f"not a network like 192.168.0.0/24: {e}") from None
+        return _subnet(v)
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -328,12 +341,7 @@ class Node(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not HOST_LABEL.match(v):
-            raise ValueError(f"not an RFC 1123 host label (a-z, 0-9, '-', at most 63): {v!r}")
-        if v in RESERVED_HOST_NAMES:
-            raise ValueError(f"{v!r} is already a name in the nodes' /etc/hosts "
-                             f"({', '.join(sorted(RESERVED_HOST_NAMES))}); pick another")
-        return v
+        return _node_name(v)
 
 
 class Config(Model):
@@ -398,19 +406,14 @@ class _Facts:
             except ValueError:
                 return None
 
-        def name(v):
-            if not HOST_LABEL.match(v) or v in RESERVED_HOST_NAMES:
-                raise ValueError(v)
-            return v
-
-        subnet = valid(lambda v: ipaddress.IPv4Network(v, strict=True), section("network").get("subnet"))
+        subnet = valid(lambda v: ipaddress.IPv4Network(_subnet(v)), section("network").get("subnet"))
         nodes = data.get("node") if isinstance(data.get("node"), list) else []
         nodes = [n if isinstance(n, dict) else {} for n in nodes]
         return cls(valid(_ipv4, section("server").get("address")), subnet,
                    valid(_ipv4, section("network").get("router")),
-                   valid(lambda v: _data_dir(_abs_path(v)), section("root").get("path", Root().path)),
-                   valid(lambda v: _data_dir(_abs_path(v)), section("tftp").get("root", Tftp().root)),
-                   [(valid(name, n.get("name")), valid(_mac, n.get("mac")), valid(_ipv4, n.get("ip")))
+                   valid(lambda v: _data_dir(_abs_path(v)), section("root").get("path", Root.model_fields["path"].default)),
+                   valid(lambda v: _data_dir(_abs_path(v)), section("tftp").get("root", Tftp.model_fields["root"].default)),
+                   [(valid(_node_name, n.get("name")), valid(_mac, n.get("mac")), valid(_ipv4, n.get("ip")))
                     for n in nodes])
 
 
@@ -488,8 +491,6 @@ def parse(text: str, source: str = "config") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, [("(file)", f"is not valid TOML: {e}")]) from None
-    if not isinstance(data, dict):   # pragma: no cover - tomllib always returns a table
-        raise ConfigError(source, [("(file)", "is not a TOML table")])
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
@@ -499,7 +500,8 @@ def parse(text: str, source: str = "config") -> Config:
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
             elif err["type"] == "literal_error" or err["type"].endswith("_type"):
-                msg = f"{msg} (got {err.get('input')!r})"
+                got = repr(err.get("input"))
+                msg = f"{msg} (got {got if len(got) <= 60 else got[:57] + '...'})"
             problems.append((_field_name(err["loc"]), msg))
         seen = set(problems)
         problems += [p for p in _cross_checks(_Facts.of_raw(data)) if p not in seen]

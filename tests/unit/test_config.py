@@ -226,3 +226,9 @@ def test_node_on_the_routers_address(seed_text):
     text = edit(seed_text, 'router = "192.168.0.1"', 'router = "192.168.0.254"')
     got = problems(edit(text, 'ip = "192.168.0.103"', 'ip = "192.168.0.254"'))
     assert got == {"node[2].ip": "192.168.0.254 is network.router's address"}
+
+
+def test_wrong_type_shows_a_short_input(seed_text):
+    got = problems(edit(seed_text, 'clients = ""', 'clients = [' + ", ".join(['"x"'] * 500) + "]"))
+    assert got["nfs.clients"].startswith("Input should be a valid string (got ['x', ")
+    assert got["nfs.clients"].endswith("...)") and len(got["nfs.clients"]) < 120
