@@ -22,8 +22,12 @@ import json
 import os
 import re
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, NfsrootError
+
+if TYPE_CHECKING:   # context imports config, which imports this module
+    from .context import Context
 
 # Written by the bootstrap step into a root it makes, before the first file
 # of the base system: {"build": <config name>}.
@@ -160,7 +164,7 @@ def disk_problems(*, prefix: Path, root_path: str, tftp_path: str, build: str,
     return out
 
 
-def check_disk(ctx) -> None:
+def check_disk(ctx: Context) -> None:
     """Raise ConfigError (exit 2) if the root or TFTP root is unsafe on disk; no side effects."""
     cfg = ctx.config
     problems = disk_problems(prefix=ctx.prefix, root_path=cfg.root.path, tftp_path=cfg.tftp.root,
