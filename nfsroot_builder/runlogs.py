@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 KEEP = 10
-RUN_DIR = re.compile(r"^\d{8}-\d{6}-\d+$")
+RUN_DIR = re.compile(r"^\d{8}-\d{6}-\d+(\.\d+)?$")
 
 
 class RunLogs:
@@ -30,9 +30,14 @@ class RunLogs:
         return self._dir / f"{step}.log"
 
     def _start(self) -> Path:
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        # A second pipeline of this process in the same second (doctor, tests)
+        # gets the next suffix, never a pruned one's name again.
+        seqs = [int(p.suffix[1:] or 0) for p in self.root.glob(base + "*") if p.name.split(".")[0] == base]
+        name = f"{base}.{max(seqs) + 1}" if seqs else base
         run_dir = self.root / name
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir()
         # Replace the symlink atomically: a reader never finds `last` missing.
         tmp = self.root / f".last.{os.getpid()}"
         tmp.unlink(missing_ok=True)
@@ -44,7 +49,10 @@ class RunLogs:
     def runs(self) -> list[Path]:
         """The run directories, oldest first (their names sort by start time)."""
         found = [p for p in self.root.iterdir() if RUN_DIR.match(p.name) and p.is_dir() and not p.is_symlink()]
-        return sorted(found, key=lambda p: (p.name[:15], p.stat().st_mtime))
+        # Runs on one state dir follow each other (the run lock); a directory's
+        # mtime is coarse (a jiffy): a second run of one process in the same
+        # second and jiffy is ordered by its suffix.
+        return sorted(found, key=lambda p: (p.name[:15], p.stat().st_mtime_ns, int(p.suffix[1:] or 0)))
 
     def prune(self) -> list[Path]:
         """Delete all but the newest `keep` run directories; returns the deleted."""

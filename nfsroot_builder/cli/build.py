@@ -113,6 +113,8 @@ def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
     table = Table("step", "status", "why", title=f"build {ctx.config.name}")
     colour = {"done": "green", "stale": "yellow", "pending": "blue", "failed": "red", "interrupted": "red"}
     for r in rows:
-        why = r["why"] + (f" (log: {r['log']})" if r["log"] else "")
-        table.add_row(r["step"], Text(r["status"], style=colour[r["status"]]), Text(why))
+        table.add_row(r["step"], Text(r["status"], style=colour[r["status"]]), Text(r["why"]))
     err.print(table)
+    for r in rows:
+        if r["log"]:   # outside the table: a path wrapped in a cell cannot be copied
+            err.print(f"{r['step']} {r['status']}; its log: {r['log']}", markup=False)

@@ -9,6 +9,7 @@ each step's time.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -24,10 +25,13 @@ HEARTBEAT = 15.0   # seconds between plain progress lines of one step
 LINE_MAX = 160     # characters of a command's output line shown
 
 
+ANSI_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")
+
+
 def _clean(line: str) -> str:
-    # Commands draw their own progress with \r and colours; keep the last
-    # redraw and printable characters only.
-    line = line.rstrip("\r\n").rsplit("\r", 1)[-1]
+    # Commands draw their own progress with \r and colours (ECMA-48 escapes);
+    # keep the last redraw and printable characters only.
+    line = ANSI_ESCAPE.sub("", line.rstrip("\r\n").rsplit("\r", 1)[-1])
     line = "".join(c if c.isprintable() else " " for c in line).strip()
     return line[:LINE_MAX]
 
