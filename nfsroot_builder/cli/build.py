@@ -64,7 +64,8 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
             pipe = session.pipeline(ctx, progress=progress)
             report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
     finally:
-        progress.summary()
+        if not dry_run:   # a dry-run's times measure nothing
+            progress.summary()
     ran = [r for r in report if r[1] in ("changed", "unchanged")]
     changed = [name for name, what in ran if what == "changed"]
     skipped = sum(1 for r in report if r[1] == "done")
