@@ -211,7 +211,8 @@ def test_dry_run_writes_no_logs(tmp_path, monkeypatch):
     assert not (tmp_path / "state").exists() and not (tmp_path / "stage").exists()
 
 
-def test_doctor_fix_and_restart_run_as_pipeline_steps(tmp_path, monkeypatch):
+def _built_with_few_nfs_threads(tmp_path):
+    """The server steps done, then the nfs-threads scene: its fix writes a drop-in and restarts nfsd."""
     scene = next(s for s in SCENES if s.check == "nfs-threads")
     cfg = config_mod.parse(scene.config_edit(example_text("seed")))
     ctx = session.make_context(cfg, prefix=tmp_path / "stage", runner=FakeRunner(emit=lambda m: None),
@@ -219,6 +220,11 @@ def test_doctor_fix_and_restart_run_as_pipeline_steps(tmp_path, monkeypatch):
     session.pipeline(ctx).run(to_step="nfs-exports")
     pending = list(ctx.state.pending_restarts)
     scene.build(ctx.prefix, cfg.root.path)
+    return ctx, pending
+
+
+def test_doctor_fix_and_restart_run_as_pipeline_steps(tmp_path, monkeypatch):
+    ctx, pending = _built_with_few_nfs_threads(tmp_path)
     restarted = []
     monkeypatch.setattr("nfsroot_builder.services.restart", lambda c, s: restarted.append(s))
     out = io.StringIO()
@@ -236,12 +242,7 @@ def test_doctor_fix_and_restart_run_as_pipeline_steps(tmp_path, monkeypatch):
 
 def test_doctor_restart_failure_is_reported(tmp_path, monkeypatch):
     from nfsroot_builder.errors import NfsrootError
-    scene = next(s for s in SCENES if s.check == "nfs-threads")
-    cfg = config_mod.parse(scene.config_edit(example_text("seed")))
-    ctx = session.make_context(cfg, prefix=tmp_path / "stage", runner=FakeRunner(emit=lambda m: None),
-                               emit=lambda m: None)
-    session.pipeline(ctx).run(to_step="nfs-exports")
-    scene.build(ctx.prefix, cfg.root.path)
+    ctx, _ = _built_with_few_nfs_threads(tmp_path)
 
     def refuse(c, s):
         raise NfsrootError(f"{s}: no such service\nmore")
