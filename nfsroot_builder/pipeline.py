@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .context import Context
-from .errors import NfsrootError, StepFailed, UsageError
+from .errors import Interrupted, NfsrootError, StepFailed, UsageError
 from .runlogs import RunLogs
 from .state import now
 from .steps.base import Step, digest
@@ -63,6 +63,10 @@ class Pipeline:
         self.progress = progress or Progress()
         self.logs = RunLogs(ctx.state_dir)
         self._number, self._total = 0, 0   # "step N of M" of this run
+
+    def expect(self, steps: int) -> None:
+        """The M of "step N of M" when steps are run one by one (doctor's fixes)."""
+        self._total = steps
 
     def step(self, name: str) -> Step:
         if name not in self.by_name:
@@ -181,7 +185,8 @@ class Pipeline:
             except NfsrootError as e:
                 ctx.state.set_step(step.name, status="failed", finished=now(), error=str(e).splitlines()[0])
                 ctx.state.save()
-                self.progress.step_finished(step, "failed", time.monotonic() - started)
+                self.progress.step_finished(step, "interrupted" if isinstance(e, Interrupted) else "failed",
+                                            time.monotonic() - started)
                 raise StepFailed(step.name, e) from e
             except Exception as e:   # a bug: record it; Ctrl-C/SIGTERM leave "running" = interrupted
                 ctx.state.set_step(step.name, status="failed", finished=now(), error=repr(e))

@@ -84,9 +84,9 @@ def apply_fixes(ctx: Context, findings: list[Finding], pipe: Pipeline | None = N
     pipe = pipe or session.pipeline(ctx)
     outcome: dict[str, str] = {}
     restarts: set[str] = set()
-    for f in findings:
-        if f.status == "ok" or f.manual:
-            continue
+    fixable = [f for f in findings if f.status != "ok" and not f.manual]
+    pipe.expect(len(fixable))
+    for f in fixable:
         fix = FixStep(f)
         try:
             pipe.run_step(fix)
@@ -94,6 +94,7 @@ def apply_fixes(ctx: Context, findings: list[Finding], pipe: Pipeline | None = N
             restarts |= fix.restart
         except StepFailed as e:
             outcome[f.check] = f"fix failed: {_first_line(e)}"
+    pipe.expect(len(fixable) + len(restarts))
     for service in sorted(restarts):
         try:
             pipe.run_step(RestartStep(service))
