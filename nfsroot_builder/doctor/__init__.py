@@ -48,7 +48,7 @@ class FixStep(Step):
         self.restart: set[str] = set()
 
     def summary(self) -> str:
-        return f"fix {self.finding.check}: {self.finding.fix}"
+        return self.finding.fix
 
     def run(self, ctx: Context) -> StepResult:
         # The services are restarted by RestartStep right after the fixes,

@@ -264,7 +264,7 @@ def test_doctor_fix_dry_run_is_a_step_in_the_transcript(tmp_path):
                                 runner=FakeRunner(emit=lines.append), emit=lines.append)
     assert apply_fixes(dctx, run_checks(dctx)) == {"nfs-state-files": "fixed"}
     text = "\n".join(lines)
-    assert "### step doctor-fix-nfs-state-files: fix nfs-state-files" in text
+    assert "### step doctor-fix-nfs-state-files: stop nfs-kernel-server, recreate" in text
     # The state directory is replaced by an empty file: planned, not done.
     assert f"# rm {ctx.prefix}/var/lib/nfs/state" in text
     assert (ctx.prefix / "var/lib/nfs/state").is_dir()
