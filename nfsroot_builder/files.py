@@ -185,7 +185,9 @@ class FileOps:
     def _read(path: Path) -> bytes | None:
         try:
             return path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
+            # A directory where the file belongs holds no content (a dry-run
+            # plans its removal before the write; a real run has removed it).
             return None
 
     # -- operations ----------------------------------------------------------

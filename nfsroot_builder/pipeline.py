@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import pathguard
 from .context import Context
-from .errors import NfsrootError, StepFailed, UsageError
+from .errors import Interrupted, NfsrootError, StepFailed, UsageError
+from .runlogs import RunLogs
 from .state import now
 from .steps.base import Step, digest
 
@@ -37,13 +39,35 @@ def _changed_keys(old: dict, new: dict) -> list[str]:
     return [k for k in keys if old.get(k) != new.get(k)]
 
 
+class Progress:
+    """What the pipeline tells whoever shows a run's progress (the CLI).
+
+    Steps never see it: the pipeline reports around each step, and the
+    Runner hands it the output lines of the step's commands.
+    """
+
+    def step_started(self, step: Step, number: int, total: int) -> None:
+        pass
+
+    def output_line(self, line: str) -> None:
+        pass
+
+    def step_finished(self, step: Step, outcome: str, seconds: float) -> None:
+        """outcome: changed | unchanged | failed | interrupted."""
+
+
 class Pipeline:
-    def __init__(self, ctx: Context, steps: Sequence[type[Step]],
-                 progress: Callable[[str], None] = lambda msg: None):
+    def __init__(self, ctx: Context, steps: Sequence[type[Step]], progress: Progress | None = None):
         self.ctx = ctx
         self.steps = [cls() for cls in steps]
         self.by_name = {s.name: s for s in self.steps}
-        self.progress = progress
+        self.progress = progress or Progress()
+        self.logs = RunLogs(ctx.state_dir)
+        self._number, self._total = 0, 0   # "step N of M" of this run
+
+    def expect(self, steps: int) -> None:
+        """The M of "step N of M" when steps are run one by one (doctor's fixes)."""
+        self._total = steps
 
     def step(self, name: str) -> Step:
         if name not in self.by_name:
@@ -120,6 +144,8 @@ class Pipeline:
             raise UsageError(f"--from {from_step} comes after --to {to_step}")
         report = []
         ran = False
+        self._total = sum(1 for i, p in enumerate(plans) if first <= i <= last and (not only or i == first)
+                          and (not resume or p.needs_run))
         for i, p in enumerate(plans):
             if only and i != first:
                 continue
@@ -138,17 +164,19 @@ class Pipeline:
         ctx = self.ctx
         dry = ctx.runner.dry_run
         fp, inputs = self.fingerprint(step)
-        self.progress(f"[bold]{step.name}[/]: {step.summary()}")
+        self._number += 1
+        self._total = max(self._total, self._number)   # a resume may re-run a step it planned to skip
+        self.progress.step_started(step, self._number, self._total)
+        started = time.monotonic()
         if dry:
             ctx.emit(f"### step {step.name}: {step.summary()}")
-        log_path = ctx.state_dir / "logs" / f"{step.name}.log"
-        if not dry:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-        ctx.state.set_step(step.name, status="running", started=now(), log=str(log_path))
+        log_path = None if dry else self.logs.path(step.name)   # a dry-run writes nothing
+        ctx.state.set_step(step.name, status="running", started=now(), log=str(log_path) if log_path else None)
         ctx.state.data["steps"][step.name].pop("error", None)
         ctx.state.save()
         with (open(log_path, "w") if not dry else contextlib.nullcontext()) as log:
             ctx.runner.log = log
+            ctx.runner.on_line = self.progress.output_line
             before = len(ctx.files.changed_paths)
             ctx.files.begin_batch()
             try:
@@ -160,13 +188,20 @@ class Pipeline:
             except NfsrootError as e:
                 ctx.state.set_step(step.name, status="failed", finished=now(), error=str(e).splitlines()[0])
                 ctx.state.save()
+                self.progress.step_finished(step, "interrupted" if isinstance(e, Interrupted) else "failed",
+                                            time.monotonic() - started)
                 raise StepFailed(step.name, e) from e
             except Exception as e:   # a bug: record it; Ctrl-C/SIGTERM leave "running" = interrupted
                 ctx.state.set_step(step.name, status="failed", finished=now(), error=repr(e))
                 ctx.state.save()
+                self.progress.step_finished(step, "failed", time.monotonic() - started)
+                raise
+            except BaseException:
+                self.progress.step_finished(step, "interrupted", time.monotonic() - started)
                 raise
             finally:
                 ctx.runner.log = None
+                ctx.runner.on_line = None
         changed = result.changed or len(ctx.files.changed_paths) > before
         ctx.state.add_restarts(result.restart)
         ctx.state.data["files"] = ctx.files.record
@@ -175,4 +210,6 @@ class Pipeline:
         ctx.state.save()
         if dry and not changed:
             ctx.emit("# (no changes)")
-        return "changed" if changed else "unchanged"
+        outcome = "changed" if changed else "unchanged"
+        self.progress.step_finished(step, outcome, time.monotonic() - started)
+        return outcome

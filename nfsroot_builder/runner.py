@@ -43,6 +43,8 @@ class Runner:
     emit: Callable[[str], None] = print          # the dry-run transcript (stdout)
     log: IO[str] | None = None                    # the current step's log file
     commands: list[list[str]] = field(default_factory=list)  # every command, in order
+    # Called with each output line of a running command (the CLI's live status line).
+    on_line: Callable[[str], None] | None = None
 
     def _log(self, text: str) -> None:
         if self.log:
@@ -85,6 +87,8 @@ class Runner:
                 store.append(line)
                 if self.log:
                     self.log.write(line)
+                if self.on_line:
+                    self.on_line(line)
             return cb
 
         import sh  # here, not at the top: it pulls in asyncio, 45 ms of every command's start-up

@@ -15,7 +15,7 @@ from . import config as config_mod
 from .context import DEFAULT_STATE_ROOT, Context
 from .errors import Interrupted, UsageError
 from .files import FileOps
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Progress
 from .runner import Runner
 from .state import RunLock, State
 
@@ -85,7 +85,7 @@ def locked(ctx: Context):
         yield
 
 
-def pipeline(ctx: Context, progress: Callable[[str], None] = lambda m: None) -> Pipeline:
+def pipeline(ctx: Context, progress: Progress | None = None) -> Pipeline:
     from .steps import STEPS
     return Pipeline(ctx, STEPS, progress=progress)
 

@@ -121,7 +121,7 @@ def mm(tmp_path_factory) -> Build:
 def deb(tmp_path_factory) -> Build:
     """debootstrap, stopped by SIGTERM while apt-get installs in the chroot, then resumed."""
     b = new_build(tmp_path_factory, "deb", bootstrapper="debootstrap", layout="per-node", loader="ipxe")
-    log = b.stage / "var/lib/nfsroot-build/deb/logs/root-packages.log"
+    log = b.stage / "var/lib/nfsroot-build/deb/logs/last/root-packages.log"
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "nfsroot_builder", "all", "-c", b.cfg, "--prefix", b.stage],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -11,62 +11,18 @@ colliding host entry) say "manual fix" and --fix leaves them alone.
 """
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from .. import services
+from .. import services, session
 from ..context import Context
-from ..errors import NfsrootError
+from ..errors import NfsrootError, StepFailed
+from ..pipeline import Pipeline
+from ..steps.base import Step, StepResult
+from . import root_checks, server_checks
+from .base import CHECKS, ORDER, Finding, check, ok
 
-Apply = Callable[[Context], "set[str] | None"]   # returns services to restart
+__all__ = ["CHECKS", "ORDER", "Finding", "apply_fixes", "check", "ok", "run_checks"]
 
-
-@dataclass
-class Finding:
-    status: str                  # ok | warn | fail
-    reason: str
-    fix: str = ""                # what to do, in words (and commands)
-    apply: Apply | None = field(default=None, repr=False)   # the safe automatic fix
-    check: str = ""
-    seed: str = ""               # the seed page's problem it covers (a..e), if any
-
-    @property
-    def manual(self) -> bool:
-        return self.apply is None
-
-    def as_dict(self) -> dict:
-        return {"check": self.check, "status": self.status, "reason": self.reason, "fix": self.fix,
-                "automatic_fix": not self.manual, "seed_problem": self.seed or None}
-
-
-def ok(reason: str) -> Finding:
-    return Finding("ok", reason)
-
-
-@dataclass
-class CheckDef:
-    name: str
-    seed: str
-    fn: Callable[[Context], Finding]
-
-    @property
-    def summary(self) -> str:
-        return (inspect.getdoc(self.fn) or "").splitlines()[0]
-
-
-CHECKS: list[CheckDef] = []
-# The seed's five problems first, in the page's order, then the newer ones.
-ORDER = ("writable-exports", "root-interfaces", "root-udev-net", "nfs-state-files", "exports-syntax",
-         "root-hostname", "tftp-readable", "initrd-nfs", "tftp-kernel", "dhcpd-syntax", "dhcp-nodes",
-         "host-collisions", "world-no-root-squash", "nfs-threads")
-
-
-def check(name: str, seed: str = ""):
-    def deco(fn):
-        CHECKS.append(CheckDef(name, seed, fn))
-        return fn
-    return deco
+# The modules whose @check functions fill CHECKS when they are imported.
+CHECK_MODULES = (root_checks, server_checks)
 
 
 def run_checks(ctx: Context, only: list[str] | None = None) -> list[Finding]:
@@ -83,32 +39,65 @@ def run_checks(ctx: Context, only: list[str] | None = None) -> list[Finding]:
     return out
 
 
-def apply_fixes(ctx: Context, findings: list[Finding]) -> dict[str, str]:
-    """Apply the automatic fix of every finding that is not ok; restart what
-    they changed. Returns check -> "fixed" | "fix failed: ..."."""
+class FixStep(Step):
+    """Apply doctor's automatic fix for one check (see `nfsroot-build doctor`)."""
+
+    def __init__(self, finding: Finding):
+        self.finding = finding
+        self.name = f"doctor-fix-{finding.check}"
+        self.restart: set[str] = set()
+
+    def summary(self) -> str:
+        return self.finding.fix
+
+    def run(self, ctx: Context) -> StepResult:
+        # The services are restarted by RestartStep right after the fixes,
+        # not left pending for the build's `services` step.
+        self.restart = set(self.finding.apply(ctx) or ())
+        return StepResult(changed=True)
+
+
+class RestartStep(Step):
+    """Restart a service whose configuration doctor's fixes changed."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self.name = f"doctor-restart-{service}"
+
+    def summary(self) -> str:
+        return f"restart {self.service} (doctor --fix changed its configuration)"
+
+    def run(self, ctx: Context) -> StepResult:
+        services.restart(ctx, self.service)
+        return StepResult(changed=True)
+
+
+def _first_line(e: StepFailed) -> str:
+    return str(e.cause).splitlines()[0]
+
+
+def apply_fixes(ctx: Context, findings: list[Finding], pipe: Pipeline | None = None) -> dict[str, str]:
+    """Apply the automatic fix of every finding that is not ok, then restart
+    the services they changed, each as a step of the pipeline (its log, its
+    state record, its file record for undo, the dry-run transcript).
+    Returns check -> "fixed" | "fix failed: ..." (and "restart <service>" -> ...)."""
+    pipe = pipe or session.pipeline(ctx)
     outcome: dict[str, str] = {}
     restarts: set[str] = set()
-    for f in findings:
-        if f.status == "ok" or f.manual:
-            continue
-        if ctx.runner.dry_run:
-            ctx.emit(f"### doctor --fix {f.check}")
+    fixable = [f for f in findings if f.status != "ok" and not f.manual]
+    pipe.expect(len(fixable))
+    for f in fixable:
+        fix = FixStep(f)
         try:
-            restarts |= set(f.apply(ctx) or ())
+            pipe.run_step(fix)
             outcome[f.check] = "fixed"
-        except NfsrootError as e:
-            outcome[f.check] = f"fix failed: {str(e).splitlines()[0]}"
+            restarts |= fix.restart
+        except StepFailed as e:
+            outcome[f.check] = f"fix failed: {_first_line(e)}"
+    pipe.expect(len(fixable) + len(restarts))
     for service in sorted(restarts):
         try:
-            services.restart(ctx, service)
-        except NfsrootError as e:
-            outcome[f"restart {service}"] = f"fix failed: {str(e).splitlines()[0]}"
-    if not ctx.runner.dry_run:
-        # Files the fixes created are the tool's from now on: undo removes them.
-        ctx.state.data["files"] = ctx.files.record
-        ctx.state.save()
+            pipe.run_step(RestartStep(service))
+        except StepFailed as e:
+            outcome[f"restart {service}"] = f"fix failed: {_first_line(e)}"
     return outcome
-
-
-# The checks register themselves with @check (imported last: they use the above).
-from . import root_checks, server_checks  # noqa: F401

@@ -9,7 +9,7 @@ from debian.debian_support import Version
 
 from ..context import Context
 from ..files import sha256_file
-from . import Finding, check, ok
+from .base import Finding, check, ok
 from .parse import comment_out_claims, ifupdown_claims, initrd_names
 
 MAX_LISTED = 5

@@ -17,7 +17,7 @@ from ..render import node_dir
 from ..render.server import dhcpd_block
 from ..steps.dhcp import DhcpServer
 from ..steps.nfs import EXPORTS_DROPIN, GANESHA_DROPIN, GANESHA_MAIN, NfsExports
-from . import Finding, check, ok
+from .base import Finding, check, ok
 from .parse import (
     Export,
     covers,
@@ -251,10 +251,7 @@ def nfs_state_files(ctx: Context) -> Finding:
                     continue
                 if p.is_symlink() or (p.exists() and not p.is_file()):
                     ctx.files.ensure_absent(p)
-                if ctx.runner.dry_run and p.is_dir():
-                    ctx.emit(f"# create {p} empty, mode 644")
-                else:
-                    ctx.files.ensure_file(p, b"", 0o644)
+                ctx.files.ensure_file(p, b"", 0o644)
                 if p.name == "state" and _user("statd"):
                     ctx.runner.run(["chown", "statd", str(p)])
             if out_of_sync:

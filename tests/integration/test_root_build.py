@@ -46,7 +46,7 @@ def test_root_password_hash_is_set(build):
     assert root_line.split(":")[1] == HASH
     # ... and nowhere in the state or the logs.
     sdir = build.stage / f"var/lib/nfsroot-build/{build.name}"
-    for p in [sdir / "state.json", *sorted((sdir / "logs").glob("*.log"))]:
+    for p in [sdir / "state.json", *sorted((sdir / "logs").glob("*/*.log"))]:
         assert "h11iU6PTvJRLyy7" not in p.read_text(errors="replace"), p
 
 
@@ -162,7 +162,7 @@ def test_failing_command_in_the_chroot_leaves_nothing_mounted(mm, tmp_path):
     # Its own state dir: the finished build's state stays as it is.
     res = nfsroot_build("run", "root-packages", "-c", cfg, "--prefix", mm.stage, "--state-dir", tmp_path / "state")
     assert res.returncode == 1, res.stderr
-    assert "apt-get install" in res.stderr and "broken on purpose" in (tmp_path / "state/logs/root-packages.log").read_text()
+    assert "apt-get install" in res.stderr and "broken on purpose" in (tmp_path / "state/logs/last/root-packages.log").read_text()
     assert mounts_under(mm.stage) == []
     assert not (mm.root / "usr/sbin/policy-rc.d").exists()
     assert not (mm.root / "var/cache/nfsroot-build/local-debs").exists()

@@ -22,7 +22,7 @@ def test_unknown_package_fails_within_seconds_naming_it(tmp_path):
     assert took < 60, took   # the index is fetched once (~10 MB), then cached by its hash
     # Nothing was bootstrapped, nothing downloaded.
     assert not (stage / "srv/nfsroot/typo").exists()
-    log = (stage / "var/lib/nfsroot-build/typo/logs/bootstrap.log").read_text()
+    log = (stage / "var/lib/nfsroot-build/typo/logs/last/bootstrap.log").read_text()
     assert "mmdebstrap" not in log
 
 

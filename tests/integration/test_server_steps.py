@@ -54,7 +54,7 @@ def test_real_server_config_under_prefix(cluster):
     assert (stage / "etc/exports").read_bytes() == ADMIN_EXPORTS.encode()
     assert "changed: tftp-server, dhcp-server, nfs-exports" in res.stderr
     # The log of the step holds the validation command.
-    assert "dhcpd -t -q -4 -cf" in (stage / "var/lib/nfsroot-build/kerrighed/logs/dhcp-server.log").read_text()
+    assert "dhcpd -t -q -4 -cf" in (stage / "var/lib/nfsroot-build/kerrighed/logs/last/dhcp-server.log").read_text()
     before = snapshot(stage / "etc")
     res = nfsroot_build("all", "-c", cfg, "--prefix", stage, *SERVER_STEPS, check=True)
     assert "nothing changed" in res.stderr

@@ -8,17 +8,17 @@ from typing import Annotated
 
 import typer
 
-from . import session
-from .cli import ConfigOpt, PrefixOpt, StateOpt, _ctx, err, guarded
+from .. import session
+from .common import ConfigOpt, JsonOpt, PrefixOpt, StateOpt, complete_node, err, guarded, make_ctx
 
 lab_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                       help="Boot virtual nodes from the build, in an isolated network namespace.")
 
 
 def _lab(config, prefix, state_dir):
-    from .lab import Lab
+    from ..lab import Lab
     session.require_root("the lab")
-    return Lab(_ctx(config, prefix, state_dir, dry_run=False))
+    return Lab(make_ctx(config, prefix, state_dir, dry_run=False))
 
 
 @lab_app.command()
@@ -35,13 +35,14 @@ def up(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = N
 @lab_app.command()
 @guarded
 def boot(config: ConfigOpt,
-         nodes: Annotated[list[str] | None, typer.Argument(help="node names (default: all)")] = None,
+         nodes: Annotated[list[str] | None, typer.Argument(help="node names (default: all)",
+                                                           autocompletion=complete_node)] = None,
          prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
          timeout: Annotated[float, typer.Option(help="seconds to wait for each login prompt")] = 600,
          keep: Annotated[bool, typer.Option(help="leave the nodes running")] = False,
-         as_json: Annotated[bool, typer.Option("--json", help="results on stdout")] = False):
+         as_json: JsonOpt = False):
     """Power on nodes (all at once) and wait for '<name> login:' on their consoles."""
-    from .lab.nodes import boot as boot_nodes
+    from ..lab.nodes import boot as boot_nodes
     lab = _lab(config, prefix, state_dir)
     names = nodes or [n.name for n in lab.cfg.nodes]
     results = boot_nodes(lab, names, timeout=timeout, keep=keep, progress=lambda m: err.print(f"  {m}"))
@@ -62,7 +63,7 @@ def boot(config: ConfigOpt,
 @lab_app.command()
 @guarded
 def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-           as_json: Annotated[bool, typer.Option("--json")] = False):
+           as_json: JsonOpt = False):
     """Is the lab up, and which of its processes are alive."""
     st = _lab(config, prefix, state_dir).status()
     if as_json:

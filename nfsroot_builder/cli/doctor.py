@@ -1,42 +1,32 @@
-"""`nfsroot-build doctor` and `nfsroot-build undo` (registered on the main app
-by cli.py, which imports this module last)."""
+"""`nfsroot-build doctor` and `nfsroot-build undo`: their command lines only
+(the checks and fixes: nfsroot_builder/doctor/, undo: undo.py)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .. import config as config_mod
 from .. import session
-from ..cli import ConfigOpt, DryOpt, PrefixOpt, StateOpt, app, guarded
+from .common import ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
+from .common import say as _say
+from .progress import ConsoleProgress
+
+doctor_app = typer.Typer()
 
 
-def _say(line: str) -> None:
-    # Plain print, not rich: reasons quote "[nfsd]" and other brackets verbatim.
-    print(line, file=sys.stderr, flush=True)
-
-
-def _context(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, quiet_stdout: bool):
-    cfg = config_mod.load(config)
-    emit = _say if quiet_stdout else session.emit_stdout
-    return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run, emit=emit,
-                                note=lambda m: _say(f"  {m}"))
-
-
-@app.command()
+@doctor_app.command()
 @guarded
 def doctor(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
            fix: Annotated[bool, typer.Option("--fix", help="apply the fixes that are safe "
                                              "(with --dry-run: print them)")] = False,
            dry_run: DryOpt = False,
-           as_json: Annotated[bool, typer.Option("--json", help="machine-readable, on stdout")] = False):
+           as_json: JsonOpt = False):
     """Check for the seed's common problems and newer ones; --fix repairs what is safe."""
-    from . import apply_fixes, run_checks
+    from ..doctor import apply_fixes, run_checks
     real_fix = fix and not dry_run
-    ctx = _context(config, prefix, state_dir, dry_run=not real_fix, quiet_stdout=as_json)
+    ctx = make_ctx(config, prefix, state_dir, dry_run=not real_fix, json_stdout=as_json)
     if real_fix:
         session.require_root("doctor --fix")
     outcome: dict[str, str] = {}
@@ -44,7 +34,8 @@ def doctor(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
         before = run_checks(ctx)
         after = before
         if fix:
-            outcome = apply_fixes(ctx, before)
+            pipe = session.pipeline(ctx, progress=ConsoleProgress(err, live=real_fix and not as_json))
+            outcome = apply_fixes(ctx, before, pipe)
             if real_fix and outcome:
                 after = run_checks(ctx)
     rows = []
@@ -82,14 +73,14 @@ def doctor(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
         raise typer.Exit(1)
 
 
-@app.command()
+@doctor_app.command()
 @guarded
 def undo(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
          purge_root: Annotated[bool, typer.Option("--purge-root", help="also delete the built root "
                                                   "(refused while anything is mounted under it)")] = False):
     """Remove what the tool wrote on the server and restore the files it changed."""
     from ..undo import undo as do_undo
-    ctx = _context(config, prefix, state_dir, dry_run=dry_run, quiet_stdout=False)
+    ctx = make_ctx(config, prefix, state_dir, dry_run=dry_run)
     if not dry_run:
         session.require_root("undo")
     if not ctx.state.files and not purge_root:

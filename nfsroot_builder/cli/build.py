@@ -1,0 +1,121 @@
+"""The build commands: init, list, check, all, run, status."""
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from .. import session
+from .common import ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, complete_step, err, guarded, make_ctx
+from .progress import ConsoleProgress
+
+build_app = typer.Typer()
+
+
+@build_app.command()
+def init(example: Annotated[str, typer.Option(help="which example: seed (the Kerrighed page) or lab")] = "seed"):
+    """Print a commented example config (the seed page's cluster)."""
+    try:
+        text = resources.files("nfsroot_builder.examples").joinpath(f"{example}.toml").read_text()
+    except FileNotFoundError:
+        print(f"error: no example named {example!r} (seed, lab)", file=sys.stderr)
+        raise typer.Exit(2) from None
+    sys.stdout.write(text)
+
+
+@build_app.command("list")
+def list_steps():
+    """The steps in order, one line each."""
+    from ..steps import STEPS
+    width = max(len(s.name) for s in STEPS)
+    for i, s in enumerate(STEPS, 1):
+        print(f"{i:2}. {s.name:<{width}}  {s.summary()}")
+
+
+@build_app.command()
+@guarded
+def check(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
+    """Validate the config and run the preflight checks; change nothing."""
+    ctx = make_ctx(config, prefix, state_dir, dry_run=True)
+    from ..preflight import preflight
+    problems = preflight(ctx)
+    for level, msg in problems:
+        print(f"{level}: {msg}", file=sys.stderr)
+    if any(level == "fail" for level, _ in problems):
+        raise typer.Exit(1)
+    err.print(f"{config}: ok ({len(ctx.config.nodes)} nodes, layout {ctx.config.root.layout}, "
+              f"loader {ctx.config.boot.loader})")
+
+
+def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None):
+    ctx = make_ctx(config, prefix, state_dir, dry_run)
+    if not dry_run:
+        session.require_root("a real run")
+    # A dry-run's steps take milliseconds and its transcript shares the terminal: no live line.
+    progress = ConsoleProgress(err, live=None if not dry_run else False)
+    try:
+        with session.locked(ctx):
+            pipe = session.pipeline(ctx, progress=progress)
+            report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
+    finally:
+        if not dry_run:   # a dry-run's times measure nothing
+            progress.summary()
+    ran = [r for r in report if r[1] in ("changed", "unchanged")]
+    changed = [name for name, what in ran if what == "changed"]
+    skipped = sum(1 for r in report if r[1] == "done")
+    verb = "would change" if dry_run else "changed"
+    if changed:
+        err.print(f"{len(ran)} step(s) ran, {skipped} skipped as done; {verb}: {', '.join(changed)}")
+    else:
+        err.print(f"{len(ran)} step(s) ran, {skipped} skipped as done; nothing changed")
+
+
+@build_app.command("all")
+@guarded
+def all_(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
+         resume: Annotated[bool, typer.Option("--resume", help="skip steps that are done and not stale")] = False,
+         from_step: Annotated[str | None, typer.Option("--from", help="start at this step",
+                                                       autocompletion=complete_step)] = None,
+         to_step: Annotated[str | None, typer.Option("--to", help="stop after this step",
+                                                     autocompletion=complete_step)] = None):
+    """Run every step in order."""
+    _run(config, prefix, state_dir, dry_run, resume=resume, from_step=from_step, to_step=to_step)
+
+
+@build_app.command()
+@guarded
+def run(step: StepArg, config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+        dry_run: DryOpt = False):
+    """Run one step."""
+    _run(config, prefix, state_dir, dry_run, only=step)
+
+
+@build_app.command()
+@guarded
+def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, as_json: JsonOpt = False):
+    """Each step: done / pending / failed / interrupted / stale, and why (and the log of a failed step)."""
+    ctx = make_ctx(config, prefix, state_dir, dry_run=True)
+    plans = session.pipeline(ctx).plan()
+    rows = []
+    for p in plans:
+        rec = ctx.state.step(p.step.name)
+        failed = p.status in ("failed", "interrupted")
+        rows.append({"step": p.step.name, "status": p.status, "why": p.why, "finished": rec.get("finished"),
+                     "log": rec.get("log") if failed else None})
+    if as_json:
+        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts}, indent=2))
+        return
+    table = Table("step", "status", "why", title=f"build {ctx.config.name}")
+    colour = {"done": "green", "stale": "yellow", "pending": "blue", "failed": "red", "interrupted": "red"}
+    for r in rows:
+        table.add_row(r["step"], Text(r["status"], style=colour[r["status"]]), Text(r["why"]))
+    err.print(table)
+    for r in rows:
+        if r["log"]:   # outside the table: a path wrapped in a cell cannot be copied
+            err.print(f"{r['step']} {r['status']}; its log: {r['log']}", markup=False)
