@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..context import Context
 from ..render.server import exports, ganesha_exports
 from .base import Step, StepResult
@@ -7,6 +9,17 @@ from .base import Step, StepResult
 EXPORTS_DROPIN = "/etc/exports.d/nfsroot-build.exports"
 GANESHA_DROPIN = "/etc/ganesha/nfsroot-build.conf"
 GANESHA_MAIN = "/etc/ganesha/ganesha.conf"
+# Not a service: a pending "restart" of this name is `exportfs -ra`, run by
+# the services step once what the exports name exists (see NfsExports).
+EXPORTS_RELOAD = "exportfs"
+
+
+def exported_paths(ctx: Context) -> list[Path]:
+    """The directories the exports name, as seen under the prefix."""
+    c = ctx.config
+    if c.root.layout == "per-node":
+        return [ctx.root] + [ctx.host(f"{c.root.path}.nodes/{n.name}") for n in c.nodes]
+    return [ctx.root] + [ctx.root / d for d in c.root.writable_dirs]
 
 
 class NfsExports(Step):
@@ -14,12 +27,16 @@ class NfsExports(Step):
 
     Clients default to the cluster subnet (never `*` unless the config says
     so). With the kernel server the exports are a drop-in the tool owns,
-    /etc/exports.d/nfsroot-build.exports, applied with `exportfs -ra`; the
-    admin's /etc/exports is not touched. With NFS-Ganesha they are a file
-    included from ganesha.conf by a managed block.
+    /etc/exports.d/nfsroot-build.exports; the admin's /etc/exports is not
+    touched. With NFS-Ganesha they are a file included from ganesha.conf by
+    a managed block. Either is activated by the `services` step (`exportfs
+    -ra`, or a restart of nfs-ganesha), after the root exists: exportfs
+    refuses an export of a directory that is not there yet.
     """
     name = "nfs-exports"
-    version = 2   # 2: ganesha Clients unquoted (a quoted network was rejected)
+    # 2: ganesha Clients unquoted (a quoted network was rejected)
+    # 3: `exportfs -ra` moved to the services step (it failed before bootstrap made the root)
+    version = 3
 
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
@@ -39,11 +56,10 @@ class NfsExports(Step):
                 changed |= ctx.files.ensure_dir(ctx.host(f"{c.root.path}.nodes/{node.name}"), 0o755)
         if c.nfs.server == "kernel":
             changed |= ctx.files.ensure_dir(ctx.host("/etc/exports.d"), 0o755)
-            if ctx.files.ensure_file(ctx.host(EXPORTS_DROPIN), exports(c, ctx.served)):
-                changed = True
-                if not ctx.staging:
-                    ctx.runner.run(["exportfs", "-ra"])
-            return StepResult(changed=changed)
+            # Activated by the services step: here the root may not exist yet
+            # ("exportfs: Failed to stat /NFSROOT/kerrighed", issue 14).
+            dropin = ctx.files.ensure_file(ctx.host(EXPORTS_DROPIN), exports(c, ctx.served))
+            return StepResult(changed=changed or dropin, restart={EXPORTS_RELOAD} if dropin else set())
         dropin = ctx.files.ensure_file(ctx.host(GANESHA_DROPIN), ganesha_exports(c, ctx.served))
         main = ctx.files.managed_block(ctx.host(GANESHA_MAIN),
                                        f'%include "{ctx.host(GANESHA_DROPIN)}"\n')

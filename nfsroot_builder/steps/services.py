@@ -3,6 +3,7 @@ from __future__ import annotations
 from .. import services
 from ..context import Context
 from .base import Step, StepResult
+from .nfs import EXPORTS_RELOAD, exported_paths
 
 
 class Services(Step):
@@ -10,7 +11,9 @@ class Services(Step):
 
     Only services a step reported as changed are restarted; the list is kept
     in the state, so a run that dies before this step still restarts them on
-    the next `--resume`.
+    the next `--resume`. Changed kernel NFS exports are applied here with
+    `exportfs -ra` (no restart: clients keep their mounts), after checking
+    that every exported directory exists.
     """
     name = "services"
 
@@ -21,8 +24,22 @@ class Services(Step):
     def run(self, ctx: Context) -> StepResult:
         pending = list(ctx.state.pending_restarts)
         for service in pending:
-            services.restart(ctx, service)
+            if service == EXPORTS_RELOAD:
+                _apply_exports(ctx)
+            else:
+                services.restart(ctx, service)
             # Persist each success: a failure half-way keeps the rest pending.
             ctx.state.data["pending_restarts"].remove(service)
             ctx.state.save()
         return StepResult(changed=bool(pending))
+
+
+def _apply_exports(ctx: Context) -> None:
+    missing = [str(p) for p in exported_paths(ctx) if not p.is_dir()]
+    # A dry-run of `all` has not built the root: placeholder() lets it pass there only.
+    ctx.placeholder(f"the exported directories {' '.join(missing)} (step bootstrap makes the root)",
+                    not missing)
+    if ctx.staging:
+        ctx.note(f"staging prefix {ctx.prefix}: not running exportfs -ra on the host")
+        return
+    ctx.runner.run(["exportfs", "-ra"])
