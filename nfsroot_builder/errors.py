@@ -22,6 +22,10 @@ class UsageError(NfsrootError):
     exit_code = 2
 
 
+class HostProblem(NfsrootError):
+    """The host cannot serve this config (hostcheck.py); found before any change."""
+
+
 class CommandFailed(NfsrootError):
     """A command exited non-zero. Carries what an admin needs to act on it."""
 

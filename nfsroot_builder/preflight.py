@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from . import aptsources, pathguard
+from . import aptsources, hostcheck, pathguard
 from .context import Context
 from .errors import NfsrootError
 from .steps.packages import missing_packages, wanted_packages
@@ -30,5 +30,5 @@ def preflight(ctx: Context) -> list[tuple[str, str]]:
         out.append(("fail", "dpkg-query not found: the boot server must be a Debian system"))
     if not ctx.config.nodes:
         out.append(("warn", "no [[node]] entries: dhcpd will answer nobody"))
-    return out
+    return out + hostcheck.host_checks(ctx)
 

@@ -12,7 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import session
-from .common import ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, complete_step, err, guarded, make_ctx
+from ..errors import HostProblem
+from .common import (ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, complete_step, err, guarded, make_ctx,
+                     say)
 from .progress import ConsoleProgress
 
 build_app = typer.Typer()
@@ -53,10 +55,27 @@ def check(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt 
               f"loader {ctx.config.boot.loader})")
 
 
+def _host_checks(ctx, dry_run: bool) -> None:
+    """The host checks before the first change: a real run on the host stops
+    on a failure (nothing changed yet); a dry-run says the real run would."""
+    from ..hostcheck import host_checks
+    fails = []
+    for level, msg in host_checks(ctx):
+        if level in ("fail", "note", "warn"):
+            say(f"{level}: {msg}")
+        fails += [msg] if level == "fail" else []
+    if fails and not dry_run:
+        raise HostProblem(f"{len(fails)} host check(s) failed (above); nothing was changed. "
+                          "`nfsroot-build check` repeats them")
+    if fails:
+        say(f"note: a real run would stop here: {len(fails)} host check(s) failed (above)")
+
+
 def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None):
     ctx = make_ctx(config, prefix, state_dir, dry_run)
     if not dry_run:
         session.require_root("a real run")
+    _host_checks(ctx, dry_run)
     # A dry-run's steps take milliseconds and its transcript shares the terminal: no live line.
     progress = ConsoleProgress(err, live=None if not dry_run else False)
     try:
