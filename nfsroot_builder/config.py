@@ -212,6 +212,13 @@ class Network(Model):
         return self.broadcast or str(self.network.broadcast_address)
 
 
+def default_root_path(root: dict) -> str:
+    """root.path when the config gives none: one directory per suite, so that
+    suite = "bookworm" alone does not build into /srv/nfsroot/trixie."""
+    suite = root.get("suite", "trixie")
+    return f"/srv/nfsroot/{suite}" if isinstance(suite, str) and SUITE.match(suite) else "/srv/nfsroot/trixie"
+
+
 class Root(Model):
     path: DataDir = "/srv/nfsroot/trixie"
     suite: str = "trixie"
@@ -226,6 +233,13 @@ class Root(Model):
     password_hash: str = "!"
     layout: Literal["tmpfs", "per-node", "overlay", "seed"] = "tmpfs"
     init: Literal["systemd", "sysvinit"] = "systemd"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_from_suite(cls, data):
+        if isinstance(data, dict) and "path" not in data:
+            return {**data, "path": default_root_path(data)}
+        return data
 
     @field_validator("suite")
     @classmethod
@@ -411,7 +425,7 @@ class _Facts:
         nodes = [n if isinstance(n, dict) else {} for n in nodes]
         return cls(valid(_ipv4, section("server").get("address")), subnet,
                    valid(_ipv4, section("network").get("router")),
-                   valid(lambda v: _data_dir(_abs_path(v)), section("root").get("path", Root.model_fields["path"].default)),
+                   valid(lambda v: _data_dir(_abs_path(v)), section("root").get("path", default_root_path(section("root")))),
                    valid(lambda v: _data_dir(_abs_path(v)), section("tftp").get("root", Tftp.model_fields["root"].default)),
                    [(valid(_node_name, n.get("name")), valid(_mac, n.get("mac")), valid(_ipv4, n.get("ip")))
                     for n in nodes])

@@ -21,12 +21,13 @@ build_app = typer.Typer()
 
 
 @build_app.command()
-def init(example: Annotated[str, typer.Option(help="which example: seed (the Kerrighed page) or lab")] = "seed"):
-    """Print a commented example config (the seed page's cluster)."""
+def init(example: Annotated[str, typer.Option(help="which example: server (today's defaults, placeholders "
+                                                   "`check` flags), seed (the Kerrighed page) or lab")] = "server"):
+    """Print a commented example config (default: a server's, with placeholders to replace)."""
     try:
         text = resources.files("nfsroot_builder.examples").joinpath(f"{example}.toml").read_text()
     except FileNotFoundError:
-        print(f"error: no example named {example!r} (seed, lab)", file=sys.stderr)
+        print(f"error: no example named {example!r} (server, seed, lab)", file=sys.stderr)
         raise typer.Exit(2) from None
     sys.stdout.write(text)
 

@@ -15,9 +15,12 @@ def tree(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
 
 
-def test_init_prints_the_seed_example(cli):
+def test_init_prints_todays_server_example_and_the_seed_on_request(cli):
     res = cli.invoke(app, ["init"])
-    assert res.exit_code == 0 and 'path = "/NFSROOT/kerrighed"' in res.stdout
+    assert res.exit_code == 0 and 'suite = "trixie"' in res.stdout and 'bootstrapper = "mmdebstrap"' in res.stdout
+    assert 'interface = "CHANGE-ME"' in res.stdout and "threads = 0" in res.stdout
+    seed = cli.invoke(app, ["init", "--example", "seed"])
+    assert seed.exit_code == 0 and 'path = "/NFSROOT/kerrighed"' in seed.stdout and 'suite = "sid"' in seed.stdout
     assert cli.invoke(app, ["init", "--example", "lab"]).exit_code == 0
     assert cli.invoke(app, ["init", "--example", "nope"]).exit_code == 2
 

@@ -232,3 +232,23 @@ def test_wrong_type_shows_a_short_input(seed_text):
     got = problems(edit(seed_text, 'clients = ""', 'clients = [' + ", ".join(['"x"'] * 500) + "]"))
     assert got["nfs.clients"].startswith("Input should be a valid string (got ['x', ")
     assert got["nfs.clients"].endswith("...)") and len(got["nfs.clients"]) < 120
+
+
+def test_root_path_follows_the_suite_when_not_given():
+    base = '[server]\naddress = "10.0.0.1"\n[network]\nsubnet = "10.0.0.0/24"\n'
+    assert config_mod.parse(base).root.path == "/srv/nfsroot/trixie"
+    assert config_mod.parse(base + '[root]\nsuite = "bookworm"\n').root.path == "/srv/nfsroot/bookworm"
+    assert config_mod.parse(base + '[root]\nsuite = "bookworm"\npath = "/x/y"\n').root.path == "/x/y"
+
+
+def test_every_key_of_the_server_example_is_commented():
+    """Each key line of `init`'s example follows a comment (issue 14 point 5)."""
+    from helpers import example_text
+    lines = example_text("server").splitlines()
+    config_mod.parse("\n".join(lines))
+    for i, line in enumerate(lines):
+        if "=" in line and not line.startswith(("#", "[")) and lines[i - 1].strip():
+            j = i - 1
+            while not lines[j].startswith("#") and "=" in lines[j] and not lines[j].startswith("["):
+                j -= 1   # keys of one comment (e.g. a node's name, mac, ip)
+            assert lines[j].startswith("#") or lines[j].startswith("[["), f"uncommented key: {line}"
