@@ -497,6 +497,15 @@ def _field_name(loc: tuple) -> str:
     return out or "(top level)"
 
 
+def _did_you_mean(key: str) -> str:
+    """ "; did you mean 'threads'?" for a key close to one of any section's keys."""
+    import difflib
+    known = {name for model in (Config, Server, Network, Root, Tftp, Boot, Dhcp, Nfs, Node)
+             for name in model.model_fields}
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def parse(text: str, source: str = "config") -> Config:
     """Parse and validate TOML text; raise ConfigError listing every problem."""
     if not text.strip():
@@ -512,7 +521,7 @@ def parse(text: str, source: str = "config") -> Config:
         for err in e.errors():
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = "unknown key"
+                msg = "unknown key" + _did_you_mean(str(err["loc"][-1]))
             elif err["type"] == "literal_error" or err["type"].endswith("_type"):
                 got = repr(err.get("input"))
                 msg = f"{msg} (got {got if len(got) <= 60 else got[:57] + '...'})"

@@ -13,13 +13,14 @@ import typer
 
 from .. import __version__
 from .build import build_app
-from .common import Flags
+from .common import CONTEXT, Flags
 from .doctor import doctor_app
 from .lab import lab_app
 
 __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  context_settings=CONTEXT,
                   help="Build the NFS root of a diskless Debian cluster and configure its boot server.")
 
 

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from .. import session
 from ..errors import HostProblem
-from .common import (ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, complete_step, err, guarded, make_ctx,
-                     say)
+from .common import (DEFAULT_CONFIG, ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, complete_step, err, guarded,
+                     known_step, make_ctx, say, steps_epilog)
 from .progress import ConsoleProgress
 
 build_app = typer.Typer()
@@ -43,7 +43,7 @@ def list_steps():
 
 @build_app.command()
 @guarded
-def check(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
+def check(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
     """Validate the config and run the preflight checks; change nothing."""
     ctx = make_ctx(config, prefix, state_dir, dry_run=True)
     from ..preflight import preflight
@@ -73,6 +73,8 @@ def _host_checks(ctx, dry_run: bool) -> None:
 
 
 def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None):
+    for name in (from_step, to_step, only):
+        known_step(name)
     ctx = make_ctx(config, prefix, state_dir, dry_run)
     if not dry_run:
         session.require_root("a real run")
@@ -98,7 +100,7 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
 
 @build_app.command("all")
 @guarded
-def all_(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
+def all_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
          resume: Annotated[bool, typer.Option("--resume", help="skip steps that are done and not stale")] = False,
          from_step: Annotated[str | None, typer.Option("--from", help="start at this step",
                                                        autocompletion=complete_step)] = None,
@@ -108,9 +110,9 @@ def all_(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt =
     _run(config, prefix, state_dir, dry_run, resume=resume, from_step=from_step, to_step=to_step)
 
 
-@build_app.command()
+@build_app.command(epilog=steps_epilog())
 @guarded
-def run(step: StepArg, config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+def run(step: StepArg, config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
         dry_run: DryOpt = False):
     """Run one step."""
     _run(config, prefix, state_dir, dry_run, only=step)
@@ -118,7 +120,7 @@ def run(step: StepArg, config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_d
 
 @build_app.command()
 @guarded
-def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, as_json: JsonOpt = False):
+def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, as_json: JsonOpt = False):
     """Each step: done / pending / failed / interrupted / stale, and why (and the log of a failed step)."""
     ctx = make_ctx(config, prefix, state_dir, dry_run=True)
     plans = session.pipeline(ctx).plan()

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from .. import config as config_mod
 from .. import session
-from ..errors import Interrupted, NfsrootError, StepFailed
+from ..errors import Interrupted, NfsrootError, StepFailed, UsageError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -49,12 +49,37 @@ def complete_node(ctx: typer.Context, incomplete: str) -> list[str]:
     return [n for n in names if n.startswith(incomplete) and n not in (ctx.params.get("nodes") or ())]
 
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="cluster config (TOML)")]
+# Where `-c` points when it is not given: a server has one cluster config.
+DEFAULT_CONFIG = Path("/etc/nfsroot-build/cluster.toml")
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="cluster config (TOML)", show_default=True)]
+# -h as well as --help, on every command (click's default is --help only).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 PrefixOpt = Annotated[Path, typer.Option("--prefix", help="write every path under this staging directory")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="where the build's state lives")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="print every command and file change; change nothing")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable, on stdout")]
 StepArg = Annotated[str, typer.Argument(help="a step name ('nfsroot-build list')", autocompletion=complete_step)]
+
+
+def known_step(name: str | None) -> None:
+    """An unknown step name is a usage error that suggests the closest one."""
+    import difflib
+
+    from ..steps import STEPS
+    names = [s.name for s in STEPS]
+    if name is None or name in names:
+        return
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"no step named {name!r}; {hint}'nfsroot-build list' shows them")
+
+
+def steps_epilog() -> str:
+    """The step names, for `run --help`."""
+    from ..steps import STEPS
+    # "\b": click prints this paragraph as it is, one step a line (no re-wrap at a dash).
+    return "\b\nSteps, in order ('nfsroot-build list' says what each does):\n" + \
+        "\n".join(f"  {s.name}" for s in STEPS)
 
 
 def say(line: str) -> None:
@@ -65,6 +90,9 @@ def say(line: str) -> None:
 def make_ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, *, json_stdout: bool = False):
     """Load the config and build the run's context. With json_stdout the
     dry-run transcript goes to stderr, leaving stdout to the JSON."""
+    if config == DEFAULT_CONFIG and not config.exists():
+        raise UsageError(f"no -c given and {DEFAULT_CONFIG} does not exist; write it with "
+                         f"`nfsroot-build init > {DEFAULT_CONFIG}` (then edit it) or pass -c FILE")
     cfg = config_mod.load(config)
     return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
                                 emit=say if json_stdout else session.emit_stdout,

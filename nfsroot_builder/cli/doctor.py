@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .. import session
-from .common import ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
+from .common import DEFAULT_CONFIG, ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
 from .common import say as _say
 from .progress import ConsoleProgress
 
@@ -18,7 +18,7 @@ doctor_app = typer.Typer()
 
 @doctor_app.command()
 @guarded
-def doctor(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+def doctor(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
            fix: Annotated[bool, typer.Option("--fix", help="apply the fixes that are safe "
                                              "(with --dry-run: print them)")] = False,
            dry_run: DryOpt = False,
@@ -75,7 +75,7 @@ def doctor(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
 
 @doctor_app.command()
 @guarded
-def undo(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
+def undo(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
          purge_root: Annotated[bool, typer.Option("--purge-root", help="also delete the built root "
                                                   "(refused while anything is mounted under it)")] = False):
     """Remove what the tool wrote on the server and restore the files it changed."""

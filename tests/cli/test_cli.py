@@ -97,3 +97,26 @@ def test_corrupt_state_is_reported_not_reset(cli, tmp_path, seed_text):
     (sdir / "state.json").write_text('{"version": 99, "steps": {}}')
     res = cli.invoke(app, ["status", "-c", str(cfg), "--state-dir", str(sdir)])
     assert res.exit_code == 2 and "newer nfsroot-build" in res.stderr
+
+
+def test_cli_habits_h_did_you_mean_run_help_lists_steps(cli, tmp_path, seed_text):
+    assert cli.invoke(app, ["-h"]).exit_code == 0
+    res = cli.invoke(app, ["run", "-h"])
+    assert res.exit_code == 0 and "\n    bootstrap\n" in res.stdout and "    services" in res.stdout
+    cfg = write(tmp_path, seed_text)
+    res = cli.invoke(app, ["run", "bootstrp", "-c", str(cfg), "--dry-run"])
+    assert res.exit_code == 2 and "did you mean 'bootstrap'?" in res.stderr
+    bad = write(tmp_path, seed_text.replace('clients = ""', 'client = ""'), "bad.toml")
+    res = cli.invoke(app, ["check", "-c", str(bad), "--prefix", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "nfs.client: unknown key; did you mean 'clients'?" in res.stderr
+
+
+def test_default_config_path_when_c_is_left_out(cli, tmp_path, monkeypatch):
+    from nfsroot_builder.cli import common
+    missing = tmp_path / "etc/cluster.toml"
+    res = cli.invoke(app, ["status"])   # reads the default path (absent on a test machine: exit 2 either way)
+    assert res.exit_code == 2 and "/etc/nfsroot-build/cluster.toml" in res.stderr
+    monkeypatch.setattr(common, "DEFAULT_CONFIG", missing)
+    res = cli.invoke(app, ["status", "-c", str(missing)])
+    assert res.exit_code == 2
+    assert f"no -c given and {missing} does not exist; write it with `nfsroot-build init >" in res.stderr
