@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .. import session
 from ..errors import HostProblem
-from .common import (DEFAULT_CONFIG, ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, complete_step, err, guarded,
+from .common import (DEFAULT_CONFIG, ConfigOpt, DryOpt, FullOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, complete_step, err, guarded,
                      known_step, make_ctx, say, steps_epilog)
 from .progress import ConsoleProgress
+from .transcript import print_transcript, summarize
 
 build_app = typer.Typer()
 
@@ -72,50 +74,63 @@ def _host_checks(ctx, dry_run: bool) -> None:
         say(f"note: a real run would stop here: {len(fails)} host check(s) failed (above)")
 
 
-def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None):
+def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None,
+         full=False):
     for name in (from_step, to_step, only):
         known_step(name)
-    ctx = make_ctx(config, prefix, state_dir, dry_run)
+    # A dry-run's transcript is collected, then printed after its summary (transcript.py).
+    lines: list[str] = []
+    ctx = make_ctx(config, prefix, state_dir, dry_run, emit=lines.append if dry_run else None)
     if not dry_run:
         session.require_root("a real run")
     _host_checks(ctx, dry_run)
-    # A dry-run's steps take milliseconds and its transcript shares the terminal: no live line.
-    progress = ConsoleProgress(err, live=None if not dry_run else False)
+    out = Console(file=sys.stdout, highlight=False)
+    # A dry-run's steps take milliseconds: no live line. On a terminal its
+    # transcript carries the step headings, so they are not printed twice.
+    progress = ConsoleProgress(err, live=None if not dry_run else False) \
+        if not (dry_run and out.is_terminal) else None
     try:
         with session.locked(ctx):
             pipe = session.pipeline(ctx, progress=progress)
             report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
     finally:
-        if not dry_run:   # a dry-run's times measure nothing
+        if dry_run and lines:   # what was planned up to a failure is shown too
+            for line in summarize(lines, ctx.root).lines(ctx.staging):
+                err.print(line, markup=False)
+            print_transcript(lines, out, full=full)
+        elif progress:   # a dry-run's times measure nothing
             progress.summary()
     ran = [r for r in report if r[1] in ("changed", "unchanged")]
     changed = [name for name, what in ran if what == "changed"]
     skipped = sum(1 for r in report if r[1] == "done")
-    verb = "would change" if dry_run else "changed"
-    if changed:
-        err.print(f"{len(ran)} step(s) ran, {skipped} skipped as done; {verb}: {', '.join(changed)}")
+    if dry_run:
+        err.print(f"dry-run: would run {len(ran)} step(s), {skipped} skipped as done; "
+                  + (f"would change: {', '.join(changed)}" if changed else "nothing would change")
+                  + "; nothing was changed", markup=False)
+    elif changed:
+        err.print(f"{len(ran)} step(s) ran, {skipped} skipped as done; changed: {', '.join(changed)}")
     else:
         err.print(f"{len(ran)} step(s) ran, {skipped} skipped as done; nothing changed")
 
 
 @build_app.command("all")
 @guarded
-def all_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
+def all_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False, full: FullOpt = False,
          resume: Annotated[bool, typer.Option("--resume", help="skip steps that are done and not stale")] = False,
          from_step: Annotated[str | None, typer.Option("--from", help="start at this step",
                                                        autocompletion=complete_step)] = None,
          to_step: Annotated[str | None, typer.Option("--to", help="stop after this step",
                                                      autocompletion=complete_step)] = None):
     """Run every step in order."""
-    _run(config, prefix, state_dir, dry_run, resume=resume, from_step=from_step, to_step=to_step)
+    _run(config, prefix, state_dir, dry_run, resume=resume, from_step=from_step, to_step=to_step, full=full)
 
 
 @build_app.command(epilog=steps_epilog())
 @guarded
 def run(step: StepArg, config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-        dry_run: DryOpt = False):
+        dry_run: DryOpt = False, full: FullOpt = False):
     """Run one step."""
-    _run(config, prefix, state_dir, dry_run, only=step)
+    _run(config, prefix, state_dir, dry_run, only=step, full=full)
 
 
 @build_app.command()

@@ -57,6 +57,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 PrefixOpt = Annotated[Path, typer.Option("--prefix", help="write every path under this staging directory")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="where the build's state lives")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="print every command and file change; change nothing")]
+FullOpt = Annotated[bool, typer.Option("--full", help="with --dry-run on a terminal: every diff, none folded "
+                                      "(on a pipe or file the transcript is always whole)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable, on stdout")]
 StepArg = Annotated[str, typer.Argument(help="a step name ('nfsroot-build list')", autocompletion=complete_step)]
 
@@ -87,15 +89,17 @@ def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def make_ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, *, json_stdout: bool = False):
+def make_ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, *, json_stdout: bool = False,
+             emit=None):
     """Load the config and build the run's context. With json_stdout the
-    dry-run transcript goes to stderr, leaving stdout to the JSON."""
+    dry-run transcript goes to stderr, leaving stdout to the JSON; emit
+    (a dry-run's collector) takes it instead of either."""
     if config == DEFAULT_CONFIG and not config.exists():
         raise UsageError(f"no -c given and {DEFAULT_CONFIG} does not exist; write it with "
                          f"`nfsroot-build init > {DEFAULT_CONFIG}` (then edit it) or pass -c FILE")
     cfg = config_mod.load(config)
     return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
-                                emit=say if json_stdout else session.emit_stdout,
+                                emit=emit or (say if json_stdout else session.emit_stdout),
                                 note=lambda m: err.print(f"  {m}", markup=False, style="dim"))
 
 

@@ -120,3 +120,14 @@ def test_default_config_path_when_c_is_left_out(cli, tmp_path, monkeypatch):
     res = cli.invoke(app, ["status", "-c", str(missing)])
     assert res.exit_code == 2
     assert f"no -c given and {missing} does not exist; write it with `nfsroot-build init >" in res.stderr
+
+
+def test_dry_run_summary_first_whole_transcript_on_a_pipe_footer_would_run(cli, tmp_path, seed_text):
+    cfg = write(tmp_path, seed_text)
+    res = cli.invoke(app, ["all", "--dry-run", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 0, res.output
+    assert "plan: " in res.stderr and " command(s)" in res.stderr
+    assert "like this one" not in res.stdout   # not a terminal: nothing folded
+    assert sum(1 for line in res.stdout.splitlines() if line.startswith("+++ ") and "grub.cfg-01-" in line) == 4
+    assert "dry-run: would run 19 step(s)" in res.stderr and "nothing was changed" in res.stderr
+    assert " step(s) ran" not in res.stderr
