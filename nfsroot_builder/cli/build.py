@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .. import session
 from ..errors import HostProblem
-from .common import (DEFAULT_CONFIG, ConfigOpt, DryOpt, FullOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, complete_step, err, guarded,
+from .common import (DEFAULT_CONFIG, ConfigOpt, DryOpt, FullOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, ascii_only, complete_step, err, guarded,
                      known_step, make_ctx, say, steps_epilog)
 from .progress import ConsoleProgress
 from .transcript import print_transcript, summarize
@@ -50,11 +51,11 @@ def check(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), sta
     ctx = make_ctx(config, prefix, state_dir, dry_run=True)
     from ..preflight import preflight
     problems = preflight(ctx)
-    for level, msg in problems:
-        print(f"{level}: {msg}", file=sys.stderr)
+    for level, msg in problems:   # the check's result: stdout (errors that stop it: stderr)
+        print(f"{level}: {msg}")
     if any(level == "fail" for level, _ in problems):
         raise typer.Exit(1)
-    err.print(f"{config}: ok ({len(ctx.config.nodes)} nodes, layout {ctx.config.root.layout}, "
+    print(f"{config}: ok ({len(ctx.config.nodes)} nodes, layout {ctx.config.root.layout}, "
               f"loader {ctx.config.boot.loader})")
 
 
@@ -148,11 +149,19 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
     if as_json:
         print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts}, indent=2))
         return
-    table = Table("step", "status", "why", title=f"build {ctx.config.name}")
-    colour = {"done": "green", "stale": "yellow", "pending": "blue", "failed": "red", "interrupted": "red"}
-    for r in rows:
-        table.add_row(r["step"], Text(r["status"], style=colour[r["status"]]), Text(r["why"]))
-    err.print(table)
+    out = Console(file=sys.stdout, highlight=False)
+    if not out.is_terminal:   # a pipe or a file: plain columns, no box, no colour
+        width = max(len(r["step"]) for r in rows)
+        print(f"build {ctx.config.name}")
+        for r in rows:
+            print(f"{r['step']:<{width}}  {r['status']:<11}  {r['why']}".rstrip())
+    else:
+        table = Table("step", "status", "why", title=f"build {ctx.config.name}",
+                      box=box.ASCII if ascii_only() else box.HEAVY_HEAD)
+        colour = {"done": "green", "stale": "yellow", "pending": "blue", "failed": "red", "interrupted": "red"}
+        for r in rows:
+            table.add_row(r["step"], Text(r["status"], style=colour[r["status"]]), Text(r["why"]))
+        out.print(table)
     for r in rows:
         if r["log"]:   # outside the table: a path wrapped in a cell cannot be copied
-            err.print(f"{r['step']} {r['status']}; its log: {r['log']}", markup=False)
+            print(f"{r['step']} {r['status']}; its log: {r['log']}")

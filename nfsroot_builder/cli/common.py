@@ -84,6 +84,19 @@ def steps_epilog() -> str:
         "\n".join(f"  {s.name}" for s in STEPS)
 
 
+def ascii_only() -> bool:
+    """True when the locale is not UTF-8 (LC_ALL=C): tables are drawn in ASCII.
+
+    Python's stdout is UTF-8 even then (PEP 540's UTF-8 mode for the C
+    locale), so the encoding cannot tell; the locale variables can.
+    """
+    import os
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        if value := os.environ.get(name):
+            return "utf-8" not in value.lower().replace("utf8", "utf-8")
+    return True
+
+
 def say(line: str) -> None:
     """A plain line on stderr (no rich markup: reasons quote "[nfsd]" verbatim)."""
     print(line, file=sys.stderr, flush=True)

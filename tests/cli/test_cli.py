@@ -131,3 +131,25 @@ def test_dry_run_summary_first_whole_transcript_on_a_pipe_footer_would_run(cli, 
     assert sum(1 for line in res.stdout.splitlines() if line.startswith("+++ ") and "grub.cfg-01-" in line) == 4
     assert "dry-run: would run 19 step(s)" in res.stderr and "nothing was changed" in res.stderr
     assert " step(s) ran" not in res.stderr
+
+
+def test_status_and_check_print_to_stdout_plain_on_a_pipe(cli, tmp_path, seed_text):
+    cfg = write(tmp_path, seed_text)
+    res = cli.invoke(app, ["status", "-c", str(cfg), "--prefix", str(tmp_path / "s")])
+    assert res.exit_code == 0 and "build kerrighed\n" in res.stdout
+    assert any(line.split()[:2] == ["bootstrap", "pending"] for line in res.stdout.splitlines())
+    assert not any(c in res.stdout for c in "│━─┃|+")   # no box when piped
+    res = cli.invoke(app, ["check", "-c", str(cfg), "--prefix", str(tmp_path / "s")])
+    assert res.exit_code == 0 and f"{cfg}: ok (4 nodes" in res.stdout
+
+
+@pytest.mark.parametrize("env,ascii", [({"LC_ALL": "C"}, True), ({"LC_ALL": "", "LANG": "en_US.UTF-8"}, False),
+                                       ({"LC_ALL": "", "LC_CTYPE": "", "LANG": "C.utf8"}, False),
+                                       ({"LC_ALL": "", "LC_CTYPE": "", "LANG": ""}, True)])
+def test_tables_are_ascii_unless_the_locale_is_utf8(monkeypatch, env, ascii):
+    from nfsroot_builder.cli.common import ascii_only
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert ascii_only() is ascii

@@ -199,7 +199,7 @@ def test_status_names_the_log_of_a_failed_step(tmp_path, monkeypatch):
     assert rows["dhcp-server"]["status"] == "failed" and rows["dhcp-server"]["log"] == str(log)
     assert rows["tftp-server"]["log"] is None   # done: nothing to look at
     res = cli.invoke(app, ["status", *args])
-    assert res.exit_code == 0 and f"dhcp-server failed; its log: {log}\n" in res.stderr
+    assert res.exit_code == 0 and f"dhcp-server failed; its log: {log}\n" in res.stdout   # status is a table: stdout (issue 14)
 
 
 def test_dry_run_writes_no_logs(tmp_path, monkeypatch):

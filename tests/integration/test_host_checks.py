@@ -60,41 +60,41 @@ def check_in(ns, cfg, *extra):
 def test_interface_holding_the_address_passes(tmp_path, netns):
     res = check_in(netns, config(tmp_path))
     assert res.returncode == 0, res.stderr
-    assert f"ok: server.interface {IFACE} holds server.address 192.168.0.1" in res.stderr
+    assert f"ok: server.interface {IFACE} holds server.address 192.168.0.1" in res.stdout
 
 
 def test_missing_interface_fails_naming_it(tmp_path, netns):
     res = check_in(netns, config(tmp_path, **{f'interface = "{IFACE}"': 'interface = "nrbt9"'}))
     assert res.returncode == 1
-    assert f"fail: server.interface: nrbt9 does not exist on this host (it has lo, {IFACE})" in res.stderr
+    assert f"fail: server.interface: nrbt9 does not exist on this host (it has lo, {IFACE})" in res.stdout
 
 
 def test_address_not_on_the_interface_fails(tmp_path, netns):
     cfg = config(tmp_path, **{'address = "192.168.0.1"': 'address = "192.168.0.2"'})
     res = check_in(netns, cfg)
     assert res.returncode == 1
-    assert f"fail: server.address: 192.168.0.2 is not an address of {IFACE} (it has 192.168.0.1/24)" in res.stderr
+    assert f"fail: server.address: 192.168.0.2 is not an address of {IFACE} (it has 192.168.0.1/24)" in res.stdout
 
 
 def test_under_prefix_host_problems_are_notes(tmp_path, netns):
     cfg = config(tmp_path, **{f'interface = "{IFACE}"': 'interface = "nrbt9"'})
     res = check_in(netns, cfg, "--prefix", tmp_path / "stage")
     assert res.returncode == 0, res.stderr
-    assert "note: server.interface: nrbt9 does not exist" in res.stderr
+    assert "note: server.interface: nrbt9 does not exist" in res.stdout
 
 
 def test_seed_placeholders_are_flagged(tmp_path, netns):
     res = check_in(netns, write(tmp_path, example_text("seed")))
     assert res.returncode == 1
-    assert "fail: network.dns_servers: 123.123.123.123, 124.124.124.124 are the seed page's placeholders" in res.stderr
-    assert "fail: server.interface: eth0 does not exist on this host" in res.stderr
+    assert "fail: network.dns_servers: 123.123.123.123, 124.124.124.124 are the seed page's placeholders" in res.stdout
+    assert "fail: server.interface: eth0 does not exist on this host" in res.stdout
 
 
 def test_lab_config_refused_outside_prefix_only(tmp_path, netns):
     cfg = write(tmp_path, example_text("lab"))
     res = check_in(netns, cfg)
     assert res.returncode == 1
-    assert "fail: this is the lab example config (its root password 'nfsroot' is published" in res.stderr
+    assert "fail: this is the lab example config (its root password 'nfsroot' is published" in res.stdout
     assert check_in(netns, cfg, "--prefix", tmp_path / "stage").returncode == 0
 
 
@@ -108,7 +108,7 @@ def test_another_dhcp_server_on_port_67_fails(tmp_path, netns):
         res = check_in(netns, config(tmp_path))
         assert res.returncode == 1
         comm = open(f"/proc/{listener.pid}/comm").read().strip()
-        assert f"fail: 67/udp (DHCP) is taken by {comm} (pid {listener.pid})" in res.stderr
+        assert f"fail: 67/udp (DHCP) is taken by {comm} (pid {listener.pid})" in res.stdout
     finally:
         listener.kill()   # only the process this test started, by its PID
         listener.wait()
