@@ -15,8 +15,24 @@ from rich.text import Text
 
 from .. import session
 from ..errors import HostProblem
-from .common import (DEFAULT_CONFIG, ConfigOpt, DryOpt, FullOpt, JsonOpt, PrefixOpt, StateOpt, StepArg, ascii_only, complete_step, err, guarded,
-                     known_step, make_ctx, say, steps_epilog)
+from .common import (
+    DEFAULT_CONFIG,
+    ConfigOpt,
+    DryOpt,
+    FullOpt,
+    JsonOpt,
+    PrefixOpt,
+    StateOpt,
+    StepArg,
+    ascii_only,
+    complete_step,
+    err,
+    guarded,
+    known_step,
+    make_ctx,
+    say,
+    steps_epilog,
+)
 from .progress import ConsoleProgress
 from .transcript import print_transcript, summarize
 
@@ -116,7 +132,8 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
 
 @build_app.command("all")
 @guarded
-def all_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False, full: FullOpt = False,
+def all_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+         dry_run: DryOpt = False, full: FullOpt = False,
          resume: Annotated[bool, typer.Option("--resume", help="skip steps that are done and not stale")] = False,
          from_step: Annotated[str | None, typer.Option("--from", help="start at this step",
                                                        autocompletion=complete_step)] = None,

@@ -45,7 +45,7 @@ class Summary:
 def _installed_packages(argv: list[str]) -> list[str]:
     """The package names of an `apt-get install` / `apt install` / mmdebstrap --include."""
     out = []
-    for i, word in enumerate(argv):
+    for word in argv:
         if word.startswith("--include="):
             out += [p for p in word.split("=", 1)[1].split(",") if p]
     if "install" in argv and any(a.endswith(("apt-get", "apt")) for a in argv):

@@ -13,7 +13,7 @@ ROOT = Path("/s/NFSROOT/k")
 
 
 def menu(n: int) -> list[str]:
-    return [f"--- /dev/null", f"+++ /s/srv/tftp/grub.cfg-0{n}", "@@ -0,0 +1,2 @@", f"+menuentry node{n}", "+}"]
+    return ["--- /dev/null", f"+++ /s/srv/tftp/grub.cfg-0{n}", "@@ -0,0 +1,2 @@", f"+menuentry node{n}", "+}"]
 
 
 TRANSCRIPT = ["### step node-menus: menus", *menu(1), *menu(2), *menu(3),
