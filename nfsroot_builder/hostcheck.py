@@ -50,7 +50,7 @@ def ports(cfg: Config) -> list[Port]:
 
 def host_checks(ctx: Context) -> list[tuple[str, str]]:
     """Every host check; "fail" rows on the host become "note" rows under --prefix."""
-    rows = lab_config(ctx) + placeholders(ctx.config) + interface(ctx) + port_owners(ctx)
+    rows = lab_config(ctx) + placeholders(ctx.config) + interface(ctx) + port_owners(ctx) + other_exports(ctx)
     if ctx.staging:
         rows = [("note" if level == "fail" else level, f"{msg} (a note under --prefix {ctx.prefix})")
                 for level, msg in rows]
@@ -193,3 +193,31 @@ def socket_owners(proc: Path, inodes: set[int]) -> dict[int, tuple[str, int]]:
         if len(owners) == len(wanted):
             break
     return owners
+
+
+def other_exports(ctx: Context) -> list[tuple[str, str]]:
+    """Exports of the admin's that name a missing directory: `exportfs -ra`
+    (run by the services step) applies every file and fails on them, and no
+    step of ours creates them. Our own drop-in is not read: its directories
+    are made by the steps before services."""
+    if ctx.config.nfs.server != "kernel":
+        return []
+    from .steps.nfs import EXPORTS_DROPIN
+    files = [ctx.host("/etc/exports"), *sorted(ctx.host("/etc/exports.d").glob("*.exports"))]
+    out = []
+    for f in files:
+        if f == ctx.host(EXPORTS_DROPIN) or not f.is_file():
+            continue
+        try:
+            text = f.read_text(errors="replace").replace("\\\n", " ")   # exports(5): "\" continues a line
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            path = words[0].strip('"')
+            if path.startswith("/") and not ctx.host(path).exists():
+                out.append(("fail", f"{f} exports {path}, which does not exist: `exportfs -ra` (step "
+                                    "services) would fail on it; create it or remove that line"))
+    return out

@@ -61,3 +61,15 @@ def test_a_foreign_dhcp_server_is_named_with_its_pid(tmp_path, seed_config):
 def test_the_configured_daemon_may_hold_its_port(tmp_path, seed_config):
     proc = fake_proc(tmp_path, "0043", 999, "dhcpd")
     assert hostcheck.port_owners(ctx_for(tmp_path, seed_config, (0, "[]", "")), proc=proc) == []
+
+
+def test_an_admins_export_of_a_missing_directory_is_flagged(tmp_path, seed_config):
+    ctx = ctx_for(tmp_path, seed_config, (0, "[]", ""), prefix="stage")
+    etc = ctx.host("/etc")
+    (etc / "exports.d").mkdir(parents=True)
+    (etc / "exports").write_text("# old\n\"/srv/gone\" \\\n   10.0.0.0/8(ro)\n/srv/here 10.0.0.0/8(ro)\n")
+    (etc / "exports.d/nfsroot-build.exports").write_text("/NFSROOT/kerrighed 192.168.0.0/24(ro)\n")
+    ctx.host("/srv/here").mkdir(parents=True)
+    rows = hostcheck.other_exports(ctx)
+    assert rows == [("fail", f"{etc / 'exports'} exports /srv/gone, which does not exist: `exportfs -ra` "
+                             "(step services) would fail on it; create it or remove that line")]
