@@ -20,8 +20,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-# A diff's lines with every number made alike: node 3's menu is "like" node 1's.
+# A diff's lines with every MAC and number made alike: node 3's menu is "like"
+# node 1's (a MAC's hex letters are no number: 52-54-00-00-00-0a).
+_MACS = re.compile(r"\b[0-9a-fA-F]{2}(?:[-:][0-9a-fA-F]{2}){5,}\b")   # 5,: GRUB's 01-<mac> names
 _NUMBERS = re.compile(r"\d+")
+
+
+def _shape(block: list[str]) -> list[str]:
+    return [_NUMBERS.sub("#", _MACS.sub("<mac>", line)) for line in block]
 _FILE_OPS = ("# write ", "# rm ", "# mkdir ", "# ln ", "# install ", "# chmod ")
 _RESTART = re.compile(r"^\$ (systemctl (restart|start|reload) \S+|/etc/init\.d/\S+ (restart|start)|exportfs -ra)$")
 
@@ -121,8 +127,8 @@ def fold(lines: list[str]) -> list[str]:
         block = blocks[i]
         j = i + 1
         if block and block[0].startswith("--- "):
-            shape = [_NUMBERS.sub("#", line) for line in block]
-            while j < len(blocks) and [_NUMBERS.sub("#", line) for line in blocks[j]] == shape:
+            shape = _shape(block)
+            while j < len(blocks) and _shape(blocks[j]) == shape:
                 j += 1
         out += block
         if j - i > 1:

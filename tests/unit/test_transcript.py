@@ -53,3 +53,10 @@ def test_terminal_folds_and_colours_unless_full():
     buf = io.StringIO()
     print_transcript(TRANSCRIPT, Console(file=buf, force_terminal=True, width=200), full=True)
     assert "grub.cfg-03" in buf.getvalue() and "like this one" not in buf.getvalue()
+
+
+def test_fold_treats_macs_with_hex_letters_as_alike():
+    def grub(mac: str) -> list[str]:
+        return ["--- /dev/null", f"+++ /s/grub.cfg-01-{mac}", "@@ -0,0 +1 @@", f"+menuentry {mac}"]
+    out = fold([*grub("52-54-00-00-01-09"), *grub("52-54-00-00-01-0a")])
+    assert out == [*grub("52-54-00-00-01-09"), "# ... and 1 more file(s) like this one: /s/grub.cfg-01-52-54-00-00-01-0a"]
