@@ -153,3 +153,20 @@ def test_tables_are_ascii_unless_the_locale_is_utf8(monkeypatch, env, ascii):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert ascii_only() is ascii
+
+
+def test_real_run_on_the_host_stops_on_a_host_check_before_any_change(cli, tmp_path, seed_text, monkeypatch):
+    """As on the host (staging off; files still under tmp_path): the seed's
+    eth0 is not in the fake `ip` answer, so nothing may be changed."""
+    from nfsroot_builder.context import Context
+    monkeypatch.setattr(Context, "staging", property(lambda self: False))
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    cfg = write(tmp_path, seed_text)
+    before = tree(tmp_path)
+    res = cli.invoke(app, ["all", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 1, res.output
+    assert "fail: network.dns_servers: 123.123.123.123" in res.stderr
+    assert "host check(s) failed (above); nothing was changed" in res.stderr
+    assert tree(tmp_path) == before
+    res = cli.invoke(app, ["all", "--dry-run", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+    assert res.exit_code == 0 and "a real run would stop here" in res.stderr and "### step services" in res.stdout
