@@ -22,6 +22,17 @@ from root_builds import BASE, HASH, NODES, Build, config, mounts_under, record
 def test_sigterm_during_root_packages_leaves_nothing_mounted_and_resume_finishes(deb):
     s = deb.figures["sigterm"]
     assert s["returncode"] == 130, s["stderr"]
+    # The signal came while root-packages ran apt-get install: that step, and only
+    # it, was interrupted; the steps before it are done, none after it started.
+    assert list(s["unfinished"]) == ["root-packages"], s
+    status, error = s["unfinished"]["root-packages"]
+    assert status in ("running", "failed") and "SIGTERM" in (error or "SIGTERM"), s["unfinished"]
+    assert "step 'root-packages'" in s["stderr"], s["stderr"]
+    steps = list(s["status"])
+    before = steps[:steps.index("root-packages")]
+    assert s["status"]["root-packages"] in ("interrupted", "failed"), s["status"]
+    assert sorted(s["done"]) == sorted(before), s
+    assert all(s["status"][x] == "done" for x in before), s["status"]
     assert s["mounts_after"] == [] and not s["policy_rc_d_after"]
     assert all(step["status"] == "done" for step in deb.state["steps"].values())
 
