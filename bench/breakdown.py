@@ -26,8 +26,11 @@ def main() -> int:
         out[name] = f"{time.perf_counter() - t0:.3f}"
 
     t = time.perf_counter()
-    from nfsroot_builder import cli  # noqa: F401  (what every command pays at start)
-    from nfsroot_builder import config as config_mod, session
+    from nfsroot_builder import (
+        cli,  # noqa: F401  (what every command pays at start)
+        session,
+    )
+    from nfsroot_builder import config as config_mod
     mark("import nfsroot_builder.cli (typer, rich, pydantic, sh)", t)
 
     import tomllib

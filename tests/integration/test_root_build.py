@@ -138,7 +138,8 @@ def tree(path: Path) -> dict:
     return {str(p): (p.lstat().st_mtime_ns, p.lstat().st_size) for p in path.rglob("*")}
 
 
-def test_resume_on_a_finished_build_changes_nothing_quickly(build, tmp_path_factory):
+def test_resume_on_a_finished_build_changes_nothing(build, tmp_path_factory):
+    # How fast: bench/ ("no-op resume", a target there), not a timed assertion here.
     before = tree(build.stage / "srv")
     times = []
     for _ in range(3):
@@ -149,7 +150,6 @@ def test_resume_on_a_finished_build_changes_nothing_quickly(build, tmp_path_fact
     assert tree(build.stage / "srv") == before
     build.figures["resume_seconds"] = [round(t, 2) for t in times]
     record(tmp_path_factory, f"{build.name}-resume", {"seconds": build.figures["resume_seconds"]})
-    assert min(times) < 1.0, times
 
 
 def broken_deb(tmp: Path) -> Path:
