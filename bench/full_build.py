@@ -15,7 +15,7 @@ import statistics
 
 from harness import HERE, Harness, Result, load
 
-PAIRS = 3
+PAIRS = 3                 # the acceptance's median of 3 pairs (--pairs changes it)
 TOOL = "mmdebstrap"
 CACHE_STATES = ("cold", "warm")
 
@@ -45,7 +45,7 @@ def full_build(h: Harness) -> None:
     for c in CACHE_STATES:
         runs: dict[str, list[Result]] = {"seed": [], TOOL: []}
         pairs = []
-        for i in range(PAIRS):
+        for i in range(getattr(h.a, "pairs", PAIRS)):
             order = ("seed", TOOL) if i % 2 == 0 else (TOOL, "seed")
             pair = {side: one_build(h, side, c, caches[side], mirror, f"{c} pair {i + 1}") for side in order}
             for side, r in pair.items():

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import benchmarks  # noqa: E402
 import report  # noqa: E402
-from full_build import full_build  # noqa: E402
+from full_build import PAIRS, full_build  # noqa: E402
 from harness import Harness, load  # noqa: E402
 from lab_boot import lab_boot  # noqa: E402
 
@@ -96,6 +96,7 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--runs", type=int, default=5, help="hyperfine runs for short commands")
     ap.add_argument("--suite", default="trixie", help="Debian suite of the full builds")
+    ap.add_argument("--pairs", type=int, default=PAIRS, help="alternating pairs of full builds per cache state")
     ap.add_argument("--nfsroot-build", default=shutil.which("nfsroot-build", path=str(Path(sys.executable).parent))
                     or shutil.which("nfsroot-build"), help="the nfsroot-build executable to measure")
     ap.add_argument("--lab-timeout", default="900", help="seconds a lab node may take to reach login")
