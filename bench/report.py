@@ -74,7 +74,7 @@ def targets(results: dict[str, Result], meta: Meta) -> list[Target]:
         if ratios:
             t.measured = statistics.median(ratios)
             mm, seed = median_of(results, f"full-mmdebstrap-{c}"), median_of(results, f"full-seed-{c}")
-            t.note = (f"{len(ratios)} pairs: " + ", ".join(f"{x:.2f}" for x in ratios)
+            t.note = (f"{len(ratios)} pair{'s' if len(ratios) != 1 else ''}: " + ", ".join(f"{x:.2f}" for x in ratios)
                       + (f"; medians {fmt_s(mm)} vs {fmt_s(seed)}" if mm and seed else ""))
         else:
             t.why_not = why_not(results, f"full-mmdebstrap-{c}", f"full-seed-{c}")
