@@ -20,6 +20,7 @@ class Meta:
     finished: str                 # "19:45"
     machine: list[str] = field(default_factory=list)
     at_scale: int = 10000         # the size of the render / add-one / no-op-at-scale targets
+    server_only: bool = False     # no root was built: resume and inventory runs stop before bootstrap
 
 
 @dataclass
@@ -107,6 +108,11 @@ def targets(results: dict[str, Result], meta: Meta) -> list[Target]:
     if r and r.steps_ran is not None:
         add.note = "steps that ran: " + (", ".join(r.steps_ran) or "none")
     out.append(add)
+    if meta.server_only:   # these run on the build: without a root, on its server steps
+        for t in out:
+            if t.measured is not None and t.result_key in {"noop-resume", f"inventory-{n}", f"noop-resume-{n}",
+                                                             f"add-one-{n}"}:
+                t.note = "; ".join(x for x in ("server steps only: no root was built in this run", t.note) if x)
     out.append(timed("dry-run < 1 s (2 nodes)", "dry-run", 1.0))
     typo = results.get("unknown-package")
     t = Target("unknown package fails, naming it, < 60 s (index not cached)", 60, "s",

@@ -85,7 +85,7 @@ def run_all(h: Harness, selected=BENCHMARKS) -> report.Meta:
         if not h.a.keep:
             h.rm_tree(h.work)
     return report.Meta(quick=h.quick, started=f"{started:%Y-%m-%d %H:%M %Z}", finished=f"{finished:%H:%M}",
-                       machine=info, at_scale=benchmarks.scale(h))
+                       machine=info, at_scale=benchmarks.scale(h), server_only=h.full_prefix is None)
 
 
 def main(argv=None) -> int:

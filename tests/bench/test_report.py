@@ -103,3 +103,14 @@ def test_all_met_means_no_missed_section():
     text = report.render(results, meta())
     assert "## Missed targets" not in text
     assert "5 of 5 measured targets met; 4 not measured." in text   # 2 ratios, render (s, MB), no-op
+
+
+def test_figures_without_a_root_say_so():
+    results = scale_rows(0.5, 0.2)
+    m = meta()
+    m.server_only = True
+    tgts = by_name(report.targets(results, m))
+    assert tgts["10,000-node render < 1 s"].note.startswith("server steps only")
+    assert tgts["no-op resume at 10,000 nodes < 0.4 s"].note == "server steps only: no root was built in this run"
+    assert tgts["10,000-node render < 150 MB"].note.startswith("server steps only")
+    assert "server steps only" not in report.render(results, meta())
