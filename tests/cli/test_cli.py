@@ -1,4 +1,4 @@
-"""The CLI in-process (typer's CliRunner) with the real-process guard on:
+"""The CLI in-process (typer's CliRunner) with the guard on (no real process, no socket):
 exit codes, where output goes, and that bad input changes nothing."""
 from __future__ import annotations
 
