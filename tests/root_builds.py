@@ -125,6 +125,16 @@ def step_record(b: Build, step: str) -> dict:
         return {}
 
 
+def step_log(b: Build, step: str, rec: dict) -> Path | None:
+    """The log the state names for the step, else the newest <step>.log under
+    the state dir's logs/ (one directory per run, or flat)."""
+    if rec.get("log"):
+        return Path(rec["log"])
+    logs = sorted((b.stage / f"var/lib/nfsroot-build/{b.name}/logs").rglob(f"{step}.log"),
+                  key=lambda p: p.stat().st_mtime)
+    return logs[-1] if logs else None
+
+
 def wait_until_running(proc: subprocess.Popen, b: Build, step: str, command: str, then: str,
                        timeout: float = 1800) -> str:
     """Wait until the state says `step` is running and its log (the path the
@@ -139,9 +149,10 @@ def wait_until_running(proc: subprocess.Popen, b: Build, step: str, command: str
         rec = step_record(b, step)
         if rec.get("status") not in (None, "running"):
             raise AssertionError(f"{step} is {rec.get('status')} before {command!r} was seen")
-        if rec.get("status") == "running" and rec.get("log"):
+        log = step_log(b, step, rec)
+        if rec.get("status") == "running" and log:
             try:
-                text = Path(rec["log"]).read_text(errors="replace")
+                text = log.read_text(errors="replace")
             except OSError:
                 text = ""
             if any(line.startswith("$ ") and command in line for line in text.splitlines()):
