@@ -18,6 +18,7 @@ from nfsroot_builder.steps.services import Services
 from nfsroot_builder.steps.tftp import TftpServer
 
 from fakes import FakeRunner
+from helpers import mark_root
 
 # The server half: its steps need no root tree, so a fake runner can drive them
 # end to end (the root steps have their own tests).
@@ -204,7 +205,7 @@ def test_state_and_log_never_hold_the_password_hash(tmp_path, cfg, monkeypatch):
             return super()._execute(argv, input, *rest)
 
     ctx, _, out = make(tmp_path, cfg, runner=Recording())
-    (ctx.root / "etc").mkdir(parents=True)
+    mark_root(ctx.root, cfg.name)
     (ctx.root / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
     Pipeline(ctx, (RootPassword,)).run()
     # The step ran and the hash reached chpasswd: there was a secret to leak.
