@@ -38,11 +38,15 @@ def _changed_keys(old: dict, new: dict) -> list[str]:
 
 class Pipeline:
     def __init__(self, ctx: Context, steps: Sequence[type[Step]],
-                 progress: Callable[[str], None] = lambda msg: None):
+                 progress: Callable[[str], None] = lambda msg: None,
+                 preflight: Callable[[list[Step]], None] | None = None):
         self.ctx = ctx
         self.steps = [cls() for cls in steps]
         self.by_name = {s.name: s for s in self.steps}
         self.progress = progress
+        # Called with the steps about to run, before the first one: it raises
+        # to stop the run while nothing is changed yet (session.pipeline).
+        self.preflight = preflight
 
     def step(self, name: str) -> Step:
         if name not in self.by_name:
@@ -115,6 +119,9 @@ class Pipeline:
         last = names.index(to_step) if to_step else len(names) - 1
         if first > last:
             raise UsageError(f"--from {from_step} comes after --to {to_step}")
+        selected = [p for i, p in enumerate(plans) if (i == first if only else first <= i <= last)]
+        if self.preflight and any(p.needs_run or not resume for p in selected):
+            self.preflight([p.step for p in selected if p.needs_run or not resume])
         report = []
         ran = False
         for i, p in enumerate(plans):
@@ -146,6 +153,7 @@ class Pipeline:
         ctx.state.save()
         with (open(log_path, "w") if not dry else contextlib.nullcontext()) as log:
             ctx.runner.log = log
+            ctx.files.log = ctx.runner.log_line if log else None
             before = len(ctx.files.changed_paths)
             ctx.files.begin_batch()
             try:
@@ -164,6 +172,7 @@ class Pipeline:
                 raise
             finally:
                 ctx.runner.log = None
+                ctx.files.log = None
         changed = result.changed or len(ctx.files.changed_paths) > before
         ctx.state.add_restarts(result.restart)
         ctx.state.data["files"] = ctx.files.record
