@@ -4,6 +4,7 @@ change, a dry-run plans against its own announced changes, and the defects
 of issue 9 point 5 and 22 stay fixed."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,20 @@ def test_real_run_logs_each_change_as_the_dry_run_prints_it(tmp_path):
     changes = [line for line in printed if line.startswith("# ")]
     assert changes == logged == [f"# mkdir -p -m 755 {tmp_path}/d", f"# write {tmp_path}/d/f (2 bytes, mode 644)",
                                  f"# ln -sfn f {tmp_path}/d/l", f"# rm {tmp_path}/d/f"]
+
+
+def test_kernel_copy_edited_by_hand_is_stale(tmp_path, seed_config):
+    from nfsroot_builder.steps.kernel_tftp import KernelToTftp
+    ctx = session.make_context(seed_config, prefix=tmp_path / "stage", runner=FakeRunner(), emit=lambda line: None)
+    (ctx.root / "boot").mkdir(parents=True)
+    (ctx.root / "boot/vmlinuz-6.12.1-amd64").write_bytes(b"kernel")
+    (ctx.root / "boot/initrd.img-6.12.1-amd64").write_bytes(b"initrd")
+    result = KernelToTftp().run(ctx)
+    ctx.state.set_step("kernel-to-tftp", outputs=result.outputs)
+    assert KernelToTftp().verify(ctx) == []
+    copy = ctx.tftp_root / "kerrighed/initrd.img-6.12.1-amd64"
+    before = copy.stat().st_mtime_ns
+    copy.write_bytes(b"INITRD")   # same size, other bytes
+    # ... a moment later (file times tick in jiffies: within a test they may not move)
+    os.utime(copy, ns=(before + 10**9, before + 10**9))
+    assert str(copy) in KernelToTftp().verify(ctx)[0]
