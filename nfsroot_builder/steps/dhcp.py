@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from ..context import Context
@@ -28,10 +29,11 @@ def dhcpd_errors(output: str, path: Path | str, shown_as: str) -> list[str]:
 def dhcpd_checker(ctx: Context, target: Path):
     """A FileOps validator: the new dhcpd.conf must pass `dhcpd -t` before it replaces target."""
     def check(candidate: Path) -> None:
-        res = ctx.runner.run(dhcpd_test_argv(candidate), probe=True, check=False)
+        argv = dhcpd_test_argv(candidate)
+        res = ctx.runner.run(argv, probe=True, check=False)
         if not res.ok:
             errors = dhcpd_errors(res.stdout + res.stderr, candidate, str(target))
-            raise ValidationFailed(f"dhcpd -t rejects the new {target} (exit {res.exit_code}): "
+            raise ValidationFailed(f"{shlex.join(argv)} (exit {res.exit_code}) rejects the new {target}: "
                                    + " | ".join(errors[:4]))
     check.shown = " ".join(dhcpd_test_argv("<new file>"))
     return check
