@@ -86,8 +86,13 @@ def differences(plan: dict[str, list[str]], real: dict[str, list[str]]) -> list[
 def assert_exact(transcript: str, state_dir: Path) -> None:
     plan = planned(transcript)
     assert plan, "the dry-run announced no step"
-    problems = differences(plan, performed(state_dir, list(plan)))
+    real = performed(state_dir, list(plan))
+    problems = differences(plan, real)
     assert not problems, "the dry-run is not what the real run did:\n" + "\n".join(problems)
+    lines = [line for step in real.values() for line in step]
+    commands = sum(line.startswith("$ ") for line in lines)
+    print(f"exact: {commands} commands and {len(lines) - commands} file changes in {len(real)} steps")
+    assert commands >= 10, "too few commands compared to prove anything"
 
 
 # -- the comparison itself must be able to fail --------------------------------
