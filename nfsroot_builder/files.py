@@ -164,7 +164,7 @@ class FileOps:
     def mode(self, path: Path) -> int:
         """The permission bits of path (a dry-run: as planned so far)."""
         p = self._pretended(path)
-        return p[2] if p else path.stat().st_mode & 0o7777
+        return p[2] if p else Path(path).stat().st_mode & 0o7777
 
     def expect(self, path: Path, content: str | bytes | None = None, mode: int = 0o644, *,
                link: str | None = None) -> None:
@@ -375,10 +375,10 @@ class FileOps:
         path = Path(path)
         if self.mode(path) == mode:
             return False
-        old = self._pretended(path)
         if not self.dry_run:
             os.chmod(path, mode)
-        self._change(path, f"# chmod {mode:o} {path}", old and (old[0], old[1], mode) or ("file", self._read(path), mode))
+        old = self._pretended(path) or (("dir", None) if path.is_dir() else ("file", self._read(path)))
+        self._change(path, f"# chmod {mode:o} {path}", (old[0], old[1], mode))
         return True
 
     def copy_file(self, src: Path, dst: Path, mode: int = 0o644) -> bool:

@@ -243,3 +243,13 @@ def test_kernel_copy_edited_by_hand_is_stale(tmp_path, seed_config):
     # ... a moment later (file times tick in jiffies: within a test they may not move)
     os.utime(copy, ns=(before + 10**9, before + 10**9))
     assert str(copy) in KernelToTftp().verify(ctx)[0]
+
+
+def test_dry_run_chmod_of_a_directory_plans_the_new_mode(tmp_path):
+    lines: list[str] = []
+    files = FileOps(dry_run=True, emit=lines.append)
+    (tmp_path / "d").mkdir(mode=0o700)
+    assert files.ensure_mode(tmp_path / "d", 0o755)
+    assert files.is_dir(tmp_path / "d") and files.mode(tmp_path / "d") == 0o755
+    assert not files.ensure_mode(tmp_path / "d", 0o755)
+    assert lines == [f"# chmod 755 {tmp_path}/d"] and (tmp_path / "d").stat().st_mode & 0o777 == 0o700
