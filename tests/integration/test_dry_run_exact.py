@@ -11,9 +11,10 @@ Values only a real run knows stand as placeholders such as
 `<kernel-version>` in the plan and match any text there; nothing else may
 differ.
 
-Two builds: the lab's (mmdebstrap, shared with the other root tests:
-tests/root_builds.py records its dry-run before building it) and the seed
-config of `init --example seed` with debootstrap and suite trixie.
+Three builds: the shared mmdebstrap one of the other root tests
+(tests/root_builds.py records its dry-run before building it), the config of
+`init --example lab` (mmdebstrap) and that of `init --example seed` with
+debootstrap and suite trixie.
 """
 from __future__ import annotations
 
@@ -115,26 +116,46 @@ def test_placeholder_matches_only_its_place():
 
 # -- the real builds ----------------------------------------------------------
 
-def test_lab_dry_run_is_exact(mm):
-    """mmdebstrap, layout tmpfs, GRUB, Ganesha: the lab example's choices."""
+def test_mm_dry_run_is_exact(mm):
+    """The shared mmdebstrap build (layout tmpfs, GRUB, Ganesha; tests/root_builds.py)."""
     assert_exact(mm.dry_run, mm.stage / "var/lib/nfsroot-build/mm")
+
+
+def dry_then_real(tmp_path_factory, example: str, name: str, text: str):
+    """`all --dry-run` on a fresh prefix, then the real `all` there: (transcript, state dir)."""
+    base = tmp_path_factory.mktemp(f"{example}-exact")
+    cfg = base / "cluster.toml"
+    cfg.write_text(text)
+    stage = base / "stage"
+    dry = nfsroot_build("all", "-c", cfg, "--prefix", stage, "--dry-run", check=True)
+    assert not stage.exists(), "the dry-run wrote under the prefix"
+    nfsroot_build("all", "-c", cfg, "--prefix", stage, check=True)
+    return dry.stdout, stage / "var/lib/nfsroot-build" / name
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    require(shutil.which("mmdebstrap") is not None, "mmdebstrap missing")
+    return dry_then_real(tmp_path_factory, "lab", "lab", example_text("lab"))
 
 
 @pytest.fixture(scope="module")
 def seed(tmp_path_factory):
     require(shutil.which("debootstrap") is not None, "debootstrap missing")
-    base = tmp_path_factory.mktemp("seed-exact")
-    cfg = base / "cluster.toml"
     # sid's Release on this mirror has expired: the seed's cluster, built from trixie.
-    cfg.write_text(example_text("seed").replace('suite = "sid"', 'suite = "trixie"'))
-    stage = base / "stage"
-    dry = nfsroot_build("all", "-c", cfg, "--prefix", stage, "--dry-run", check=True)
-    assert not stage.exists(), "the dry-run wrote under the prefix"
-    nfsroot_build("all", "-c", cfg, "--prefix", stage, check=True)
-    return dry.stdout, stage / "var/lib/nfsroot-build/kerrighed"
+    return dry_then_real(tmp_path_factory, "seed", "kerrighed",
+                         example_text("seed").replace('suite = "sid"', 'suite = "trixie"'))
 
 
-def test_seed_dry_run_is_exact_with_debootstrap(seed):
+def test_lab_example_dry_run_is_exact(lab):
+    """`init --example lab` as it is: mmdebstrap."""
+    transcript, state_dir = lab
+    assert "mmdebstrap --mode=root" in transcript
+    assert_exact(transcript, state_dir)
+
+
+def test_seed_example_dry_run_is_exact_with_debootstrap(seed):
+    """`init --example seed` with suite trixie: debootstrap, the kernel NFS server, seven extra packages."""
     transcript, state_dir = seed
-    assert 'debootstrap --variant=minbase' in transcript
+    assert "debootstrap --variant=minbase" in transcript
     assert_exact(transcript, state_dir)
