@@ -19,6 +19,7 @@ import json
 import lzma
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -34,7 +35,16 @@ TIMEOUT = 30
 
 def mirror(ctx: Context) -> str:
     """root.mirror, or the host's own Debian mirror when it is empty."""
-    return ctx.config.root.mirror or aptsources.host_mirror()
+    url = ctx.config.root.mirror or aptsources.host_mirror()
+    try:
+        parts = urllib.parse.urlsplit(url)   # a malformed host (http://[::1) raises here
+        if parts.port == 0:                   # ... and a malformed port in .port
+            raise ValueError("port 0")
+        if parts.scheme != "file" and not parts.hostname:
+            raise ValueError("no host")
+    except ValueError as e:
+        raise UsageError(f"root.mirror {url!r} is not a valid URL ({e})") from None
+    return url
 
 
 def _fetch(url: str) -> bytes:

@@ -15,8 +15,8 @@ def cli(monkeypatch):
     # Probes (dpkg-query) get the fake's answer: every package installed.
     monkeypatch.setattr(runner_mod.Runner, "_execute",
                         lambda self, argv, *a: FakeRunner()._execute(argv, *a))
-    # The preflight's mirror probe: every package exists, and no socket is opened.
-    monkeypatch.setattr(packages_index, "available", lambda ctx: Everything())
+    # The preflight's mirror probe: the URL is checked, every package exists, and no socket is opened.
+    monkeypatch.setattr(packages_index, "available", lambda ctx: packages_index.mirror(ctx) and Everything())
     return CliRunner()
 
 

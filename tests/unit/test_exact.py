@@ -146,7 +146,7 @@ def test_preflight_is_not_run_when_resume_has_nothing_to_do(tmp_path, seed_confi
 def test_malformed_mirror_url_is_a_usage_error_naming_the_field(tmp_path, seed_config):
     cfg = with_(seed_config, "root", mirror="http://[::1")
     ctx = session.make_context(cfg, prefix=tmp_path / "stage", runner=FakeRunner(), emit=lambda line: None)
-    with pytest.raises(UsageError, match=r"root.mirror: http://\[::1/dists/\S+/Release is not a valid URL"):
+    with pytest.raises(UsageError, match=r"root.mirror 'http://\[::1' is not a valid URL \(Invalid IPv6 URL\)"):
         packages_index.check_exist(ctx, ["bash"])
     from nfsroot_builder.preflight import preflight
     fails = [msg for level, msg in preflight(ctx) if level == "fail"]
@@ -253,3 +253,17 @@ def test_dry_run_chmod_of_a_directory_plans_the_new_mode(tmp_path):
     assert files.is_dir(tmp_path / "d") and files.mode(tmp_path / "d") == 0o755
     assert not files.ensure_mode(tmp_path / "d", 0o755)
     assert lines == [f"# chmod 755 {tmp_path}/d"] and (tmp_path / "d").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://host:port/debian", "http://:80/debian", "http://h:0/d"])
+def test_malformed_mirror_urls(tmp_path, seed_config, url):
+    ctx = session.make_context(with_(seed_config, "root", mirror=url), prefix=tmp_path / "stage",
+                               runner=FakeRunner(), emit=lambda line: None)
+    with pytest.raises(UsageError, match="root.mirror .* is not a valid URL"):
+        packages_index.mirror(ctx)
+
+
+def test_file_mirror_needs_no_host(tmp_path, seed_config):
+    ctx = session.make_context(with_(seed_config, "root", mirror="file:///srv/mirror/debian"),
+                               prefix=tmp_path / "stage", runner=FakeRunner(), emit=lambda line: None)
+    assert packages_index.mirror(ctx) == "file:///srv/mirror/debian"
