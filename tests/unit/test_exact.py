@@ -267,3 +267,32 @@ def test_file_mirror_needs_no_host(tmp_path, seed_config):
     ctx = session.make_context(with_(seed_config, "root", mirror="file:///srv/mirror/debian"),
                                prefix=tmp_path / "stage", runner=FakeRunner(), emit=lambda line: None)
     assert packages_index.mirror(ctx) == "file:///srv/mirror/debian"
+
+
+def fake_archive(monkeypatch):
+    import hashlib
+    import lzma
+    index = lzma.compress(b"Package: bash\n\nPackage: exim4\nProvides: mail-transport-agent\n")
+    release = (f"Suite: trixie\nSHA256:\n {hashlib.sha256(index).hexdigest()} {len(index)} "
+               "main/binary-amd64/Packages.xz\n").encode()
+    fetched = []
+
+    def fetch(url):
+        fetched.append(url)
+        return release if url.endswith("/Release") else index
+    monkeypatch.setattr(packages_index, "_fetch", fetch)
+    return fetched
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_package_name_cache_is_written_only_by_a_real_run(tmp_path, seed_config, monkeypatch, dry_run):
+    fake_archive(monkeypatch)
+    cfg = with_(seed_config, "root", mirror="http://mirror.invalid/debian")
+    ctx = session.make_context(cfg, prefix=tmp_path / "stage", dry_run=dry_run, runner=FakeRunner(),
+                               emit=lambda line: None)
+    ctx.apt_cache = tmp_path / "cache/apt"
+    packages_index.check_exist(ctx, ["bash", "mail-transport-agent"])
+    with pytest.raises(UsageError, match="nfs-commn"):
+        packages_index.check_exist(ctx, ["bash", "nfs-commn"])
+    lists = tmp_path / "cache/lists"
+    assert (lists.exists() and any(lists.iterdir())) is not dry_run
