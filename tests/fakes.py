@@ -29,7 +29,9 @@ class FakeRunner(Runner):
 def fake_suite(monkeypatch) -> None:
     """The suite has every package the config asks for. The real lookup
     fetches the Release file and Packages index over HTTP, which the unit
-    tests' socket guard refuses; a test about a missing package narrows this."""
+    tests' socket guard refuses; a test about a missing package narrows this.
+    The mirror's URL is still worked out and checked (packages_index.mirror)."""
     from nfsroot_builder import packages_index
     from nfsroot_builder.steps.root_packages import wanted
-    monkeypatch.setattr(packages_index, "available", lambda ctx: {p.split(":")[0] for p in wanted(ctx)})
+    monkeypatch.setattr(packages_index, "available",
+                        lambda ctx: packages_index.mirror(ctx) and {p.split(":")[0] for p in wanted(ctx)})

@@ -64,6 +64,7 @@ class Build:
     stage: Path
     name: str
     figures: dict = field(default_factory=dict)
+    dry_run: str = ""   # the transcript of `all --dry-run` on the fresh prefix, before the build
 
     @property
     def root(self) -> Path:
@@ -108,6 +109,8 @@ def new_build(tmp_path_factory, key, **kw) -> Build:
 @pytest.fixture(scope="session")
 def mm(tmp_path_factory) -> Build:
     b = new_build(tmp_path_factory, "mm", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
+    # test_dry_run_exact.py compares it with what the build below does.
+    b.dry_run = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--dry-run", check=True).stdout
     t0 = time.monotonic()
     nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
     b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
