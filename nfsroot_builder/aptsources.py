@@ -29,12 +29,21 @@ def _candidates(etc_apt: Path):
             words = line.split("#", 1)[0].split()
             if len(words) < 3 or words[0] != "deb":
                 continue
-            words = [w for w in words[1:] if not w.startswith("[")] if words[1].startswith("[") else words[1:]
-            # drop a trailing "]" option group such as [arch=amd64 signed-by=...]
-            while words and words[0].endswith("]"):
-                words = words[1:]
+            words = _without_options(words[1:])
             if len(words) >= 2:
                 yield words[0], [words[1]]
+
+
+def _without_options(words: list[str]) -> list[str]:
+    """The words after "deb" without the option group: sources.list(5)'s
+    one-line format allows `[ opt=v opt=v ... ]`, any number of options,
+    with or without blanks inside the brackets."""
+    if not words or not words[0].startswith("["):
+        return words
+    for i, word in enumerate(words):
+        if word.endswith("]"):
+            return words[i + 1:]
+    return []   # "[" never closed: not a line apt would accept either
 
 
 def host_mirror(etc_apt: Path = Path("/etc/apt")) -> str:

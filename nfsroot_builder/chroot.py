@@ -100,17 +100,18 @@ def session(ctx: Context, *, apt_cache: bool = False) -> Iterator[Chroot]:
         mounts = [(["-t", "proc", "proc"], "proc"), (["-t", "sysfs", "sysfs"], "sys"),
                   (["-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620", "devpts"], "dev/pts")]
         if apt_cache:
-            ctx.files.ensure_dir(ctx.apt_cache / "partial", 0o755)
+            ctx.files.ensure_dir(ctx.apt_cache / "partial", 0o700)   # apt's mode (bootstrap makes it)
             mounts.append((["--bind", str(ctx.apt_cache)], "var/cache/apt/archives"))
         for args, where in mounts:
+            # Every bootstrapped root has these mount points (and a dry-run of
+            # a fresh build cannot see them yet): no mkdir, here or planned.
             point = root / where
-            if not point.is_dir():
-                ctx.files.ensure_dir(point, 0o755)
             res = ctx.runner.run(["mount", *args, str(point)])
             really_mounted |= not res.dry
             undo.append(lambda p=point: ctx.runner.run(["umount", str(p)], check=False))
+        # ctx.files' view, not the disk's: a dry-run then plans the removal too.
         policy = root / "usr/sbin/policy-rc.d"
-        if not policy.exists() and ctx.files.ensure_file(policy, POLICY_RC_D, 0o755):
+        if not ctx.files.exists(policy) and ctx.files.ensure_file(policy, POLICY_RC_D, 0o755):
             temporary.append(str(policy))
             undo.append(lambda: ctx.files.ensure_absent(policy))
         resolv = root / "etc/resolv.conf"
@@ -118,8 +119,8 @@ def session(ctx: Context, *, apt_cache: bool = False) -> Iterator[Chroot]:
         if not resolv.is_symlink() and host_resolv.exists():
             # apt needs the build host's resolver; the root's own (node-network
             # writes the cluster's) comes back afterwards.
-            original = resolv.read_bytes() if resolv.exists() else None
-            mode = resolv.stat().st_mode & 0o7777 if original is not None else 0o644
+            original = ctx.files.read(resolv)
+            mode = ctx.files.mode(resolv) if original is not None else 0o644
             if ctx.files.ensure_file(resolv, host_resolv.read_bytes(), mode):
                 temporary.append(str(resolv))
                 undo.append(lambda: ctx.files.ensure_absent(resolv) if original is None

@@ -22,10 +22,6 @@ class UsageError(NfsrootError):
     exit_code = 2
 
 
-class HostProblem(NfsrootError):
-    """The host cannot serve this config (hostcheck.py); found before any change."""
-
-
 class CommandFailed(NfsrootError):
     """A command exited non-zero. Carries what an admin needs to act on it."""
 
@@ -47,10 +43,15 @@ class ValidationFailed(NfsrootError):
 
 
 class StepFailed(NfsrootError):
-    def __init__(self, step: str, cause: BaseException):
+    def __init__(self, step: str, cause: BaseException, log: str | None = None):
         self.step = step
         self.cause = cause
-        super().__init__(f"step '{step}' failed: {cause}")
+        msg = f"step '{step}' failed: {cause}"
+        # A failed command names its log already; any other failure (a checker's
+        # verdict, a missing kernel) names the step's log here.
+        if log and getattr(cause, "log", None) is None:
+            msg += f"\n  full log: {log}"
+        super().__init__(msg)
 
 
 class Locked(NfsrootError):

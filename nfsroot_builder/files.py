@@ -125,8 +125,61 @@ class FileOps:
     _batch: bool = field(default=False, repr=False)
     _batch_writes: int = field(default=0, repr=False)
     _unsynced: set = field(default_factory=set, repr=False)
+    # The step's log (the pipeline sets it in a real run): one `# <op> <path>`
+    # line per change, the same line a dry-run prints, so that the two can be
+    # compared (tests/integration/test_dry_run_exact.py).
+    log: Callable[[str], None] | None = field(default=None, repr=False)
+    # Dry-run only: path -> ("file", bytes, mode) | ("dir", None, mode) |
+    # ("absent", None, 0), what the disk would hold after the changes already
+    # announced, or after a command a step said made it (expect()): a later
+    # step then plans against that, not against the untouched disk.
+    _pretend: dict = field(default_factory=dict, repr=False)
 
     # -- helpers -----------------------------------------------------------
+    def _change(self, path: Path, line: str, pretend: tuple) -> None:
+        """Account for one change: the transcript line (dry-run) or the log line (real run)."""
+        self.changed_paths.append(str(path))
+        if self.dry_run:
+            self._pretend[str(path)] = pretend
+            self.emit(line)
+        elif self.log and line:
+            self.log(line)
+
+    def _pretended(self, path: Path) -> tuple | None:
+        return self._pretend.get(str(path)) if self.dry_run else None
+
+    def exists(self, path: Path) -> bool:
+        """Does path exist (a dry-run: after the changes it announced)?"""
+        p = self._pretended(path)
+        return p[0] != "absent" if p else (Path(path).exists() or Path(path).is_symlink())
+
+    def is_dir(self, path: Path) -> bool:
+        p = self._pretended(path)
+        return p[0] == "dir" if p else Path(path).is_dir()
+
+    def read(self, path: Path) -> bytes | None:
+        """The bytes of path, None if absent (a dry-run: as planned so far)."""
+        return self._read(Path(path))
+
+    def mode(self, path: Path) -> int:
+        """The permission bits of path (a dry-run: as planned so far)."""
+        p = self._pretended(path)
+        return p[2] if p else Path(path).stat().st_mode & 0o7777
+
+    def expect(self, path: Path, content: str | bytes | None = None, mode: int = 0o644, *,
+               link: str | None = None) -> None:
+        """A command the step just ran made path: a file with content, a
+        symlink to link, or (neither) a directory.
+
+        Changes nothing and says nothing: in a dry-run the command did not
+        run, so later steps plan as if it had (the bootstrapper's /etc/hostname
+        is then removed by the hostname step in both runs alike).
+        """
+        if self.dry_run and not Path(path).exists() and str(path) not in self._pretend:
+            data = content.encode() if isinstance(content, str) else content
+            self._pretend[str(path)] = ("link", link, 0o777) if link is not None else \
+                ("dir", None, mode) if data is None else ("file", data, mode)
+
     def _diff(self, path: Path, old: str | None, new: str | None) -> None:
         a = (old or "").splitlines(keepends=True)
         b = (new or "").splitlines(keepends=True)
@@ -175,14 +228,16 @@ class FileOps:
                 os.sync()
                 return
 
-    def _note(self, path: Path, kind: str, backup: str | None = None) -> None:
-        self.changed_paths.append(str(path))
+    def _note(self, path: Path, kind: str, backup: str | None = None, line: str = "") -> None:
+        self._change(path, line, ())
         if not self._is_untracked(path):
             prev = self.record.get(str(path), {})
             self.record[str(path)] = {"kind": prev.get("kind", kind), "backup": prev.get("backup", backup)}
 
-    @staticmethod
-    def _read(path: Path) -> bytes | None:
+    def _read(self, path: Path) -> bytes | None:
+        p = self._pretended(path)
+        if p:
+            return p[1] if p[0] == "file" else None
         try:
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError):
@@ -197,19 +252,16 @@ class FileOps:
         path = Path(path)
         data = content.encode() if isinstance(content, str) else content
         old = self._read(path)
-        same_mode = old is not None and (path.stat().st_mode & 0o7777) == mode
+        same_mode = old is not None and self.mode(path) == mode
         if old == data and same_mode:
             return False
+        line = f"# chmod {mode:o} {path}" if old == data else f"# write {path} ({len(data)} bytes, mode {mode:o})"
         if self.dry_run:
-            if old == data:
-                self.emit(f"# chmod {mode:o} {path}")
-            elif isinstance(content, str):
+            self._change(path, line, ("file", data, mode))
+            if old != data and isinstance(content, str):
                 self._diff(path, None if old is None else old.decode(errors="replace"), content)
-            else:
-                self.emit(f"# write {path} ({len(data)} bytes)")
             if validate:
                 self.emit(f"# validate {path} with {getattr(validate, 'shown', 'its checker')}")
-            self.changed_paths.append(str(path))
             return True
         if validate and old != data:
             self._validate(path, data, mode, validate)
@@ -221,7 +273,7 @@ class FileOps:
         atomic_write(path, data, mode, fsync=not defer)
         if defer:
             self._unsynced.add(str(path.parent))
-        self._note(path, "replaced" if old is not None else "owned", backup)
+        self._note(path, "replaced" if old is not None else "owned", backup, line)
         return True
 
     def _validate(self, path: Path, data: bytes, mode: int, validate: Validator) -> None:
@@ -250,64 +302,67 @@ class FileOps:
             return False
         if old is None and body is None:
             return False
-        mode = (path.stat().st_mode & 0o7777) if old is not None else mode
+        mode = self.mode(path) if old is not None else mode
+        line = f"# write {path} ({len(new.encode())} bytes, mode {mode:o})"
         if self.dry_run:
+            self._change(path, line, ("file", new.encode(), mode))
             self._diff(path, None if old is None else text, new)
             if validate:
                 self.emit(f"# validate {path} with {getattr(validate, 'shown', 'its checker')}")
-            self.changed_paths.append(str(path))
             return True
         if validate:
             self._validate(path, new.encode(), mode, validate)
         backup = self._backup(path)
         atomic_write(path, new.encode(), mode)
-        self._note(path, "block" if old is not None else "owned", backup)
+        self._note(path, "block" if old is not None else "owned", backup, line)
         return True
 
     def ensure_dir(self, path: Path, mode: int = 0o755) -> bool:
         path = Path(path)
-        if path.is_dir() and (path.stat().st_mode & 0o7777) == mode:
+        if self.is_dir(path) and self.mode(path) == mode:
             return False
+        line = f"# mkdir -p -m {mode:o} {path}"
         if self.dry_run:
-            self.emit(f"# mkdir -p -m {mode:o} {path}")
-            self.changed_paths.append(str(path))
+            self._change(path, line, ("dir", None, mode))
             return True
         existed = path.is_dir()
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode)
         if not existed:
-            self._note(path, "dir")
+            self._note(path, "dir", line=line)
+        else:
+            self._change(path, f"# chmod {mode:o} {path}", ())
         return True
 
     def ensure_symlink(self, path: Path, target: str) -> bool:
         path = Path(path)
-        if path.is_symlink() and os.readlink(path) == target:
+        p = self._pretended(path)
+        if (p[0] == "link" and p[1] == target) if p else (path.is_symlink() and os.readlink(path) == target):
             return False
+        line = f"# ln -sfn {target} {path}"
         if self.dry_run:
-            self.emit(f"# ln -sfn {target} {path}")
-            self.changed_paths.append(str(path))
+            self._change(path, line, ("link", target, 0o777))
             return True
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.nfsroot-build-link")
         tmp.unlink(missing_ok=True)
         os.symlink(target, tmp)
         os.replace(tmp, path)
-        self._note(path, "owned")
+        self._note(path, "owned", line=line)
         return True
 
     def ensure_absent(self, path: Path) -> bool:
         path = Path(path)
-        if not path.exists() and not path.is_symlink():
+        if not self.exists(path):
             return False
         if self.dry_run:
-            self.emit(f"# rm {path}")
-            self.changed_paths.append(str(path))
+            self._change(path, f"# rm {path}", ("absent", None, 0))
             return True
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink()
-        self.changed_paths.append(str(path))
+        self._change(path, f"# rm {path}", ())
         # A file the tool created and now removed leaves undo nothing to do
         # (undo skips a missing "owned" file): drop it from the record, or the
         # state grows with every node ever removed (a menu each) and is
@@ -320,13 +375,12 @@ class FileOps:
     def ensure_mode(self, path: Path, mode: int) -> bool:
         """chmod only. Not recorded for undo: a mode is repaired, not owned."""
         path = Path(path)
-        if (path.stat().st_mode & 0o7777) == mode:
+        if self.mode(path) == mode:
             return False
-        if self.dry_run:
-            self.emit(f"# chmod {mode:o} {path}")
-        else:
+        if not self.dry_run:
             os.chmod(path, mode)
-        self.changed_paths.append(str(path))
+        old = self._pretended(path) or (("dir", None) if path.is_dir() else ("file", self._read(path)))
+        self._change(path, f"# chmod {mode:o} {path}", (old[0], old[1], mode))
         return True
 
     def copy_file(self, src: Path, dst: Path, mode: int = 0o644) -> bool:
@@ -335,9 +389,9 @@ class FileOps:
         if dst.exists() and src.exists() and (dst.stat().st_mode & 0o7777) == mode \
                 and dst.stat().st_size == src.stat().st_size and sha256_file(src) == sha256_file(dst):
             return False
+        line = f"# install -m {mode:o} {src} {dst}"
         if self.dry_run:
-            self.emit(f"# install -m {mode:o} {src} {dst}")
-            self.changed_paths.append(str(dst))
+            self._change(dst, line, ("file", None, mode))
             return True
         dst.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
@@ -349,5 +403,5 @@ class FileOps:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._note(dst, "owned")
+        self._note(dst, "owned", line=line)
         return True

@@ -9,7 +9,8 @@ Provides names (a byte-level scan: python-debian's paragraph parser took
 6.6 s and 460 MB on the 57 MB main index), and the set of names is
 cached next to the .deb cache keyed by that hash: an unchanged suite is
 never fetched twice. (The cache is like apt's own lists: not part of the
-build, so it is written directly, not through ctx.files.)
+build, so it is written directly, not through ctx.files; a dry-run and
+`check` use it but never write it.)
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import json
 import lzma
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -33,13 +35,24 @@ TIMEOUT = 30
 
 def mirror(ctx: Context) -> str:
     """root.mirror, or the host's own Debian mirror when it is empty."""
-    return ctx.config.root.mirror or aptsources.host_mirror()
+    url = ctx.config.root.mirror or aptsources.host_mirror()
+    try:
+        parts = urllib.parse.urlsplit(url)   # a malformed host (http://[::1) raises here
+        if parts.port == 0:                   # ... and a malformed port in .port
+            raise ValueError("port 0")
+        if parts.scheme != "file" and not parts.hostname:
+            raise ValueError("no host")
+    except ValueError as e:
+        raise UsageError(f"root.mirror {url!r} is not a valid URL ({e})") from None
+    return url
 
 
 def _fetch(url: str) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
             return r.read()
+    except ValueError as e:   # urllib's answer to a malformed URL such as http://[::1
+        raise UsageError(f"root.mirror: {url} is not a valid URL ({e})") from None
     except (urllib.error.URLError, OSError) as e:
         raise NfsrootError(f"cannot fetch {url}: {getattr(e, 'reason', e)}") from None
 
@@ -57,7 +70,8 @@ def _names(ctx: Context, base: str, component: str, arch: str, release: Release)
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise NfsrootError(f"{base}/{rel_path} does not match its Release checksum (mirror syncing?)")
     names = package_names(lzma.decompress(data))
-    atomic_write(cache, json.dumps(sorted(names)).encode(), 0o644)
+    if not ctx.files.dry_run:   # a dry-run (and check) writes nothing, not even this cache
+        atomic_write(cache, json.dumps(sorted(names)).encode(), 0o644)
     return names
 
 

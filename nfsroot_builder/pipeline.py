@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import pathguard
@@ -57,13 +57,17 @@ class Progress:
 
 
 class Pipeline:
-    def __init__(self, ctx: Context, steps: Sequence[type[Step]], progress: Progress | None = None):
+    def __init__(self, ctx: Context, steps: Sequence[type[Step]], progress: Progress | None = None,
+                 preflight: Callable[[list[Step]], None] | None = None):
         self.ctx = ctx
         self.steps = [cls() for cls in steps]
         self.by_name = {s.name: s for s in self.steps}
         self.progress = progress or Progress()
         self.logs = RunLogs(ctx.state_dir)
         self._number, self._total = 0, 0   # "step N of M" of this run
+        # Called with the steps about to run, before the first one: it raises
+        # to stop the run while nothing is changed yet (session.pipeline).
+        self.preflight = preflight
 
     def expect(self, steps: int) -> None:
         """The M of "step N of M" when steps are run one by one (doctor's fixes)."""
@@ -142,6 +146,9 @@ class Pipeline:
         last = names.index(to_step) if to_step else len(names) - 1
         if first > last:
             raise UsageError(f"--from {from_step} comes after --to {to_step}")
+        selected = [p for i, p in enumerate(plans) if (i == first if only else first <= i <= last)]
+        if self.preflight and any(p.needs_run or not resume for p in selected):
+            self.preflight([p.step for p in selected if p.needs_run or not resume])
         report = []
         ran = False
         self._total = sum(1 for i, p in enumerate(plans) if first <= i <= last and (not only or i == first)
@@ -177,6 +184,7 @@ class Pipeline:
         with (open(log_path, "w") if not dry else contextlib.nullcontext()) as log:
             ctx.runner.log = log
             ctx.runner.on_line = self.progress.output_line
+            ctx.files.log = ctx.runner.log_line if log else None
             before = len(ctx.files.changed_paths)
             ctx.files.begin_batch()
             try:
@@ -190,7 +198,7 @@ class Pipeline:
                 ctx.state.save()
                 self.progress.step_finished(step, "interrupted" if isinstance(e, Interrupted) else "failed",
                                             time.monotonic() - started)
-                raise StepFailed(step.name, e) from e
+                raise StepFailed(step.name, e, str(log_path) if log_path else None) from e
             except Exception as e:   # a bug: record it; Ctrl-C/SIGTERM leave "running" = interrupted
                 ctx.state.set_step(step.name, status="failed", finished=now(), error=repr(e))
                 ctx.state.save()
@@ -202,6 +210,7 @@ class Pipeline:
             finally:
                 ctx.runner.log = None
                 ctx.runner.on_line = None
+                ctx.files.log = None
         changed = result.changed or len(ctx.files.changed_paths) > before
         ctx.state.add_restarts(result.restart)
         ctx.state.data["files"] = ctx.files.record

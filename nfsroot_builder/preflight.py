@@ -4,13 +4,37 @@ from __future__ import annotations
 import os
 import shutil
 
-from . import aptsources, hostcheck, pathguard
+from . import aptsources, hostcheck, packages_index, pathguard
 from .context import Context
 from .errors import NfsrootError
 from .steps.packages import missing_packages, wanted_packages
+from .steps.root_packages import wanted as root_packages
 
 
-def preflight(ctx: Context) -> list[tuple[str, str]]:
+def mirror_checks(ctx: Context) -> list[tuple[str, str]]:
+    """The mirror answers for the suite (its Release file, read-only) and
+    holds every package the config names: a malformed URL or a typo fails
+    here, before anything is changed, not half-way through a build."""
+    try:
+        packages_index.check_exist(ctx, root_packages(ctx))
+    except NfsrootError as e:
+        return [("fail", str(e))]
+    r = ctx.config.root
+    return [("ok", f"mirror {packages_index.mirror(ctx)}: {r.suite} holds every package the config names")]
+
+
+def require(ctx: Context, *, mirror: bool) -> None:
+    """The preflight of `all` and `run`: raise (exit 1, as `check` fails) on any failure.
+
+    mirror=False skips the mirror probe when no step that downloads will run.
+    """
+    failed = [msg for level, msg in preflight(ctx, mirror=mirror) if level == "fail"]
+    if failed:
+        raise NfsrootError("preflight failed, nothing was changed:\n" +
+                              "\n".join(f"  {msg}" for msg in failed))
+
+
+def preflight(ctx: Context, *, mirror: bool = True) -> list[tuple[str, str]]:
     """(level, message) rows; a root or TFTP root that is unsafe on disk raises ConfigError (exit 2)."""
     pathguard.check_disk(ctx)
     out: list[tuple[str, str]] = []
@@ -21,6 +45,9 @@ def preflight(ctx: Context) -> list[tuple[str, str]]:
             out.append(("ok", f"mirror: {aptsources.host_mirror()} (from the host's apt sources)"))
         except NfsrootError as e:
             out.append(("fail", str(e)))
+            mirror = False
+    if mirror:
+        out += mirror_checks(ctx)
     if shutil.which("dpkg-query"):
         missing = missing_packages(ctx, wanted_packages(ctx))
         if missing:

@@ -46,6 +46,10 @@ class Runner:
     # Called with each output line of a running command (the CLI's live status line).
     on_line: Callable[[str], None] | None = None
 
+    def log_line(self, text: str) -> None:
+        """A line in the current step's log (FileOps logs its changes here)."""
+        self._log(text)
+
     def _log(self, text: str) -> None:
         if self.log:
             self.log.write(text if text.endswith("\n") else text + "\n")
@@ -68,6 +72,8 @@ class Runner:
             self.emit(f"$ {shown}")
             self._log(f"(dry-run) $ {shown}")
             return Result(argv, 0, dry=True)
+        if probe:   # marks the next command read-only: a dry-run runs it too and does not list it
+            self._log("# read-only:")
         self._log(f"$ {shown}")
         started = time.monotonic()
         code, out, err = self._execute(argv, input, env, cwd, timeout)

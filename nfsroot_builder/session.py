@@ -86,8 +86,15 @@ def locked(ctx: Context):
 
 
 def pipeline(ctx: Context, progress: Progress | None = None) -> Pipeline:
+    """The pipeline of `all`, `run` and `status`: before the first step runs,
+    the preflight (`check`'s, with the mirror and package-name lookup when a
+    step that downloads will run) must pass, so nothing changes otherwise."""
+    from .preflight import require
     from .steps import STEPS
-    return Pipeline(ctx, STEPS, progress=progress)
+
+    def preflight(steps) -> None:
+        require(ctx, mirror=any(s.uses_mirror for s in steps))
+    return Pipeline(ctx, STEPS, progress=progress, preflight=preflight)
 
 
 def log_stderr(msg: str) -> None:

@@ -1,7 +1,10 @@
-"""Shared fixtures. Unit and CLI tests may not start real processes: the
-guard makes the real Runner fail loudly there (integration/e2e tests may)."""
+"""Shared fixtures. Unit and CLI tests may not start real processes nor open
+sockets: the guard makes the real Runner, subprocess and every socket fail
+loudly there (integration/e2e/bench tests may)."""
 from __future__ import annotations
 
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,14 +28,37 @@ def pytest_collection_modifyitems(items):
                 item.add_marker(getattr(pytest.mark, kind))
 
 
+class Refused(AssertionError):
+    """A unit test reached for the world outside the process."""
+
+
 @pytest.fixture(autouse=True)
-def _no_real_processes(request, monkeypatch):
+def _no_real_processes_or_sockets(request, monkeypatch):
     if any(part in REAL_PROCESS_DIRS for part in Path(str(request.fspath)).parts):
+        yield []
         return
-    def refuse(self, argv, *a, **k):
-        raise AssertionError(f"unit test tried to run a real process: {argv}")
-    monkeypatch.setattr(Runner, "_execute", refuse)
-    monkeypatch.setattr(Runner, "spawn", refuse)
+    attempts: list[str] = []
+
+    def refuser(what, method=True):
+        def refuse(*args, **kwargs):
+            # Recorded as well as raised: code under test may catch the error
+            # (the CLI maps exceptions to an exit code), and the test must fail anyway.
+            detail = f"{what}: {list(args[1:] if method else args)[:2]!r}"
+            attempts.append(detail)
+            raise Refused(f"unit test tried to use the outside world: {detail}")
+        return refuse
+
+    monkeypatch.setattr(Runner, "_execute", refuser("real process"))
+    monkeypatch.setattr(Runner, "spawn", refuser("real process"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuser("subprocess"))
+    # Every TCP/UDP/unix socket is made by socket.socket (create_connection,
+    # urllib, http.client go through it); name resolution is network traffic too.
+    monkeypatch.setattr(socket.socket, "__init__", refuser("socket"))
+    monkeypatch.setattr(socket.socket, "connect", refuser("socket.connect"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuser("socket.getaddrinfo", method=False))
+    monkeypatch.setattr(socket, "create_connection", refuser("socket.create_connection", method=False))
+    yield attempts
+    assert not attempts, f"unit test tried to use the outside world: {attempts}"
 
 
 @pytest.fixture

@@ -53,3 +53,11 @@ def write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+def mark_root(root: Path, build: str) -> None:
+    """Make `root` look like a root this build made (its marker), as a bootstrap leaves it."""
+    from nfsroot_builder import pathguard
+    marker = Path(root) / pathguard.BUILD_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"build": build}))

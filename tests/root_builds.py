@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import nfsroot_build, require
+from helpers import nfsroot_build, require, status
 
 HASH = "$6$nfsrootlab$h11iU6PTvJRLyy7/3jEA3/mAH5atrONLmymJs3/tJD/awHyv6YLTdglbrZc1fRX..67IS4Z0GOZceY9NqF97H1"
 NODES = [("n1", "52:54:00:12:35:01", "192.168.0.101"), ("n2", "52:54:00:12:35:02", "192.168.0.102")]
@@ -64,6 +64,7 @@ class Build:
     stage: Path
     name: str
     figures: dict = field(default_factory=dict)
+    dry_run: str = ""   # the transcript of `all --dry-run` on the fresh prefix, before the build
 
     @property
     def root(self) -> Path:
@@ -108,6 +109,8 @@ def new_build(tmp_path_factory, key, **kw) -> Build:
 @pytest.fixture(scope="session")
 def mm(tmp_path_factory) -> Build:
     b = new_build(tmp_path_factory, "mm", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
+    # test_dry_run_exact.py compares it with what the build below does.
+    b.dry_run = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--dry-run", check=True).stdout
     t0 = time.monotonic()
     nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
     b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
@@ -117,20 +120,83 @@ def mm(tmp_path_factory) -> Build:
     return b
 
 
+def step_record(b: Build, step: str) -> dict:
+    """The step's record in the build's state file ({} before the first save)."""
+    try:
+        return b.state["steps"].get(step, {})
+    except (OSError, ValueError):
+        return {}
+
+
+def step_log(b: Build, step: str, rec: dict) -> Path | None:
+    """The log the state names for the step, else the newest <step>.log under
+    the state dir's logs/ (one directory per run, or flat)."""
+    if rec.get("log"):
+        return Path(rec["log"])
+    logs = sorted((b.stage / f"var/lib/nfsroot-build/{b.name}/logs").rglob(f"{step}.log"),
+                  key=lambda p: p.stat().st_mtime)
+    return logs[-1] if logs else None
+
+
+def wait_until_running(proc: subprocess.Popen, b: Build, step: str, command: str, then: str,
+                       timeout: float = 1800) -> str:
+    """Wait until the state says `step` is running and its log (the path the
+    state names) shows it started `command` ("$ ..." line); then up to 60 s for
+    a line with `then` (the command's own output, written in blocks). Returns
+    what was seen last. Fails if the run ends first or the step finishes."""
+    deadline = time.monotonic() + timeout
+    seen, started_at = "", None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended ({proc.returncode}) before {step} ran {command!r}")
+        rec = step_record(b, step)
+        if rec.get("status") not in (None, "running"):
+            raise AssertionError(f"{step} is {rec.get('status')} before {command!r} was seen")
+        log = step_log(b, step, rec)
+        if rec.get("status") == "running" and log:
+            try:
+                text = log.read_text(errors="replace")
+            except OSError:
+                text = ""
+            if any(line.startswith("$ ") and command in line for line in text.splitlines()):
+                seen = seen or "started"
+                started_at = started_at or time.monotonic()
+                tail = text[text.rindex(command):]
+                if then in tail:
+                    return "output"
+                if time.monotonic() - started_at > 60:
+                    return seen
+        time.sleep(0.1)
+    raise AssertionError(f"{step} did not run {command!r} within {timeout} s")
+
+
 @pytest.fixture(scope="session")
 def deb(tmp_path_factory) -> Build:
     """debootstrap, stopped by SIGTERM while apt-get installs in the chroot, then resumed."""
     b = new_build(tmp_path_factory, "deb", bootstrapper="debootstrap", layout="per-node", loader="ipxe")
-    log = b.stage / "var/lib/nfsroot-build/deb/logs/last/root-packages.log"
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "nfsroot_builder", "all", "-c", b.cfg, "--prefix", b.stage],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while proc.poll() is None and not (log.exists() and "apt-get install" in log.read_text(errors="replace")):
-        time.sleep(0.5)
-    time.sleep(8)   # well into downloading/unpacking
+    # Output to a file, not a pipe nobody reads while we wait (a full pipe would stall the run).
+    out_path = b.cfg.with_name("interrupted-run.out")
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "nfsroot_builder", "all", "-c", b.cfg, "--prefix", b.stage],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # dpkg's "Unpacking <pkg>": apt-get is past the downloads, dpkg is writing the root.
+        seen = wait_until_running(proc, b, "root-packages", "apt-get install", then="Unpacking ")
+    except BaseException as e:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"{e}\n{out_path.read_text(errors='replace')[-3000:]}") from e
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    b.figures["sigterm"] = {"returncode": proc.returncode, "stderr": err[-2000:],
+    proc.wait(timeout=120)
+    err = out_path.read_text(errors="replace")
+    steps = b.state["steps"]
+    b.figures["sigterm"] = {"returncode": proc.returncode, "stderr": err[-2000:], "signalled_after": seen,
+                            # every step the run started and did not finish: status and error
+                            "unfinished": {s: [rec.get("status"), rec.get("error", "")]
+                                           for s, rec in steps.items() if rec.get("status") != "done"},
+                            "done": [s for s, rec in steps.items() if rec.get("status") == "done"],
+                            "status": {s: r["status"] for s, r in status(b.cfg, b.stage).items()},
                             "mounts_after": mounts_under(b.stage),
                             "policy_rc_d_after": (b.root / "usr/sbin/policy-rc.d").exists()}
     nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--resume", check=True)

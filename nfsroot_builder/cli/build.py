@@ -14,7 +14,6 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import session
-from ..errors import HostProblem
 from .common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -75,20 +74,13 @@ def check(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), sta
               f"loader {ctx.config.boot.loader})")
 
 
-def _host_checks(ctx, dry_run: bool) -> None:
-    """The host checks before the first change: a real run on the host stops
-    on a failure (nothing changed yet); a dry-run says the real run would."""
+def _host_notes(ctx) -> None:
+    """The host checks' notes and warnings (under --prefix a host problem is a
+    note); their failures stop the run in the preflight, before any change."""
     from ..hostcheck import host_checks
-    fails = []
     for level, msg in host_checks(ctx):
-        if level in ("fail", "note", "warn"):
+        if level in ("note", "warn"):
             say(f"{level}: {msg}")
-        fails += [msg] if level == "fail" else []
-    if fails and not dry_run:
-        raise HostProblem(f"{len(fails)} host check(s) failed (above); nothing was changed. "
-                          "`nfsroot-build check` repeats them")
-    if fails:
-        say(f"note: a real run would stop here: {len(fails)} host check(s) failed (above)")
 
 
 def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None,
@@ -100,7 +92,7 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
     ctx = make_ctx(config, prefix, state_dir, dry_run, emit=lines.append if dry_run else None)
     if not dry_run:
         session.require_root("a real run")
-    _host_checks(ctx, dry_run)
+    _host_notes(ctx)
     out = Console(file=sys.stdout, highlight=False)
     # A dry-run's steps take milliseconds: no live line. On a terminal its
     # transcript carries the step headings, so they are not printed twice.

@@ -5,10 +5,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from debian.debian_support import Version
-
 from ..context import Context
 from ..files import sha256_file
+from ..steps.initramfs import newest_kernel
 from .base import Finding, check, ok
 from .parse import comment_out_claims, ifupdown_claims, initrd_names
 
@@ -131,11 +130,6 @@ def root_hostname(ctx: Context) -> Finding:
 
 
 # -- kernel and initrd in TFTP -----------------------------------------------------
-
-
-def newest_kernel(root: Path) -> str | None:
-    versions = [p.name.removeprefix("vmlinuz-") for p in (root / "boot").glob("vmlinuz-*")]
-    return max(versions, key=Version, default=None)
 
 
 def tftp_images(ctx: Context, prefix: str) -> list[Path]:

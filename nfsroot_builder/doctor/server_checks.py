@@ -15,8 +15,9 @@ from ..context import Context
 from ..files import split_block
 from ..render import node_dir
 from ..render.server import dhcpd_block
-from ..steps.dhcp import DhcpServer
+from ..steps.dhcp import DhcpServer, dhcpd_errors, dhcpd_test_argv
 from ..steps.nfs import EXPORTS_DROPIN, GANESHA_DROPIN, GANESHA_MAIN, NfsExports
+from ..steps.tftp import TFTPD_DEFAULTS
 from .base import Finding, check, ok
 from .parse import (
     Export,
@@ -31,7 +32,6 @@ from .parse import (
 NFS_STATE_FILES = ("etab", "rmtab", "state", "xtab")
 NFS_DEFAULTS = "/etc/default/nfs-kernel-server"
 NFS_CONF_DROPIN = "/etc/nfs.conf.d/nfsroot-build.conf"
-TFTPD_DEFAULTS = "/etc/default/tftpd-hpa"
 MAX_LISTED = 5
 
 
@@ -300,13 +300,12 @@ def dhcpd_syntax(ctx: Context) -> Finding:
     conf = _dhcpd_conf(ctx)
     if not conf.exists():
         return ok(f"{conf} does not exist yet (step dhcp-server writes it)")
-    res = ctx.runner.run(["dhcpd", "-t", "-q", "-4", "-cf", str(conf)], probe=True, check=False)
+    res = ctx.runner.run(dhcpd_test_argv(conf), probe=True, check=False)
     if res.exit_code == 127:
         return Finding("warn", "dhcpd is not installed: cannot check", "nfsroot-build run server-packages")
     if res.ok:
         return ok(f"{conf} passes dhcpd -t")
-    tail = [line for line in (res.stdout + res.stderr).splitlines() if line.strip()]
-    errors = [line for line in tail if re.search(r"line \d+|error|expected", line, re.IGNORECASE)] or tail[-3:]
+    errors = dhcpd_errors(res.stdout + res.stderr, conf, str(conf))
     reason = f"dhcpd -t rejects {conf}: " + " | ".join(errors[:4])
     try:
         text = conf.read_text()

@@ -6,9 +6,11 @@ import hashlib
 import inspect
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from ..context import Context
+from ..files import split_block
 
 
 @dataclass
@@ -23,6 +25,8 @@ class Step:
     version: ClassVar[int] = 1
     # Steps whose outputs this one uses: if one of them re-runs, so does this.
     needs: ClassVar[tuple[str, ...]] = ()
+    # Downloads from root.mirror: the preflight then probes the mirror first.
+    uses_mirror: ClassVar[bool] = False
 
     @classmethod
     def summary(cls) -> str:
@@ -42,6 +46,34 @@ class Step:
 
     def run(self, ctx: Context) -> StepResult:
         raise NotImplementedError
+
+
+def stale_files(wanted: dict[Path, str | bytes | None]) -> list[str]:
+    """The paths whose bytes on disk are not the wanted ones (None: must be
+    absent): what verify() reports, so a hand edit makes the step stale."""
+    bad = []
+    for path, want in wanted.items():
+        data = want.encode() if isinstance(want, str) else want
+        try:
+            have = Path(path).read_bytes()
+        except OSError:
+            have = None
+        if have != data:
+            bad.append(str(path))
+    return bad
+
+
+def stale_blocks(wanted: dict[Path, str], comment: str = "#") -> list[str]:
+    """The files whose managed block is missing or not the wanted body."""
+    bad = []
+    for path, body in wanted.items():
+        try:
+            have = split_block(Path(path).read_text(), comment)[1]
+        except (OSError, ValueError):
+            have = None
+        if have != (body if body.endswith("\n") or not body else body + "\n"):
+            bad.append(str(path))
+    return bad
 
 
 def digest(value) -> str:

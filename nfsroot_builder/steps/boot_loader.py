@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ..context import Context
 from ..render import menus
-from .base import Step, StepResult
+from .base import Step, StepResult, stale_files
 
 GRUB_PLATFORMS = {"i386-pc": "core.0", "x86_64-efi": "core.efi"}
 IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/lib/ipxe/ipxe.efi"}
@@ -15,6 +15,13 @@ def grub_version(ctx: Context) -> str:
     res = ctx.runner.run(["dpkg-query", "-W", "-f", "${Package}=${Version}\n", "grub-pc-bin", "grub-efi-amd64-bin"],
                          probe=True, check=False)
     return " ".join(sorted(res.stdout.split()))
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 class BootLoader(Step):
@@ -42,17 +49,19 @@ class BootLoader(Step):
     def fingerprint(self, ctx: Context) -> dict:
         return {"loader": ctx.config.boot.loader, "tftp.root": ctx.config.tftp.root}
 
-    def _targets(self, ctx: Context) -> list[Path]:
-        t = ctx.tftp_root
-        if ctx.config.boot.loader == "grub":
-            return [t / "boot/grub" / p / core for p, core in GRUB_PLATFORMS.items()] + [t / "boot/grub/grub.cfg"]
-        if ctx.config.boot.loader == "ipxe":
-            return [t / name for name in IPXE_FILES] + [t / "ipxe/boot.ipxe"]
-        return []
-
     def verify(self, ctx: Context) -> list[str]:
-        missing = [str(p) for p in self._targets(ctx) if not p.exists()]
-        return [f"missing: {' '.join(missing)}"] if missing else []
+        """The menus and iPXE's binaries by content; GRUB's core images (made
+        by grub-mknetdir, not by us) by presence and size."""
+        cfg, t = ctx.config, ctx.tftp_root
+        bad: list[str] = []
+        if cfg.boot.loader == "grub":
+            cores = [t / "boot/grub" / p / core for p, core in GRUB_PLATFORMS.items()]
+            bad += [str(p) for p in cores if not p.is_file() or p.stat().st_size == 0]
+            bad += stale_files({t / "boot/grub/grub.cfg": menus.grub_fallback(cfg)})
+        elif cfg.boot.loader == "ipxe":
+            wanted = {t / name: _read(Path(src)) for name, src in IPXE_FILES.items()}
+            bad += stale_files({**wanted, t / "ipxe/boot.ipxe": menus.ipxe_boot(cfg)})
+        return [f"missing or not as configured: {' '.join(bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
         cfg, t = ctx.config, ctx.tftp_root

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from .. import chroot, packages_index, pathguard
 from ..context import Context
@@ -8,6 +9,12 @@ from .base import Step, StepResult
 from .root_packages import wanted
 
 MARKER = "etc/nfsroot-build/bootstrap.json"
+# What a bootstrapped root holds that later steps act on: base-files'
+# directories, and the build host's resolver and name, which debootstrap and
+# mmdebstrap both copy in (the hostname and node-network steps replace them).
+# Declared with FileOps.expect so that a dry-run plans with them.
+BASE_DIRS = ("tmp", "var/tmp", "var/log", "var/cache", "var/spool", "var/lib")
+FROM_HOST = ("etc/resolv.conf", "etc/hostname")
 
 
 def identity(ctx: Context) -> dict:
@@ -42,6 +49,7 @@ class Bootstrap(Step):
     architecture, components or mirror rebuilds the root from scratch.
     """
     name = "bootstrap"
+    uses_mirror = True
 
     def fingerprint(self, ctx: Context) -> dict:
         return {**identity(ctx), "root.path": ctx.config.root.path}
@@ -71,6 +79,8 @@ class Bootstrap(Step):
             # --one-file-system: never follow a mount that survived into the host's /dev or /proc.
             ctx.runner.run(["rm", "-rf", "--one-file-system", str(ctx.root)])
         ctx.files.ensure_dir(ctx.apt_cache, 0o755)
+        # apt's own mode for it; the bootstrappers' cache sync leaves it so.
+        ctx.files.ensure_dir(ctx.apt_cache / "partial", 0o700)
         ctx.files.ensure_dir(ctx.root, 0o755)
         # The marker first: a bootstrap that dies half-way leaves a root the next run may remove.
         ctx.files.ensure_file(ctx.root / pathguard.BUILD_MARKER, json.dumps({"build": ctx.config.name}) + "\n")
@@ -89,5 +99,10 @@ class Bootstrap(Step):
                     f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
                     r.suite, str(ctx.root), mirror]
         ctx.runner.run(argv)
+        for name in BASE_DIRS:
+            ctx.files.expect(ctx.root / name)
+        for name in FROM_HOST:
+            if (Path("/") / name).is_file():
+                ctx.files.expect(ctx.root / name, (Path("/") / name).read_bytes())
         ctx.files.ensure_file(ctx.root / MARKER, json.dumps(identity(ctx), indent=2) + "\n")
         return StepResult(changed=True, outputs={"mirror": mirror})

@@ -90,7 +90,8 @@ class Initramfs(Step):
         return []
 
     def run(self, ctx: Context) -> StepResult:
-        kernel = ctx.placeholder("kernel-version", newest_kernel(ctx.root))
+        found = newest_kernel(ctx.root)
+        kernel = ctx.placeholder("kernel-version", found)
         initrd = ctx.root / "boot" / f"initrd.img-{kernel}"
         inputs = digest(_inputs(ctx))
         newest_input = max((p.stat().st_mtime for p in (ctx.root / k.lstrip("/") for k in _inputs(ctx))
@@ -98,16 +99,19 @@ class Initramfs(Step):
         # Stale if older than a file we wrote, or built from other inputs
         # (a layout script removed since leaves no newer file behind).
         recorded = ctx.state.outputs(self.name).get("inputs")
-        stale = (not initrd.exists() or initrd.stat().st_mtime < newest_input
-                 or (recorded is not None and recorded != inputs))
+        # No kernel yet (only a dry-run gets here: the placeholder raises in a
+        # real run): root-packages will install it after initramfs-config, so
+        # its own initrd is built from these inputs and is not stale.
+        stale = found is not None and (not initrd.exists() or initrd.stat().st_mtime < newest_input
+                                       or (recorded is not None and recorded != inputs))
         with chroot.session(ctx) as ch:
             if stale:
                 ch.run(["update-initramfs", "-u", "-k", kernel])
-            listing = ch.run(["lsinitramfs", f"/boot/initrd.img-{kernel}"]).stdout
-        names = {line.strip().removeprefix("./") for line in listing.splitlines()}
-        # An empty listing only comes from a dry-run: a real initrd is never empty.
-        missing = [w for w in R.initrd_must_contain(ctx.config)
-                   if names and not any(re.fullmatch(w, n) for n in names)]
+            listing = ch.run(["lsinitramfs", f"/boot/initrd.img-{kernel}"])
+        names = {line.strip().removeprefix("./") for line in listing.stdout.splitlines()}
+        # A dry-run did not list anything; a real empty listing is a broken initrd.
+        missing = [] if listing.dry else [w for w in R.initrd_must_contain(ctx.config)
+                                          if not any(re.fullmatch(w, n) for n in names)]
         if missing:
             raise NfsrootError(f"{initrd} lacks {', '.join(missing)}: it cannot boot this NFS root")
         st = initrd.stat() if initrd.exists() else None

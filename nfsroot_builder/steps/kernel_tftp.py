@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..context import Context
 from .base import Step, StepResult
 from .initramfs import newest_kernel
@@ -9,6 +11,11 @@ def images(ctx: Context, kernel: str) -> dict[str, str]:
     """name in the root's /boot -> TFTP path (under the build's own directory)."""
     return {f"vmlinuz-{kernel}": f"/{ctx.config.name}/vmlinuz-{kernel}",
             f"initrd.img-{kernel}": f"/{ctx.config.name}/initrd.img-{kernel}"}
+
+
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 class KernelToTftp(Step):
@@ -32,10 +39,14 @@ class KernelToTftp(Step):
         if not kernel or kernel != newest_kernel(ctx.root):
             return ["the newest kernel of the root is not the one published"]
         bad = []
+        written = ctx.output(self.name, "written", {})
         for src, dst in images(ctx, kernel).items():
             target, source = ctx.tftp_root / dst.lstrip("/"), ctx.root / "boot" / src
+            # Size and mtime as this step left them: a copy edited or replaced
+            # by hand shows, without hashing 100 MB on every status.
             if not target.exists() or (target.stat().st_mode & 0o777) != 0o644 \
-                    or not source.exists() or target.stat().st_size != source.stat().st_size:
+                    or not source.exists() or target.stat().st_size != source.stat().st_size \
+                    or (dst in written and _stamp(target) != written[dst]):
                 bad.append(str(target))
         return [f"missing or different: {' '.join(bad)}"] if bad else []
 
@@ -50,5 +61,8 @@ class KernelToTftp(Step):
         for old in sorted(here.glob("vmlinuz-*")) + sorted(here.glob("initrd.img-*")):
             if old.name not in keep:
                 changed |= ctx.files.ensure_absent(old)
+        written = {dst: _stamp(ctx.tftp_root / dst.lstrip("/")) for dst in wanted.values()
+                   if (ctx.tftp_root / dst.lstrip("/")).exists()}
         return StepResult(changed=changed, outputs={"kernel": kernel, "kernel_path": wanted[f"vmlinuz-{kernel}"],
-                                                    "initrd_path": wanted[f"initrd.img-{kernel}"]})
+                                                    "initrd_path": wanted[f"initrd.img-{kernel}"],
+                                                    "written": written})

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ..context import Context
 from ..render.server import exports, ganesha_exports
-from .base import Step, StepResult
+from .base import Step, StepResult, stale_blocks, stale_files
 
 EXPORTS_DROPIN = "/etc/exports.d/nfsroot-build.exports"
 GANESHA_DROPIN = "/etc/ganesha/nfsroot-build.conf"
@@ -45,8 +45,15 @@ class NfsExports(Step):
                 "nodes": [(n.name, n.ip) for n in c.nodes] if c.root.layout == "per-node" else []}
 
     def verify(self, ctx: Context) -> list[str]:
-        path = ctx.host(EXPORTS_DROPIN if ctx.config.nfs.server == "kernel" else GANESHA_DROPIN)
-        return [] if path.exists() else [f"{path} is missing"]
+        c = ctx.config
+        if c.nfs.server == "kernel":
+            bad = stale_files({ctx.host(EXPORTS_DROPIN): exports(c, ctx.served)})
+        else:
+            bad = stale_files({ctx.host(GANESHA_DROPIN): ganesha_exports(c, ctx.served)})
+            bad += stale_blocks({ctx.host(GANESHA_MAIN): f'%include "{ctx.host(GANESHA_DROPIN)}"\n'})
+        if c.root.layout == "per-node":
+            bad += [str(d) for d in (ctx.host(f"{c.root.path}.nodes/{n.name}") for n in c.nodes) if not d.is_dir()]
+        return [f"missing or not as configured: {' '.join(bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
         c = ctx.config

@@ -7,6 +7,7 @@ import os
 from ..context import Context
 from ..render import root as R
 from .base import Step, StepResult, digest
+from .root_packages import REMOTE_FS, REMOTE_FS_WANT
 
 # path in the root -> ("file", content, mode) | ("link", target) | ("absent",) | ("dir", mode)
 Want = dict[str, tuple]
@@ -46,7 +47,7 @@ class RootFileStep(Step):
                 changed |= ctx.files.ensure_absent(p)
                 continue
             if want[0] == "dir":
-                if not p.is_dir():   # an existing one keeps its mode (the package's)
+                if not ctx.files.is_dir(p):   # an existing one keeps its mode (the package's)
                     changed |= ctx.files.ensure_dir(p, want[1])
                 continue
             if p.is_symlink() and want[0] == "file":
@@ -103,8 +104,7 @@ class Mountnfs(RootFileStep):
     def wanted(self, ctx: Context) -> Want:
         if ctx.config.root.init == "sysvinit":
             return {"/etc/rcS.d/S35mountnfs": ("link", "../network/if-up.d/mountnfs")}
-        return {"/etc/systemd/system/multi-user.target.wants/remote-fs.target":
-                ("link", "/usr/lib/systemd/system/remote-fs.target")}
+        return {"/" + REMOTE_FS_WANT: ("link", REMOTE_FS)}
 
 
 class Hostname(RootFileStep):

@@ -13,6 +13,9 @@ INIT_PACKAGES = {"systemd": ["systemd-sysv", "udev"],
 APT_OPTS = ["-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confdef",
             "-o", "Dpkg::Options::=--force-confold"]
 LOCAL_DIR = "var/cache/nfsroot-build/local-debs"
+# Enabled by systemd's own presets when it is installed (the mountnfs step makes sure).
+REMOTE_FS_WANT = "etc/systemd/system/multi-user.target.wants/remote-fs.target"
+REMOTE_FS = "/usr/lib/systemd/system/remote-fs.target"
 
 
 def wanted(ctx: Context) -> list[str]:
@@ -28,12 +31,14 @@ def wanted(ctx: Context) -> list[str]:
 def tidy(ctx: Context) -> None:
     """Drop apt's lists, caches and any .deb left in the root (~200 MB every
     node would read through NFS for nothing); mmdebstrap(1) does the same
-    after a bootstrap ("cleanup/apt"). The .debs live on in the host's cache."""
-    apt = ctx.root / "var/cache/apt"
-    leftovers = [*apt.glob("*.bin"), *(apt / "archives").glob("*.deb")]
-    leftovers += [p for p in (ctx.root / "var/lib/apt/lists").glob("*") if p.is_file() and p.name != "lock"]
-    for path in sorted(leftovers):
-        ctx.files.ensure_absent(path)
+    after a bootstrap ("cleanup/apt"). The .debs live on in the host's cache.
+
+    One find(1), not a removal per file: which files apt left is only known
+    after apt ran, and a dry-run must show the same as the real run."""
+    apt, lists = ctx.root / "var/cache/apt", ctx.root / "var/lib/apt/lists"
+    ctx.runner.run(["find", str(apt), str(lists), "-xdev", "-type", "f",
+                    "(", "-path", f"{apt}/*.bin", "-o", "-path", f"{apt}/archives/*.deb",
+                    "-o", "-path", f"{lists}/*", ")", "!", "-name", "lock", "-delete"])
 
 
 def _local_id(path: str) -> dict:
@@ -64,6 +69,7 @@ class RootPackages(Step):
     """
     name = "root-packages"
     needs = ("bootstrap",)
+    uses_mirror = True
 
     def fingerprint(self, ctx: Context) -> dict:
         return {"packages": wanted(ctx), "local_debs": [_local_id(p) for p in ctx.config.root.local_debs]}
@@ -100,6 +106,10 @@ class RootPackages(Step):
                     ch.run(["apt-get", "install", *APT_OPTS, *copies])
                 finally:
                     ctx.files.ensure_absent(ctx.root / LOCAL_DIR)
+            if r.init == "systemd":
+                # systemd's install made these; a dry-run plans with them (FileOps.expect).
+                ctx.files.expect(ctx.root / "var/lib/systemd")
+                ctx.files.expect(ctx.root / REMOTE_FS_WANT, link=REMOTE_FS)
         tidy(ctx)
         after = packages_index.installed(ctx.root)
         return StepResult(changed=after != before, outputs={"local_packages": [p for p in local if p]})

@@ -35,11 +35,11 @@ class Services(Step):
 
 
 def _apply_exports(ctx: Context) -> None:
+    if ctx.staging:   # a staged tree is not what the host's nfsd exports
+        ctx.note(f"staging prefix {ctx.prefix}: not running exportfs -ra on the host")
+        return
     missing = [str(p) for p in exported_paths(ctx) if not p.is_dir()]
     # A dry-run of `all` has not built the root: placeholder() lets it pass there only.
     ctx.placeholder(f"the exported directories {' '.join(missing)} (step bootstrap makes the root)",
                     not missing)
-    if ctx.staging:
-        ctx.note(f"staging prefix {ctx.prefix}: not running exportfs -ra on the host")
-        return
     ctx.runner.run(["exportfs", "-ra"])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..render.server import tftpd_defaults_block
-from .base import Step, StepResult
+from .base import Step, StepResult, stale_blocks
 
 TFTPD_DEFAULTS = "/etc/default/tftpd-hpa"
 
@@ -21,7 +21,10 @@ class TftpServer(Step):
         return {"tftp.root": ctx.config.tftp.root}
 
     def verify(self, ctx: Context) -> list[str]:
-        return [] if ctx.tftp_root.is_dir() else [f"{ctx.tftp_root} is missing"]
+        if not ctx.tftp_root.is_dir():
+            return [f"{ctx.tftp_root} is missing"]
+        bad = stale_blocks({ctx.host(TFTPD_DEFAULTS): tftpd_defaults_block(ctx.config, ctx.served)})
+        return [f"managed block missing or not as configured: {' '.join(bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
         changed = ctx.files.ensure_dir(ctx.tftp_root, 0o755)

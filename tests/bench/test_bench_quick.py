@@ -41,11 +41,18 @@ def test_quick_run_writes_numbers(tmp_path):
         assert heading in text
     # Every target has a row; the quick sizes were measured (a number with a unit).
     for target in ("no-op resume < 1 s", "100-node render < 1 s", "100-node render < 150 MB",
-                   "add one node at 100 < 2 s", "dry-run < 1 s", "full build with mmdebstrap"):
+                   "no-op resume at 100 nodes < 0.4 s", "add one node at 100 < 2 s", "dry-run < 1 s",
+                   "full build ≤ 0.3× the seed by hand (cold cache", "full build ≤ 0.3× the seed by hand (warm cache",
+                   "unknown package fails"):
         assert target in text, target
-    for row in ("no-op resume", "inventory scale: 100 nodes", "add one node to 100"):
+    for row in ("no-op resume", "inventory scale: 100 nodes", "add one node to 100", "no-op resume at 100 nodes"):
         line = next(ln for ln in text.splitlines() if ln.startswith(f"| {row}"))
         assert re.search(r"\| \d+(\.\d+)? (ms|s) \|", line), line
+    # Each measured target has a verdict computed from its number.
+    for target in ("100-node render < 1 s", "no-op resume at 100 nodes < 0.4 s"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"| {target}"))
+        assert re.search(r"\| \d+ ms \| (met|\*\*missed\*\*) \|", line), line
+    assert re.search(r"^\d+ of \d+ measured targets met", text, re.M)
     # The long benchmarks say why they were skipped instead of showing numbers.
     assert "not measured: --quick" in text
     assert not (tmp_path / "work").exists(), "the scratch directory is removed"

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from nfsroot_builder import runner as runner_mod
 
-from fakes import FakeRunner
+from fakes import FakeRunner, fake_suite
 
 
 @pytest.fixture
@@ -14,5 +14,5 @@ def cli(monkeypatch):
     # Probes (dpkg-query) get the fake's answer: every package installed.
     monkeypatch.setattr(runner_mod.Runner, "_execute",
                         lambda self, argv, *a: FakeRunner()._execute(argv, *a))
+    fake_suite(monkeypatch)
     return CliRunner()
-

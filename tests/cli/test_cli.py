@@ -1,12 +1,15 @@
-"""The CLI in-process (typer's CliRunner) with the real-process guard on:
+"""The CLI in-process (typer's CliRunner) with the guard on (no real process, no socket):
 exit codes, where output goes, and that bad input changes nothing."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
+from nfsroot_builder import packages_index
 from nfsroot_builder.cli import app
+from nfsroot_builder.steps.root_packages import wanted
 
 from helpers import write
 
@@ -31,13 +34,39 @@ def test_list(cli):
         "Restart the services whose configuration changed (the seed's last server step).")
 
 
-def test_dry_run_plan_on_stdout_nothing_written(cli, tmp_path, seed_text):
+@pytest.fixture
+def suite(monkeypatch, seed_config):
+    """The suite's package names without the mirror: exactly what the seed
+    config's root asks for. (The real lookup fetches the Release file and the
+    Packages index over HTTP; the socket guard fails any test that tries.)"""
+    names = {p.split(":")[0] for p in wanted(SimpleNamespace(config=seed_config))}
+    asked = []
+
+    def available(ctx):
+        asked.append(ctx.config.root.suite)
+        return set(names)
+    monkeypatch.setattr(packages_index, "available", available)
+    return SimpleNamespace(names=names, asked=asked)
+
+
+def test_dry_run_plan_on_stdout_nothing_written(cli, suite, tmp_path, seed_text):
     cfg = write(tmp_path, seed_text)
     stage = tmp_path / "stage"
     res = cli.invoke(app, ["all", "-c", str(cfg), "--prefix", str(stage), "--dry-run"])
     assert res.exit_code == 0, res.output
     assert "### step dhcp-server" in res.stdout and "### step services" in res.stdout
     assert "host ssi4 { hardware ethernet 52:54:00:00:00:04;" in res.stdout
+    assert suite.asked, "the dry-run checks the package names against the suite"
+    assert not stage.exists()
+
+
+def test_dry_run_names_a_package_the_suite_lacks(cli, suite, tmp_path, seed_text):
+    assert "nfs-commn" not in suite.names
+    cfg = write(tmp_path, seed_text.replace("packages = [", 'packages = ["nfs-commn", ', 1))
+    stage = tmp_path / "stage"
+    res = cli.invoke(app, ["all", "-c", str(cfg), "--prefix", str(stage), "--dry-run"])
+    assert res.exit_code in (1, 2), res.output
+    assert "nfs-commn" in res.stderr and "Traceback" not in res.output
     assert not stage.exists()
 
 
@@ -157,16 +186,20 @@ def test_tables_are_ascii_unless_the_locale_is_utf8(monkeypatch, env, ascii):
 
 def test_real_run_on_the_host_stops_on_a_host_check_before_any_change(cli, tmp_path, seed_text, monkeypatch):
     """As on the host (staging off; files still under tmp_path): the seed's
-    eth0 is not in the fake `ip` answer, so nothing may be changed."""
+    placeholder DNS servers fail the preflight, so nothing may be changed, and
+    the dry-run predicts it."""
     from nfsroot_builder.context import Context
     monkeypatch.setattr(Context, "staging", property(lambda self: False))
     monkeypatch.setattr("os.geteuid", lambda: 0)
     cfg = write(tmp_path, seed_text)
     before = tree(tmp_path)
-    res = cli.invoke(app, ["all", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
-    assert res.exit_code == 1, res.output
-    assert "fail: network.dns_servers: 123.123.123.123" in res.stderr
-    assert "host check(s) failed (above); nothing was changed" in res.stderr
-    assert tree(tmp_path) == before
-    res = cli.invoke(app, ["all", "--dry-run", "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
-    assert res.exit_code == 0 and "a real run would stop here" in res.stderr and "### step services" in res.stdout
+    for dry in ([], ["--dry-run"]):
+        res = cli.invoke(app, ["all", *dry, "-c", str(cfg), "--prefix", str(tmp_path / "stage")])
+        assert res.exit_code == 1, res.output
+        assert "preflight failed, nothing was changed" in res.stderr
+        assert "network.dns_servers: 123.123.123.123, 124.124.124.124 are the seed page's placeholders" in res.stderr
+        assert "### step" not in res.stdout
+    # the real run took its lock in the state dir, and changed nothing else
+    assert [p for p in tree(tmp_path) if p not in before] == [
+        "stage", "stage/var", "stage/var/lib", "stage/var/lib/nfsroot-build", "stage/var/lib/nfsroot-build/kerrighed",
+        "stage/var/lib/nfsroot-build/kerrighed/lock"]

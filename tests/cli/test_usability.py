@@ -22,7 +22,7 @@ from nfsroot_builder.runlogs import RunLogs
 from nfsroot_builder.steps import STEPS
 
 from doctor_scenes import SCENES
-from fakes import FakeRunner
+from fakes import FakeRunner, fake_suite
 from helpers import example_text, write
 
 STEP_NAMES = [s.name for s in STEPS]
@@ -179,6 +179,7 @@ def _cli_with(monkeypatch, hook=None):
     monkeypatch.setattr(runner_mod.Runner, "_execute",
                         lambda self, argv, *a: FakeRunner(hook=hook)._execute(argv, *a))
     monkeypatch.setattr("os.geteuid", lambda: 0)
+    fake_suite(monkeypatch)
     return CliRunner()
 
 

@@ -22,6 +22,17 @@ from root_builds import BASE, HASH, NODES, Build, config, mounts_under, record
 def test_sigterm_during_root_packages_leaves_nothing_mounted_and_resume_finishes(deb):
     s = deb.figures["sigterm"]
     assert s["returncode"] == 130, s["stderr"]
+    # The signal came while root-packages ran apt-get install: that step, and only
+    # it, was interrupted; the steps before it are done, none after it started.
+    assert list(s["unfinished"]) == ["root-packages"], s
+    status, error = s["unfinished"]["root-packages"]
+    assert status in ("running", "failed") and "SIGTERM" in (error or "SIGTERM"), s["unfinished"]
+    assert "step 'root-packages'" in s["stderr"], s["stderr"]
+    steps = list(s["status"])
+    before = steps[:steps.index("root-packages")]
+    assert s["status"]["root-packages"] in ("interrupted", "failed"), s["status"]
+    assert sorted(s["done"]) == sorted(before), s
+    assert all(s["status"][x] == "done" for x in before), s["status"]
     assert s["mounts_after"] == [] and not s["policy_rc_d_after"]
     assert all(step["status"] == "done" for step in deb.state["steps"].values())
 
@@ -127,7 +138,8 @@ def tree(path: Path) -> dict:
     return {str(p): (p.lstat().st_mtime_ns, p.lstat().st_size) for p in path.rglob("*")}
 
 
-def test_resume_on_a_finished_build_changes_nothing_quickly(build, tmp_path_factory):
+def test_resume_on_a_finished_build_changes_nothing(build, tmp_path_factory):
+    # How fast: bench/ ("no-op resume", a target there), not a timed assertion here.
     before = tree(build.stage / "srv")
     times = []
     for _ in range(3):
@@ -138,7 +150,6 @@ def test_resume_on_a_finished_build_changes_nothing_quickly(build, tmp_path_fact
     assert tree(build.stage / "srv") == before
     build.figures["resume_seconds"] = [round(t, 2) for t in times]
     record(tmp_path_factory, f"{build.name}-resume", {"seconds": build.figures["resume_seconds"]})
-    assert min(times) < 1.0, times
 
 
 def broken_deb(tmp: Path) -> Path:

@@ -1,29 +1,24 @@
-"""The root steps before anything is built: a package typo fails in seconds
-without downloading, and the dry-run shows every command, chroot ones too."""
+"""The root steps before anything is built: a package typo fails before
+anything is downloaded, and the dry-run shows every command, chroot ones too."""
 from __future__ import annotations
-
-import time
 
 from test_root_build import HASH, config
 
 from helpers import nfsroot_build
 
 
-def test_unknown_package_fails_within_seconds_naming_it(tmp_path):
+def test_unknown_package_fails_naming_it_before_downloading(tmp_path):
     cfg = tmp_path / "typo.toml"
     cfg.write_text(config("typo", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub",
                           packages=["iproute2", "nfs-commn"]))
     stage = tmp_path / "stage"
-    t0 = time.monotonic()
+    # How fast it fails: bench/ ("unknown package", a target there), not a timed assertion here.
     res = nfsroot_build("all", "-c", cfg, "--prefix", stage)
-    took = time.monotonic() - t0
     assert res.returncode == 1
-    assert "step 'bootstrap' failed" in res.stderr and "nfs-commn" in res.stderr and "iproute2" not in res.stderr
-    assert took < 60, took   # the index is fetched once (~10 MB), then cached by its hash
-    # Nothing was bootstrapped, nothing downloaded.
-    assert not (stage / "srv/nfsroot/typo").exists()
-    log = (stage / "var/lib/nfsroot-build/typo/logs/last/bootstrap.log").read_text()
-    assert "mmdebstrap" not in log
+    # The preflight, before the first step: nothing of the server or the root was touched.
+    assert "preflight failed" in res.stderr and "nfs-commn" in res.stderr and "iproute2" not in res.stderr
+    assert not (stage / "etc").exists() and not (stage / "srv").exists()
+    assert not (stage / "var/lib/nfsroot-build/typo/logs").exists()   # no step ran
 
 
 def test_dry_run_lists_every_command_including_chroot_ones(tmp_path):
@@ -41,7 +36,6 @@ def test_dry_run_lists_every_command_including_chroot_ones(tmp_path):
         f"$ mount --bind /var/cache/nfsroot-build/apt {root}/var/cache/apt/archives",
         "chpasswd -e <<< <redacted>",
         "apt-get install -y --no-install-recommends",
-        "update-initramfs -u -k '<kernel-version>'",
         "lsinitramfs '/boot/initrd.img-<kernel-version>'",
         f"$ umount {root}/proc",
         f"$ cp -a --one-file-system {root}/var/. {stage}/srv/nfsroot/dry.nodes/n1/",
@@ -50,5 +44,8 @@ def test_dry_run_lists_every_command_including_chroot_ones(tmp_path):
     ]:
         assert expected in out, expected
     assert out.count(chroot) >= 5
+    # The kernel's own install builds the initrd after initramfs-config: a real
+    # first build runs no update-initramfs, so neither does its plan (test_dry_run_exact.py).
+    assert "update-initramfs" not in out
     assert HASH not in out and HASH[:12] not in out
     assert not (stage / "srv").exists()

@@ -42,3 +42,16 @@ def test_none_found(fs):
     fs.create_dir("/etc/apt/sources.list.d")
     with pytest.raises(UsageError, match="root.mirror"):
         host_mirror()
+
+
+@pytest.mark.parametrize("options", ["[a=1 b=2 c=3]", "[ a=1 b=2 c=3 ]", "[arch=amd64]", "[ arch=amd64 ]"])
+def test_one_line_option_group_of_any_size(fs, options):
+    fs.create_file("/etc/apt/sources.list", contents=f"deb {options} http://three.example/debian trixie main\n")
+    assert host_mirror() == "http://three.example/debian"
+
+
+def test_one_line_unclosed_option_group_is_skipped(fs):
+    fs.create_file("/etc/apt/sources.list", contents=(
+        "deb [a=1 b=2 http://broken.example/debian trixie main\n"
+        "deb http://good.example/debian trixie main\n"))
+    assert host_mirror() == "http://good.example/debian"

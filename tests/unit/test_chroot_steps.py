@@ -12,6 +12,7 @@ from nfsroot_builder.steps.initramfs import newest_kernel
 from nfsroot_builder.steps.root_password import RootPassword
 
 from fakes import FakeRunner
+from helpers import mark_root
 
 
 @pytest.fixture
@@ -28,8 +29,7 @@ def ctx(seed_config, tmp_path, monkeypatch):
 
 
 def mark(ctx, build: str) -> None:
-    (ctx.root / pathguard.BUILD_MARKER).parent.mkdir(parents=True, exist_ok=True)
-    (ctx.root / pathguard.BUILD_MARKER).write_text(json.dumps({"build": build}))
+    mark_root(ctx.root, build)
 
 
 def test_half_done_bootstrap_starts_again_from_an_empty_directory(ctx):
