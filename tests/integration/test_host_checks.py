@@ -44,13 +44,33 @@ def nfsroot_build(*args, netns):
                            *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
+def with_local_mirror(tmp_path, cfg_text) -> str:
+    """The config on a file:// trixie holding just the names the build asks
+    for: the preflight looks them up, the namespace reaches no mirror, and the
+    test sends nothing anywhere."""
+    cfg_text = cfg_text.replace('suite = "sid"', 'suite = "trixie"')
+    from types import SimpleNamespace
+
+    from nfsroot_builder import config as config_mod
+    from nfsroot_builder.steps.root_packages import wanted
+    names = wanted(SimpleNamespace(config=config_mod.parse(cfg_text)))
+    dist = tmp_path / "mirror/dists/trixie"
+    (dist / "main/binary-amd64").mkdir(parents=True, exist_ok=True)
+    index = lzma.compress("".join(f"Package: {n}\n\n" for n in names).encode())
+    (dist / "main/binary-amd64/Packages.xz").write_bytes(index)
+    (dist / "Release").write_text(f"Suite: trixie\nSHA256:\n {hashlib.sha256(index).hexdigest()} {len(index)} "
+                                  "main/binary-amd64/Packages.xz\n")
+    mirror = tmp_path / "mirror"
+    return cfg_text.replace('mirror = ""', f'mirror = "file://{mirror}"')
+
+
 def config(tmp_path, **replace):
     text = example_text("seed").replace('interface = "eth0"', f'interface = "{IFACE}"')
     text = text.replace('dns_servers = ["123.123.123.123", "124.124.124.124"]', "dns_servers = []")
     for old, new in replace.items():
         assert old in text
         text = text.replace(old, new)
-    return write(tmp_path, text)
+    return write(tmp_path, with_local_mirror(tmp_path, text))
 
 
 def check_in(ns, cfg, *extra):
@@ -84,14 +104,14 @@ def test_under_prefix_host_problems_are_notes(tmp_path, netns):
 
 
 def test_seed_placeholders_are_flagged(tmp_path, netns):
-    res = check_in(netns, write(tmp_path, example_text("seed")))
+    res = check_in(netns, write(tmp_path, with_local_mirror(tmp_path, example_text("seed"))))
     assert res.returncode == 1
     assert "fail: network.dns_servers: 123.123.123.123, 124.124.124.124 are the seed page's placeholders" in res.stdout
     assert "fail: server.interface: eth0 does not exist on this host" in res.stdout
 
 
 def test_lab_config_refused_outside_prefix_only(tmp_path, netns):
-    cfg = write(tmp_path, example_text("lab"))
+    cfg = write(tmp_path, with_local_mirror(tmp_path, example_text("lab")))
     res = check_in(netns, cfg)
     assert res.returncode == 1
     assert "fail: this is the lab example config (its root password 'nfsroot' is published" in res.stdout
@@ -114,29 +134,10 @@ def test_another_dhcp_server_on_port_67_fails(tmp_path, netns):
         listener.wait()
 
 
-def local_mirror(tmp_path, cfg_text) -> str:
-    """A file:// suite holding just the names the build asks for: the namespace
-    reaches no mirror, and the test sends nothing anywhere."""
-    from types import SimpleNamespace
-
-    from nfsroot_builder import config as config_mod
-    from nfsroot_builder.steps.root_packages import wanted
-    names = wanted(SimpleNamespace(config=config_mod.parse(cfg_text)))
-    dist = tmp_path / "mirror/dists/trixie"
-    (dist / "main/binary-amd64").mkdir(parents=True)
-    index = lzma.compress("".join(f"Package: {n}\n\n" for n in names).encode())
-    (dist / "main/binary-amd64/Packages.xz").write_bytes(index)
-    (dist / "Release").write_text(f"Suite: trixie\nSHA256:\n {hashlib.sha256(index).hexdigest()} {len(index)} "
-                                  "main/binary-amd64/Packages.xz\n")
-    return f"file://{tmp_path / 'mirror'}"
-
-
 def test_dry_run_on_the_host_predicts_exportfs_after_the_root(tmp_path, netns):
     """Without --prefix, as a real run would: exportfs -ra only in the services
     step, after bootstrap; the dry-run changes nothing on the host."""
-    cfg = config(tmp_path, **{'suite = "sid"': 'suite = "trixie"'})
-    mirror = local_mirror(tmp_path, cfg.read_text())
-    cfg.write_text(cfg.read_text().replace('mirror = ""', f'mirror = "{mirror}"'))
+    cfg = config(tmp_path)
     before = snapshot(tmp_path)
     res = nfsroot_build("all", "--dry-run", "-c", cfg, "--state-dir", tmp_path / "state", netns=netns)
     assert res.returncode == 0, res.stderr
