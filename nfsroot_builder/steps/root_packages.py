@@ -72,7 +72,9 @@ class RootPackages(Step):
         have = packages_index.installed(ctx.root)
         names = [p.split(":")[0] for p in wanted(ctx)] + ctx.output(self.name, "local_packages", [])
         missing = [p for p in names if p not in have]
-        return [f"not installed in the root: {' '.join(missing)}"] if missing else []
+        # A kill in the middle of a chroot session (this step's or a later one's).
+        leftovers = chroot.leftovers(ctx)
+        return ([f"not installed in the root: {' '.join(missing)}"] if missing else []) + leftovers
 
     def run(self, ctx: Context) -> StepResult:
         r = ctx.config.root
