@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from nfsroot_builder.procs import mounts_under
+
 from helpers import nfsroot_build, require
 
 HASH = "$6$nfsrootlab$h11iU6PTvJRLyy7/3jEA3/mAH5atrONLmymJs3/tJD/awHyv6YLTdglbrZc1fRX..67IS4Z0GOZceY9NqF97H1"
@@ -79,11 +81,6 @@ class Build:
 
     def kernel(self) -> str:
         return self.state["steps"]["kernel-to-tftp"]["outputs"]["kernel"]
-
-
-def mounts_under(path: Path) -> list[str]:
-    with open("/proc/mounts") as f:
-        return [line.split()[1] for line in f if line.split()[1].startswith(str(path))]
 
 
 def du(path: Path) -> int:
