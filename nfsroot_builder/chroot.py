@@ -44,6 +44,17 @@ POLICY = "usr/sbin/policy-rc.d"
 RESOLV = "etc/resolv.conf"
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block is done (a clean-up
+    that a second Ctrl-C cut short would leave mounts behind)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def stop_processes(root: Path) -> None:
     """Stop what runs chrooted in root (a maintainer script that outlived a
     killed apt-get would keep the mounts busy)."""
@@ -188,8 +199,7 @@ def session(ctx: Context, *, apt_cache: bool = False) -> Iterator[Chroot]:
                                 else ctx.files.ensure_file(resolv, original, mode))
             yield Chroot(ctx)
         finally:
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
-            try:
+            with signals_held():
                 if really_mounted:
                     stop_processes(root)
                 for action in reversed(undo):
@@ -200,5 +210,3 @@ def session(ctx: Context, *, apt_cache: bool = False) -> Iterator[Chroot]:
                 if record:
                     ctx.files.ensure_absent(record_path)
                 ctx.files.changed_paths[:] = [p for p in ctx.files.changed_paths if p not in temporary]
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -86,7 +86,8 @@ def locked(ctx: Context):
 
     Under the lock, what an interrupted (SIGKILLed) run left in the root -
     processes, mounts, a chroot session's policy-rc.d and resolv.conf - is
-    undone before anything else (chroot.recover): no other run can own it.
+    undone before anything else (chroot.recover): no other run can own it;
+    and again when this run stops with an error or a signal.
     """
     if ctx.runner.dry_run:
         yield
@@ -98,7 +99,15 @@ def locked(ctx: Context):
         ctx.files.record = dict(fresh.files)
         for done in chroot.recover(ctx):
             ctx.note(f"after an interrupted run: {done}")
-        yield
+        try:
+            yield
+        except BaseException:
+            # Stopped half-way (Ctrl-C, SIGTERM, a failed step): no process
+            # or mount stays in the root - a bootstrapper's own proc and sys
+            # mounts included, which no chroot session undoes.
+            with chroot.signals_held():
+                chroot.recover(ctx)
+            raise
 
 
 def pipeline(ctx: Context, progress: Callable[[str], None] = lambda m: None) -> Pipeline:

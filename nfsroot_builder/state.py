@@ -143,9 +143,8 @@ class RunLock:
         try:
             if self.guarded:
                 self.lock_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-            # Sorted: the same order in every run (they never wait, but the
-            # message then names the same first conflict).
-            for label, path in sorted(self.guarded.items(), key=lambda kv: str(kv[1])):
+            # In the caller's order (the root first): never waits, so no deadlock.
+            for label, path in self.guarded.items():
                 lock = self.path_lock(path)
                 fd = _try_flock(lock)
                 if fd is None:
