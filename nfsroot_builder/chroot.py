@@ -109,7 +109,9 @@ def recover(ctx: Context) -> list[str]:
         return []
     done = []
     if pids := procs.processes_under(root):
-        stop_processes(root)
+        # A dry-run (doctor --fix --dry-run) only says so: a signal cannot be previewed.
+        if not ctx.files.dry_run:
+            stop_processes(root)
         done.append(f"stopped {len(pids)} process(es) left in the root")
     if mounted := mounts_under(root):
         unmount_all(ctx, root)
