@@ -57,8 +57,10 @@ def signals_held() -> Iterator[None]:
 
 def stop_processes(root: Path) -> None:
     """Stop what runs chrooted in root (a maintainer script that outlived a
-    killed apt-get would keep the mounts busy)."""
-    procs.stop(procs.processes_under(root))
+    killed apt-get would keep the mounts busy and dpkg's lock held). Waits
+    for them to be gone: one killed in the middle of dpkg's writes goes only
+    when they are done."""
+    procs.stop(procs.processes_under(root), kill_wait=120.0)
 
 
 def unmount_all(ctx: Context, root: Path) -> None:

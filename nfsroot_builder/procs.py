@@ -68,14 +68,15 @@ def running(pid: int, started: int | None = None) -> bool:
 
 
 def stop(pids: Iterable[int], *, grace: float = 5.0, alive: Callable[[int], bool] = running,
-         poll: float = 0.05, reap_children: bool = True) -> list[int]:
-    """SIGTERM, wait up to ``grace`` seconds, SIGKILL what is left, wait for
-    it to go. ``alive(pid)`` says whether a PID is still the process we mean
+         poll: float = 0.05, reap_children: bool = True, kill_wait: float = 5.0) -> list[int]:
+    """SIGTERM, wait up to ``grace`` seconds, SIGKILL what is left, wait up
+    to ``kill_wait`` seconds for it to go (a process in uninterruptible I/O,
+    dpkg's fsync, dies only when the I/O is done). ``alive(pid)`` says whether a PID is still the process we mean
     (callers check the program or the start time: PIDs get reused); only
     those are signalled. ``reap_children=False`` when another waiter (sh's
     thread) collects the exit status. Returns the PIDs that were signalled."""
     targets = [p for p in dict.fromkeys(pids) if alive(p)]
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
         left = [p for p in targets if alive(p)]
         if not left:
             break

@@ -130,8 +130,19 @@ def processes_in(path: Path) -> list[str]:
         except OSError:
             continue
         if any(link.startswith(top) for link in links) or top in cmd:
-            found.append(f"{entry.name} {cmd[:200]}")
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0] if (entry / "stat").exists() else "?"
+            found.append(f"{entry.name} [{state}] {cmd[:300]}")
     return found
+
+
+def processes_gone(path: Path, wait: float = 120.0) -> tuple[list[str], float]:
+    """Wait until no process is left under path; (what was there at first, seconds it took).
+    A SIGKILLed process in uninterruptible I/O (dpkg's fsync) dies only when the I/O is done."""
+    t0 = time.monotonic()
+    first = processes_in(path)
+    while processes_in(path) and time.monotonic() - t0 < wait:
+        time.sleep(0.1)
+    return first, round(time.monotonic() - t0, 2)
 
 
 def remove_stage(path: Path) -> None:

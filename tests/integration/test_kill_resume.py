@@ -27,6 +27,7 @@ from root_builds import (
     mounts_under,
     new_build,
     outside_root,
+    processes_gone,
     processes_in,
     remove_stage,
     step_seconds,
@@ -55,8 +56,11 @@ def kill_during(b: Build, step: str, delay: float) -> dict:
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
-    time.sleep(0.5)   # the kernel's SIGKILLs (PR_SET_PDEATHSIG, the PID namespace) are immediate
+    # The kernel sends its SIGKILLs at once (PR_SET_PDEATHSIG, the PID
+    # namespace); a process in uninterruptible I/O goes when the I/O is done.
+    dying, seconds = processes_gone(b.stage)
     return {"killed_in": state_of(b)["steps"].get(step, {}).get("status"),
+            "dying_after_kill": dying, "seconds_until_gone": seconds,
             "processes_after_kill": processes_in(b.stage),
             "mounts_after_kill": mounts_under(b.stage),
             "policy_rc_d_after_kill": (b.root / "usr/sbin/policy-rc.d").exists()}
@@ -89,7 +93,8 @@ def test_kill_9_then_one_resume_equals_an_uninterrupted_build(step, mm, tmp_path
             assert processes_in(b.stage) == [], where
             status = nfsroot_build("status", "-c", b.cfg, "--prefix", b.stage, "--json", check=True)
             assert {r["status"] for r in json.loads(status.stdout)["steps"]} == {"done"}, where
-            print(f"{where}: killed while {after_kill['killed_in']}, "
+            print(f"{where}: killed while {after_kill['killed_in']}, {len(after_kill['dying_after_kill'])} "
+                  f"processes dying, gone after {after_kill['seconds_until_gone']}s, "
                   f"{len(after_kill['mounts_after_kill'])} mounts left, resume {resume_seconds:.1f}s")
         finally:
             remove_stage(b.stage)
