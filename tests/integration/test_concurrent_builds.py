@@ -11,7 +11,16 @@ import sys
 import time
 
 from helpers import nfsroot_build
-from root_builds import BASE, installed, mounts_under, new_build, processes_in, record, remove_stage
+from root_builds import (
+    BASE,
+    installed,
+    mounts_under,
+    new_build,
+    processes_gone,
+    processes_in,
+    record,
+    remove_stage,
+)
 
 
 def cli(*args) -> subprocess.Popen:
@@ -64,12 +73,16 @@ def test_same_root_other_state_dir_exits_3_and_sigterm_stops_everything(tmp_path
         _out, err = first.communicate(timeout=120)
         stop_seconds = round(time.monotonic() - t0, 2)
         assert first.returncode == 130, err[-3000:]
-        # Complete: nothing of the run is left, at once (not by waiting for it).
+        # Complete: nothing of the run is left (a process killed in the
+        # middle of a write goes when the write is done) and nothing mounted.
+        dying, gone_seconds = processes_gone(b.stage)
         assert processes_in(b.stage) == [], busy
         assert mounts_under(b.stage) == []
         record(tmp_path_factory, "sigterm_during_bootstrap",
-               {"seconds_to_exit": stop_seconds, "processes_before": len(busy)})
-        print(f"SIGTERM during bootstrap: exit after {stop_seconds}s, {len(busy)} processes were running")
+               {"seconds_to_exit": stop_seconds, "processes_before": len(busy),
+                "dying_after_exit": dying, "seconds_until_gone": gone_seconds})
+        print(f"SIGTERM during bootstrap: exit after {stop_seconds}s, {len(busy)} processes were running, "
+              f"{len(dying)} still dying at exit, gone after {gone_seconds}s")
         # The interrupted bootstrap is redone by --resume from an empty directory.
         status = nfsroot_build("status", "-c", b.cfg, "--prefix", b.stage, "--state-dir", first_state,
                                "--json", check=True)
