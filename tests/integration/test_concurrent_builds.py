@@ -83,11 +83,11 @@ def test_same_root_other_state_dir_exits_3_and_sigterm_stops_everything(tmp_path
                 "dying_after_exit": dying, "seconds_until_gone": gone_seconds})
         print(f"SIGTERM during bootstrap: exit after {stop_seconds}s, {len(busy)} processes were running, "
               f"{len(dying)} still dying at exit, gone after {gone_seconds}s")
-        # The interrupted bootstrap is redone by --resume from an empty directory.
+        # The stopped bootstrap is not taken for done: --resume redoes it.
         status = nfsroot_build("status", "-c", b.cfg, "--prefix", b.stage, "--state-dir", first_state,
                                "--json", check=True)
-        assert {"step": "bootstrap", "status": "interrupted"}.items() <= \
-            next(r for r in json.loads(status.stdout)["steps"] if r["step"] == "bootstrap").items()
+        bootstrap = next(r for r in json.loads(status.stdout)["steps"] if r["step"] == "bootstrap")
+        assert bootstrap["status"] in ("interrupted", "failed"), bootstrap
     finally:
         if first.poll() is None:
             first.kill()
