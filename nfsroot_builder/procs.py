@@ -26,7 +26,11 @@ PR_SET_PDEATHSIG = 1   # prctl(2)
 # That includes what a maintainer script double-forks or setsid()s away.
 # Not for commands that start daemons (they would die with the command) or
 # that mount proc (the mount would belong to a namespace that is gone).
-CONTAIN = ["unshare", "--pid", "--fork", "--kill-child"]
+# The namespace's init is a shell that waits for argv (it runs it as a child:
+# not the last command, so no exec): PR_SET_PDEATHSIG is cleared when a
+# program changes its user or group IDs or execs a set-user-ID program
+# (prctl(2)), which apt-get does - as init itself it survived kill -9.
+CONTAIN = ["unshare", "--pid", "--fork", "--kill-child", "/bin/sh", "-c", '"$@"; exit $?', "contained"]
 
 
 def die_with_parent() -> Callable[[], None]:

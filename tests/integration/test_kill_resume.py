@@ -37,6 +37,39 @@ ROUNDS = int(os.environ.get("NRB_KILL_ROUNDS", "2"))
 SEED = int(os.environ.get("NRB_KILL_SEED", str(int(time.time()))))
 
 
+CHILD = """
+import sys
+from nfsroot_builder.runner import Runner
+# A tree that changes its user (as apt-get does: it clears PR_SET_PDEATHSIG)
+# and puts one process in a session of its own.
+Runner().run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+              "sleep 3001 & setsid sleep 3002 & exec sleep 3003"], contained=True)
+"""
+
+
+def sleepers() -> list[str]:
+    return subprocess.run(["pgrep", "-f", "^sleep 300[123]$"], capture_output=True, text=True).stdout.split()
+
+
+def test_a_contained_tree_dies_with_a_killed_run():
+    run = subprocess.Popen([sys.executable, "-c", CHILD])
+    try:
+        deadline = time.monotonic() + 30
+        while len(sleepers()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(sleepers()) == 3
+    finally:
+        run.kill()
+        run.wait()
+    deadline = time.monotonic() + 10
+    while sleepers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = sleepers()
+    for pid in left:   # ours: started by this test
+        os.kill(int(pid), signal.SIGKILL)
+    assert left == []
+
+
 def state_of(b: Build) -> dict:
     try:
         return b.state
