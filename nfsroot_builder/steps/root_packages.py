@@ -85,6 +85,7 @@ class RootPackages(Step):
             res = ctx.runner.run(["dpkg-deb", "--field", deb, "Package"], probe=True)
             local.append(res.stdout.strip())
         if not r.local_debs and all(p.split(":")[0] in before for p in names):
+            tidy(ctx)   # a run killed after apt-get installed everything left its lists
             return StepResult(changed=False, outputs={"local_packages": []})
         packages_index.check_exist(ctx, names)
         with chroot.session(ctx, apt_cache=True) as ch:

@@ -70,6 +70,12 @@ def test_a_contained_tree_dies_with_a_killed_run():
     assert left == []
 
 
+def apt_leftovers(b: Build) -> list[str]:
+    """apt's lists and cached .debs in the root (root-packages tidies them away)."""
+    return sorted(str(p.relative_to(b.root)) for d in ("var/lib/apt/lists", "var/cache/apt")
+                  for p in (b.root / d).rglob("*") if p.is_file())
+
+
 def state_of(b: Build) -> dict:
     try:
         return b.state
@@ -120,6 +126,7 @@ def test_kill_9_then_one_resume_equals_an_uninterrupted_build(step, mm, tmp_path
             assert all(s["status"] == "done" for s in b.state["steps"].values()), where
             assert installed(b.root) == reference_packages, where
             assert outside_root(b) == reference_files, where
+            assert apt_leftovers(b) == apt_leftovers(mm), where
             assert not (b.root / "usr/sbin/policy-rc.d").exists(), where
             assert not (b.root / "etc/nfsroot-build/chroot-session.json").exists(), where
             assert mounts_under(b.stage) == [], where
