@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from . import chroot
 from . import config as config_mod
 from .context import DEFAULT_STATE_ROOT, Context
 from .errors import Interrupted, UsageError
@@ -71,18 +72,42 @@ def signals_raise():
             signal.signal(s, h)
 
 
+def guarded_paths(ctx: Context) -> dict[str, Path]:
+    """What a run changes besides its state: locked too, so that a run with
+    another --state-dir cannot work on the same root at the same time."""
+    return {"the root": ctx.root, "the TFTP root": ctx.tftp_root,
+            "the server files under": ctx.host("/etc"),
+            "the DHCP config": ctx.host(ctx.config.dhcp.config_file)}
+
+
 @contextlib.contextmanager
 def locked(ctx: Context):
-    """The whole run under one lock; a dry-run takes none (it writes nothing)."""
+    """The whole run under one lock; a dry-run takes none (it writes nothing).
+
+    Under the lock, what an interrupted (SIGKILLed) run left in the root -
+    processes, mounts, a chroot session's policy-rc.d and resolv.conf - is
+    undone before anything else (chroot.recover): no other run can own it;
+    and again when this run stops with an error or a signal.
+    """
     if ctx.runner.dry_run:
         yield
         return
-    with RunLock(ctx.state_dir):
+    with RunLock(ctx.state_dir, guarded_paths(ctx)):
         # Re-read under the lock: another run may have finished meanwhile.
         fresh = State.load(ctx.state.path)
         ctx.state.data = fresh.data
         ctx.files.record = dict(fresh.files)
-        yield
+        for done in chroot.recover(ctx):
+            ctx.note(f"after an interrupted run: {done}")
+        try:
+            yield
+        except BaseException:
+            # Stopped half-way (Ctrl-C, SIGTERM, a failed step): no process
+            # or mount stays in the root - a bootstrapper's own proc and sys
+            # mounts included, which no chroot session undoes.
+            with chroot.signals_held():
+                chroot.recover(ctx)
+            raise
 
 
 def pipeline(ctx: Context, progress: Progress | None = None) -> Pipeline:

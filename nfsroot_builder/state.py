@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 from datetime import datetime
@@ -90,33 +91,87 @@ class State:
         return self.data["files"]
 
 
-class RunLock:
-    """flock(2) on <state dir>/lock; a second run gets Locked (exit 3)."""
+# Locks on what a run changes, keyed by its resolved path: two runs over the
+# same root (or TFTP root, or server files) exclude each other whatever their
+# state dirs. /run/lock is the FHS place for them (and a tmpfs: a reboot
+# clears them, and flock(2) locks die with their holder anyway).
+PATH_LOCKS = Path("/run/lock/nfsroot-build")
 
-    def __init__(self, directory: Path):
+
+def _try_flock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on path, or None if another holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return fd
+
+
+class RunLock:
+    """flock(2) on <state dir>/lock and on a lock per path the run changes
+    (``guarded``: label -> path, e.g. "the root" -> /srv/nfsroot/x); a second
+    run gets Locked (exit 3) naming the holder's PID, state dir and what it holds."""
+
+    def __init__(self, directory: Path, guarded: dict[str, Path] | None = None,
+                 lock_dir: Path | None = None):
         self.path = Path(directory) / "lock"
-        self.fd: int | None = None
+        self.guarded = guarded or {}
+        self.lock_dir = lock_dir or PATH_LOCKS
+        self.fds: list[int] = []
+
+    @property
+    def fd(self) -> int | None:   # the state dir's lock
+        return self.fds[0] if self.fds else None
+
+    def path_lock(self, path: Path) -> Path:
+        key = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:24]
+        return self.lock_dir / f"{key}.lock"
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(self.fd)
-            self.fd = None
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                holder = self.path.with_name("lock.pid")
-                pid = holder.read_text().strip() if holder.exists() else "?"
-                raise Locked(f"another nfsroot-build run (pid {pid}) holds {self.path}") from None
-            raise
+        fd = _try_flock(self.path)
+        if fd is None:
+            holder = self.path.with_name("lock.pid")
+            pid = holder.read_text().strip() if holder.exists() else "?"
+            raise Locked(f"another nfsroot-build run (pid {pid}) holds {self.path}")
+        self.fds.append(fd)
         self.path.with_name("lock.pid").write_text(f"{os.getpid()}\n")
+        try:
+            if self.guarded:
+                self.lock_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+            # In the caller's order (the root first): never waits, so no deadlock.
+            for label, path in self.guarded.items():
+                lock = self.path_lock(path)
+                fd = _try_flock(lock)
+                if fd is None:
+                    raise Locked(f"another nfsroot-build run ({self._holder(lock)}) is changing "
+                                 f"{label} {path}; wait for it or stop it")
+                self.fds.append(fd)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"pid": os.getpid(), "state_dir": str(self.path.parent),
+                                          "path": str(path)}).encode() + b"\n", 0)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
+    @staticmethod
+    def _holder(lock: Path) -> str:
+        try:
+            info = json.loads(lock.read_text())
+            return f"pid {info['pid']}, state dir {info['state_dir']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "pid ?"
+
     def __exit__(self, *exc):
-        if self.fd is not None:
+        if self.fds:
             self.path.with_name("lock.pid").unlink(missing_ok=True)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        for fd in reversed(self.fds):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        self.fds.clear()
         return False

@@ -19,6 +19,7 @@ from . import pathguard, services
 from .context import Context
 from .errors import NfsrootError
 from .files import BEGIN, with_block
+from .procs import mounts_under
 
 KINDS = ("owned", "block", "replaced", "dir")
 # Steps whose results live in the root (kept without --purge-root) or are not
@@ -36,27 +37,6 @@ class UndoReport:
     done: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
-
-
-def _unescape(field_: str) -> str:
-    # /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo (proc(5)).
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
-
-
-def mounts_under(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[str]:
-    path = Path(path).absolute()
-    try:
-        lines = mountinfo.read_text().splitlines()
-    except OSError:
-        return []
-    found = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) > 4:
-            mp = Path(_unescape(parts[4]))
-            if mp == path or mp.is_relative_to(path):
-                found.append(str(mp))
-    return found
 
 
 def _comment_of(text: str) -> str | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import chroot, packages_index, pathguard
+from .. import chroot, debcache, packages_index, pathguard
 from ..context import Context
 from .base import Step, StepResult
 from .root_packages import wanted
@@ -34,9 +34,12 @@ class Bootstrap(Step):
     Before anything is downloaded, every package the config names (the
     kernel, root.packages, ...) is looked up in the suite's Packages index:
     a typo fails in seconds. Downloaded .debs are kept in
-    /var/cache/nfsroot-build/apt (debootstrap --cache-dir; mmdebstrap
-    sync-in/sync-out hooks, see mmdebstrap(1) "EXAMPLES"), so a rebuild
-    does not download them again.
+    /var/cache/nfsroot-build/apt, so a rebuild does not download them again;
+    each build downloads into its own hard-linked copy of it
+    (/var/cache/nfsroot-build/leases/<root's hash>: debootstrap --cache-dir;
+    mmdebstrap sync-in/sync-out hooks, see mmdebstrap(1) "EXAMPLES"), so
+    builds that run at the same time do not meet on apt's lock.
+    The bootstrapper and all it starts die with the run, even a SIGKILLed one.
 
     A bootstrap that died half-way is never resumed in place: the root is
     removed (rm --one-file-system, after unmounting anything left under it)
@@ -84,21 +87,21 @@ class Bootstrap(Step):
         ctx.files.ensure_dir(ctx.root, 0o755)
         # The marker first: a bootstrap that dies half-way leaves a root the next run may remove.
         ctx.files.ensure_file(ctx.root / pathguard.BUILD_MARKER, json.dumps({"build": ctx.config.name}) + "\n")
-        if r.bootstrapper == "debootstrap":
-            argv = ["debootstrap", f"--variant={r.variant}", f"--arch={r.architecture}",
-                    f"--components={','.join(r.components)}", f"--cache-dir={ctx.apt_cache}",
-                    r.suite, str(ctx.root), mirror]
-        else:
-            cache = str(ctx.apt_cache)
-            argv = ["mmdebstrap", "--mode=root", f"--variant={r.variant}", f"--architectures={r.architecture}",
-                    f"--components={','.join(r.components)}",
-                    # check/empty: the root already holds the build marker.
-                    "--skip=download/empty", "--skip=essential/unlink", "--skip=check/empty",
-                    '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
-                    f"--setup-hook=sync-in {cache} /var/cache/apt/archives/",
-                    f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
-                    r.suite, str(ctx.root), mirror]
-        ctx.runner.run(argv)
+        with debcache.lease(ctx) as cache:
+            if r.bootstrapper == "debootstrap":
+                argv = ["debootstrap", f"--variant={r.variant}", f"--arch={r.architecture}",
+                        f"--components={','.join(r.components)}", f"--cache-dir={cache}",
+                        r.suite, str(ctx.root), mirror]
+            else:
+                argv = ["mmdebstrap", "--mode=root", f"--variant={r.variant}",
+                        f"--architectures={r.architecture}", f"--components={','.join(r.components)}",
+                        # check/empty: the root already holds the build marker.
+                        "--skip=download/empty", "--skip=essential/unlink", "--skip=check/empty",
+                        '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
+                        f"--setup-hook=sync-in {cache} /var/cache/apt/archives/",
+                        f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
+                        r.suite, str(ctx.root), mirror]
+            ctx.runner.run(argv, contained=True)
         for name in BASE_DIRS:
             ctx.files.expect(ctx.root / name)
         for name in FROM_HOST:

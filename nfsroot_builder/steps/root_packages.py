@@ -78,7 +78,9 @@ class RootPackages(Step):
         have = packages_index.installed(ctx.root)
         names = [p.split(":")[0] for p in wanted(ctx)] + ctx.output(self.name, "local_packages", [])
         missing = [p for p in names if p not in have]
-        return [f"not installed in the root: {' '.join(missing)}"] if missing else []
+        # A kill in the middle of a chroot session (this step's or a later one's).
+        leftovers = chroot.leftovers(ctx)
+        return ([f"not installed in the root: {' '.join(missing)}"] if missing else []) + leftovers
 
     def run(self, ctx: Context) -> StepResult:
         r = ctx.config.root
@@ -89,6 +91,7 @@ class RootPackages(Step):
             res = ctx.runner.run(["dpkg-deb", "--field", deb, "Package"], probe=True)
             local.append(res.stdout.strip())
         if not r.local_debs and all(p.split(":")[0] in before for p in names):
+            tidy(ctx)   # a run killed after apt-get installed everything left its lists
             return StepResult(changed=False, outputs={"local_packages": []})
         packages_index.check_exist(ctx, names)
         with chroot.session(ctx, apt_cache=True) as ch:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from nfsroot_builder import chroot, packages_index, pathguard, session
+from nfsroot_builder import chroot, debcache, packages_index, pathguard, session
 from nfsroot_builder.errors import NfsrootError
 from nfsroot_builder.steps.bootstrap import MARKER, Bootstrap, identity
 from nfsroot_builder.steps.initramfs import newest_kernel
@@ -39,7 +39,7 @@ def test_half_done_bootstrap_starts_again_from_an_empty_directory(ctx):
     cmds = [a[:3] for a in ctx.runner.executed]
     assert cmds[0] == ["rm", "-rf", "--one-file-system"] and ctx.runner.executed[0][3] == str(ctx.root)
     assert ctx.runner.executed[1][0] == "debootstrap"   # the seed config's bootstrapper
-    assert "--cache-dir=" + str(ctx.apt_cache) in ctx.runner.executed[1]
+    assert "--cache-dir=" + str(debcache.lease_dir(ctx)) in ctx.runner.executed[1]
     assert json.loads((ctx.root / MARKER).read_text()) == identity(ctx)
 
 
