@@ -141,8 +141,7 @@ class Pipeline:
         log_path = ctx.state_dir / "logs" / f"{step.name}.log"
         if not dry:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-        ctx.state.set_step(step.name, status="running", started=now(), log=str(log_path))
-        ctx.state.data["steps"][step.name].pop("error", None)
+        ctx.state.start_step(step.name, started=now(), log=str(log_path))
         ctx.state.save()
         with (open(log_path, "w") if not dry else contextlib.nullcontext()) as log:
             ctx.runner.log = log
@@ -166,7 +165,6 @@ class Pipeline:
                 ctx.runner.log = None
         changed = result.changed or len(ctx.files.changed_paths) > before
         ctx.state.add_restarts(result.restart)
-        ctx.state.data["files"] = ctx.files.record
         ctx.state.set_step(step.name, status="done", finished=now(), fingerprint=fp,
                            inputs=inputs, outputs=result.outputs, changed=changed)
         ctx.state.save()

@@ -45,7 +45,7 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     runner.dry_run = dry_run
     root = prefix / cfg.root.path.lstrip("/")
     files = FileOps(dry_run=dry_run, emit=emit, backup_dir=sdir / "backup",
-                    record=dict(state.files), untracked=[root])
+                    undo=state.undo, untracked=[root])
     ctx = Context(config=cfg, runner=runner, files=files, state=state, prefix=prefix,
                   state_dir=sdir, emit=emit, note=note)
     ctx._dry_run = dry_run
@@ -79,9 +79,7 @@ def locked(ctx: Context):
         return
     with RunLock(ctx.state_dir):
         # Re-read under the lock: another run may have finished meanwhile.
-        fresh = State.load(ctx.state.path)
-        ctx.state.data = fresh.data
-        ctx.files.record = dict(fresh.files)
+        ctx.state.reload()
         yield
 
 

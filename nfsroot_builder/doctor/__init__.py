@@ -104,8 +104,8 @@ def apply_fixes(ctx: Context, findings: list[Finding]) -> dict[str, str]:
         except NfsrootError as e:
             outcome[f"restart {service}"] = f"fix failed: {str(e).splitlines()[0]}"
     if not ctx.runner.dry_run:
-        # Files the fixes created are the tool's from now on: undo removes them.
-        ctx.state.data["files"] = ctx.files.record
+        # Files the fixes created are the tool's from now on (FileOps noted
+        # them in the state's undo record): undo removes them.
         ctx.state.save()
     return outcome
 

@@ -132,4 +132,7 @@ def test_untracked_tree_not_recorded(tmp_path):
     files, _ = ops(tmp_path, untracked=[root])
     files.ensure_file(root / "etc" / "fstab", "x\n")
     files.ensure_file(tmp_path / "etc" / "exports.d" / "a.exports", "y\n")
-    assert list(files.record) == [str(tmp_path / "etc" / "exports.d" / "a.exports")]
+    # The file, and the directories it made (undo removes them when empty).
+    assert {p: r["kind"] for p, r in files.record.items()} == {
+        str(tmp_path / "etc"): "dir", str(tmp_path / "etc" / "exports.d"): "dir",
+        str(tmp_path / "etc" / "exports.d" / "a.exports"): "owned"}

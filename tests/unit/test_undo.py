@@ -38,7 +38,6 @@ def stage(tmp_path, seed_config):
     # A file the tool replaced whole (as a doctor fix or a later step might).
     (s / "etc/motd").write_text("admin's motd\n")
     ctx.files.ensure_file(s / "etc/motd", "ours\n")
-    ctx.state.data["files"] = ctx.files.record
     ctx.state.save()
     return s
 
