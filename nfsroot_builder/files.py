@@ -144,6 +144,12 @@ class UndoRecord:
         key = f"{directory.rstrip('/')}/{pattern}"
         if self._entries.get(key) != {"kind": "glob", "backup": None, "marker": marker}:
             self._entries[key] = {"kind": "glob", "backup": None, "marker": marker}
+            # A state from before globs lists every menu: the glob stands for them now.
+            directory = directory.rstrip("/")
+            self._entries = {p: r for p, r in self._entries.items()
+                             if not (r.get("kind") == "owned" and not r.get("backup")
+                                     and p.rpartition("/")[0] == directory
+                                     and fnmatch.fnmatchcase(p.rpartition("/")[2], pattern))}
             self.replace(self._entries)
 
     def marker_for(self, path: str) -> str | None:
@@ -404,6 +410,8 @@ class FileOps:
         directory = Path(directory)
         if pattern and marker and not self.dry_run:
             self.undo.own_pattern(str(directory), pattern, marker)
+        if not self.dry_run:
+            self._make_parents(directory / "-")
         if self.dry_run or not directory.is_dir():
             changed = False
             for name, text in contents.items():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .context import Context
 from .errors import NfsrootError, StepFailed, UsageError
 from .state import now
-from .steps.base import Step, digest
+from .steps.base import Step
 
 INPUT_INLINE_MAX = 256   # characters of JSON; a larger input is recorded by its digest
 
@@ -60,11 +60,15 @@ class Pipeline:
         """
         inputs = {**step.fingerprint(self.ctx), "step-version": step.version}
         recorded = {}
+        texts = {}
         for key, value in inputs.items():
-            text = json.dumps(value, sort_keys=True, default=str)
+            text = texts[key] = json.dumps(value, sort_keys=True, default=str)
             recorded[key] = value if len(text) <= INPUT_INLINE_MAX else \
                 "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
-        return digest(inputs), recorded
+        # digest(inputs), from the texts above: each input serialized once
+        # (json.dumps of a dict joins its items with ", " and ": ").
+        whole = "{" + ", ".join(f"{json.dumps(k)}: {texts[k]}" for k in sorted(texts)) + "}"
+        return hashlib.sha256(whole.encode()).hexdigest()[:16], recorded
 
     def plan(self) -> list[Plan]:
         plans: list[Plan] = []

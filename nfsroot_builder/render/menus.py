@@ -105,11 +105,11 @@ def pxegrub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str
 def menu_files(cfg: Config, served: Served, images: Images) -> dict[str, str]:
     """TFTP-relative path -> content, for every node, for the configured loader."""
     loader = cfg.boot.loader
-    render, name = {"grub": (grub_menu, lambda n: f"boot/grub/{grub_cfg_name(n)}"),
-                    "ipxe": (ipxe_menu, lambda n: f"ipxe/{ipxe_name(n)}"),
-                    "pxegrub": (pxegrub_menu, lambda n: f"grub/{n.name}")}[loader]
+    render, name = {"grub": (grub_menu, grub_cfg_name), "ipxe": (ipxe_menu, ipxe_name),
+                    "pxegrub": (pxegrub_menu, lambda n: n.name)}[loader]
+    directory = {"grub": "boot/grub/", "ipxe": "ipxe/", "pxegrub": "grub/"}[loader]
     if cfg.root.layout == "per-node" or not cfg.nodes:
-        return {name(node): render(cfg, served, node, images) for node in cfg.nodes}
+        return {directory + name(node): render(cfg, served, node, images) for node in cfg.nodes}
     # The menu does not depend on the node: render it once (10,000 nodes: 0.3 s -> 10 ms).
     text = render(cfg, served, cfg.nodes[0], images)
-    return {name(node): text for node in cfg.nodes}
+    return {directory + name(node): text for node in cfg.nodes}

@@ -47,7 +47,9 @@ class NodeMenus(Step):
         if not ctx.output("kernel-to-tftp", "kernel_path"):
             return ["no kernel published yet"]
         directory, _pattern = MENU_DIRS[ctx.config.boot.loader]
-        expected = {name: text.encode() for name, text in self._by_name(ctx).items()}
+        encoded: dict[str, bytes] = {}   # equal menus are one str: encode each once
+        expected = {name: encoded.get(text) or encoded.setdefault(text, text.encode())
+                    for name, text in self._by_name(ctx).items()}
         bad = differing(ctx.tftp_root / directory, expected)
         return [f"not as configured: {' '.join(f'{directory}/{name}' for name in bad)}"] if bad else []
 
