@@ -10,6 +10,7 @@ a pre-existing file is changed, a pristine copy goes to the backup dir so
 from __future__ import annotations
 
 import difflib
+import errno
 import fnmatch
 import hashlib
 import os
@@ -421,31 +422,38 @@ class FileOps:
         groups: dict[bytes, list[str]] = {}
         for name, text in contents.items():
             groups.setdefault(text.encode(), []).append(name)
-        seen: dict[int, tuple[bytes, int]] = {}   # inode -> (bytes, mode)
+        seen: dict[int, tuple[bytes, int]] = {}   # inode -> (bytes, mode), read once each
+
+        def holds(name: str, data: bytes) -> bool:
+            ino = existing.get(name)
+            if ino is None:
+                return False
+            if ino not in seen:
+                old, st = self._read(directory / name)
+                seen[ino] = (old or b"", st.st_mode & 0o7777 if st else 0)
+            return seen[ino] == (data, mode)
+
         changed = False
         for data, names in groups.items():
-            master: Path | None = None
-            master_ino = -1
-            for name in names:
-                ino = existing.get(name)
-                if ino is None:
-                    continue
-                if ino not in seen:
-                    old, st = self._read(directory / name)
-                    seen[ino] = (old or b"", st.st_mode & 0o7777 if st else 0)
-                if seen[ino] == (data, mode):
-                    master, master_ino = directory / name, ino
-                    break
-            for name in names:
+            todo = [name for name in names if not holds(name, data)]
+            if not todo:
+                continue
+            changed = True
+            todo_set = set(todo)
+            done = [name for name in names if name not in todo_set]
+            master = directory / done[0] if done else None
+            for name in todo:
                 path = directory / name
-                if existing.get(name) == master_ino:
-                    continue
-                changed = True
-                if master is None:
-                    self.ensure_file(path, data, mode)
-                    master, master_ino = path, os.stat(path).st_ino
-                    continue
-                self._link(master, path, name in existing)
+                if master is not None:
+                    try:
+                        self._link(master, path, name in existing)
+                        continue
+                    except OSError as e:
+                        # ext4 allows 65,000 links to a file (EMLINK): start another one.
+                        if e.errno != errno.EMLINK:
+                            raise
+                self.ensure_file(path, data, mode)
+                master = path
         return changed
 
     def _link(self, master: Path, path: Path, exists: bool) -> None:
@@ -460,7 +468,11 @@ class FileOps:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
             tmp.unlink(missing_ok=True)
             os.link(master, tmp)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         else:
             os.link(master, path)
         self._unsynced.add(str(path.parent))

@@ -206,3 +206,23 @@ def test_managed_block_keeps_crlf_and_bytes_that_are_not_utf8(tmp_path):
     assert f.read_bytes().startswith(admin)
     files.managed_block(f, None)
     assert f.read_bytes() == admin
+
+
+def test_ensure_files_starts_another_file_at_the_link_limit(tmp_path, monkeypatch):
+    import errno
+
+    from nfsroot_builder import files as files_mod
+    real_link = os.link
+
+    def link(src, dst):
+        if os.stat(src).st_nlink >= 3:   # ext4: 65,000
+            raise OSError(errno.EMLINK, "Too many links")
+        real_link(src, dst)
+    monkeypatch.setattr(files_mod.os, "link", link)
+    d = tmp_path / "m"
+    files, _ = ops(tmp_path)
+    menus = {f"m{i}": "same\n" for i in range(7)}
+    assert files.ensure_files(d, menus)
+    assert sorted(p.stat().st_nlink for p in d.iterdir()) == [1, 3, 3, 3, 3, 3, 3]
+    assert all(p.read_text() == "same\n" for p in d.iterdir())
+    assert not files.ensure_files(d, menus)   # every name holds the bytes: nothing to do
