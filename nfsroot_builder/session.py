@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import config as config_mod
-from .context import DEFAULT_STATE_ROOT, Context
+from .context import APT_CACHE, DEFAULT_STATE_ROOT, Context
 from .errors import Interrupted, UsageError
 from .files import FileOps
 from .pipeline import Pipeline
@@ -44,8 +44,10 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     runner = runner or Runner(dry_run=dry_run, emit=emit)
     runner.dry_run = dry_run
     root = prefix / cfg.root.path.lstrip("/")
+    # Not recorded for undo: the root (--purge-root removes it whole) and the
+    # package caches every build shares (outside any staging prefix).
     files = FileOps(dry_run=dry_run, emit=emit, backup_dir=sdir / "backup",
-                    undo=state.undo, untracked=[root])
+                    undo=state.undo, untracked=[root, APT_CACHE.parent])
     ctx = Context(config=cfg, runner=runner, files=files, state=state, prefix=prefix,
                   state_dir=sdir, emit=emit, note=note)
     ctx._dry_run = dry_run

@@ -191,6 +191,11 @@ class _Undo:
         records = dict(self.ctx.state.files)
         good = {}
         for path, rec in records.items():
+            if self.ctx.staging and isinstance(rec, dict) and rec.get("kind") == "dir" \
+                    and not Path(path).is_relative_to(self.ctx.prefix):
+                # Older states recorded the shared package cache a staged build made.
+                self.report.done.append(f"left {path}: outside the staging prefix {self.ctx.prefix}")
+                continue
             if (why := self._check_record(path, rec)):
                 self.report.problems.append(why)
             else:

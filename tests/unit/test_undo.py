@@ -151,3 +151,16 @@ def test_undo_removes_the_menus_of_a_glob_record_and_keeps_the_admins(tmp_path, 
     assert sorted(p.name for p in menus.iterdir()) == ["grub.cfg-01-admin"]
     # The directories the menus made stay: they hold the admin's file.
     assert any("kept" in d and str(menus) in d for d in report.done)
+
+
+def test_the_shared_package_cache_is_not_the_builds_to_undo(tmp_path, seed_config, stage):
+    ctx, _ = make(tmp_path, seed_config)
+    assert ctx.files._is_untracked(ctx.apt_cache) and ctx.files._is_untracked(ctx.apt_cache.parent / "lists")
+    # A state written before that recorded the cache a staged build created: undo leaves it, no problem.
+    sfile = ctx.state.path
+    data = json.loads(sfile.read_text())
+    data["files"][str(ctx.apt_cache)] = {"kind": "dir", "backup": None}
+    sfile.write_text(json.dumps(data))
+    ctx, _ = make(tmp_path, seed_config)
+    report = undo_mod.undo(ctx)
+    assert report.problems == [] and any(str(ctx.apt_cache) in d and "left" in d for d in report.done)
