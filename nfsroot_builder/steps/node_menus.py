@@ -33,7 +33,9 @@ class NodeMenus(Step):
 
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
-        return {"boot": c.boot.model_dump(), "nodes": [n.model_dump() for n in c.nodes],
+        # A menu uses a node's name and MAC only ([name, mac] pairs: model_dump
+        # per node cost 14 ms of a no-op resume at 10,000 nodes).
+        return {"boot": c.boot.model_dump(), "nodes": [[n.name, n.mac] for n in c.nodes],
                 "server": c.server.address, "root.path": ctx.served.path(c.root.path), "suite": c.root.suite,
                 "layout": c.root.layout}
 
