@@ -454,6 +454,8 @@ class FileOps:
                             raise
                 self.ensure_file(path, data, mode)
                 master = path
+        if not self._batch:
+            self.end_batch()   # the links are durable before this returns, outside a step too
         return changed
 
     def _link(self, master: Path, path: Path, exists: bool) -> None:
