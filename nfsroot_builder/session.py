@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import chroot
 from . import config as config_mod
-from .context import DEFAULT_STATE_ROOT, Context
+from .context import APT_CACHE, DEFAULT_STATE_ROOT, Context
 from .errors import Interrupted, UsageError
 from .files import FileOps
 from .pipeline import Pipeline, Progress
@@ -45,8 +45,10 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     runner = runner or Runner(dry_run=dry_run, emit=emit)
     runner.dry_run = dry_run
     root = prefix / cfg.root.path.lstrip("/")
+    # Not recorded for undo: the root (--purge-root removes it whole) and the
+    # package caches every build shares (outside any staging prefix).
     files = FileOps(dry_run=dry_run, emit=emit, backup_dir=sdir / "backup",
-                    record=dict(state.files), untracked=[root])
+                    undo=state.undo, untracked=[root, APT_CACHE.parent])
     ctx = Context(config=cfg, runner=runner, files=files, state=state, prefix=prefix,
                   state_dir=sdir, emit=emit, note=note)
     ctx._dry_run = dry_run
@@ -94,9 +96,7 @@ def locked(ctx: Context):
         return
     with RunLock(ctx.state_dir, guarded_paths(ctx)):
         # Re-read under the lock: another run may have finished meanwhile.
-        fresh = State.load(ctx.state.path)
-        ctx.state.data = fresh.data
-        ctx.files.record = dict(fresh.files)
+        ctx.state.reload()
         for done in chroot.recover(ctx):
             ctx.note(f"after an interrupted run: {done}")
         try:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import Locked, StateError
-from .files import atomic_write
+from .files import UndoRecord, atomic_write
 
 STATE_VERSION = 1
 
@@ -38,18 +38,36 @@ def encode(data: dict) -> str:
 
 
 class State:
+    """The build's checkpoints: steps, pending restarts and the undo record.
+
+    The only owner of what is saved: everything else reads and changes the
+    state through these methods (the undo record through ``undo``, which
+    FileOps notes every change into).
+    """
+
     def __init__(self, path: Path, data: dict | None = None, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly   # dry-run: the state changes in memory only
-        self.data = data or {"version": STATE_VERSION, "steps": {}, "pending_restarts": [], "files": {}}
+        self.undo = UndoRecord()
+        self._set(data or {"version": STATE_VERSION, "steps": {}, "pending_restarts": [], "files": {}})
+
+    def _set(self, data: dict) -> None:
+        data = dict(data)
+        self.undo.replace(data.pop("files", {}))
+        data.setdefault("pending_restarts", [])
+        self._data = data
 
     @classmethod
     def load(cls, path: Path, readonly: bool = False) -> State:
         path = Path(path)
         if not path.exists():
             return cls(path, readonly=readonly)
+        return cls(path, cls._read(path), readonly)
+
+    @staticmethod
+    def _read(path: Path) -> dict:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes())
         except (OSError, ValueError) as e:
             # Never silently reset: the state knows which files are ours (undo).
             raise StateError(f"state file {path} is unreadable or corrupt ({e}); "
@@ -60,35 +78,59 @@ class State:
         if data.get("version", 0) > STATE_VERSION:
             raise StateError(f"state file {path} was written by a newer nfsroot-build "
                              f"(state version {data['version']} > {STATE_VERSION})")
-        data.setdefault("pending_restarts", [])
-        data.setdefault("files", {})
-        return cls(path, data, readonly)
+        return data
+
+    def reload(self) -> None:
+        """Read the file again (under the run lock: another run may have
+        finished since this one loaded it). The undo record object stays the
+        same, so a FileOps bound to it sees the fresh record."""
+        if self.path.exists():
+            self._set(self._read(self.path))
 
     def save(self) -> None:
         if self.readonly:
             return
-        atomic_write(self.path, encode(self.data).encode(), 0o600)
+        atomic_write(self.path, encode({**self._data, "files": dict(self.undo.entries_view())}).encode(), 0o600)
 
-    # -- accessors -----------------------------------------------------------
+    # -- steps ----------------------------------------------------------------
     def step(self, name: str) -> dict:
-        return self.data["steps"].get(name, {})
+        return dict(self._data["steps"].get(name, {}))
 
     def set_step(self, name: str, **fields) -> None:
-        self.data["steps"].setdefault(name, {}).update(fields)
+        self._data["steps"].setdefault(name, {}).update(fields)
+
+    def start_step(self, name: str, **fields) -> None:
+        """Mark a step running; the error of its last failed run goes."""
+        rec = self._data["steps"].setdefault(name, {})
+        rec.pop("error", None)
+        rec.update(fields, status="running")
 
     def outputs(self, name: str) -> dict:
-        return self.step(name).get("outputs", {})
+        return self._data["steps"].get(name, {}).get("outputs", {})
 
+    # -- restarts -------------------------------------------------------------
     @property
     def pending_restarts(self) -> list[str]:
-        return self.data["pending_restarts"]
+        return list(self._data["pending_restarts"])
 
     def add_restarts(self, services) -> None:
-        self.data["pending_restarts"] = sorted(set(self.pending_restarts) | set(services))
+        self._data["pending_restarts"] = sorted(set(self._data["pending_restarts"]) | set(services))
 
+    def restarted(self, service: str) -> None:
+        self._data["pending_restarts"] = [s for s in self._data["pending_restarts"] if s != service]
+
+    # -- undo -----------------------------------------------------------------
     @property
     def files(self) -> dict:
-        return self.data["files"]
+        """The undo record as a read-only mapping (path -> record)."""
+        return self.undo.entries_view()
+
+    def forget_undone(self, keep_steps) -> None:
+        """After undo: nothing recorded as ours, no restart pending; only the
+        steps in keep_steps (results in the root, packages) stay done."""
+        self.undo.clear()
+        self._data["pending_restarts"] = []
+        self._data["steps"] = {k: v for k, v in self._data["steps"].items() if k in keep_steps}
 
 
 # Locks on what a run changes, keyed by its resolved path: two runs over the

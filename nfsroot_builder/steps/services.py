@@ -23,6 +23,6 @@ class Services(Step):
         for service in pending:
             services.restart(ctx, service)
             # Persist each success: a failure half-way keeps the rest pending.
-            ctx.state.data["pending_restarts"].remove(service)
+            ctx.state.restarted(service)
             ctx.state.save()
         return StepResult(changed=bool(pending))
