@@ -89,6 +89,11 @@ def _ours(policy: Path) -> bool:
         return False
 
 
+def session_interrupted(ctx: Context) -> bool:
+    """A chroot session's write-ahead record is still in the root: its run was killed."""
+    return _read_record(ctx.root) is not None
+
+
 def leftovers(ctx: Context) -> list[str]:
     """What an interrupted chroot session left in the root. Reads only."""
     root = ctx.root

@@ -18,7 +18,7 @@ from .errors import Interrupted, UsageError
 from .files import FileOps
 from .pipeline import Pipeline, Progress
 from .runner import Runner
-from .state import RunLock, State
+from .state import RunLock, State, now
 
 
 def state_dir_for(cfg: config_mod.Config, prefix: Path, state_dir: Path | None) -> Path:
@@ -89,7 +89,9 @@ def locked(ctx: Context):
     Under the lock, what an interrupted (SIGKILLed) run left in the root -
     processes, mounts, a chroot session's policy-rc.d and resolv.conf - is
     undone before anything else (chroot.recover): no other run can own it;
-    and again when this run stops with an error or a signal.
+    and again when this run stops with an error or a signal inside a step.
+    Only then: a mount under the root with no run of ours behind it (an
+    admin's) is left alone, and `undo --purge-root` refuses to remove it.
     """
     if ctx.runner.dry_run:
         yield
@@ -97,16 +99,19 @@ def locked(ctx: Context):
     with RunLock(ctx.state_dir, guarded_paths(ctx)):
         # Re-read under the lock: another run may have finished meanwhile.
         ctx.state.reload()
-        for done in chroot.recover(ctx):
-            ctx.note(f"after an interrupted run: {done}")
+        if ctx.state.steps_started() or chroot.session_interrupted(ctx):
+            for done in chroot.recover(ctx):
+                ctx.note(f"after an interrupted run: {done}")
+        locked_at = now()
         try:
             yield
         except BaseException:
-            # Stopped half-way (Ctrl-C, SIGTERM, a failed step): no process
-            # or mount stays in the root - a bootstrapper's own proc and sys
-            # mounts included, which no chroot session undoes.
-            with chroot.signals_held():
-                chroot.recover(ctx)
+            # Stopped half-way in a step (Ctrl-C, SIGTERM, a failure): no
+            # process or mount stays in the root - a bootstrapper's own proc
+            # and sys mounts included, which no chroot session undoes.
+            if ctx.state.steps_started(since=locked_at):
+                with chroot.signals_held():
+                    chroot.recover(ctx)
             raise
 
 

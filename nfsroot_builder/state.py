@@ -108,6 +108,12 @@ class State:
     def outputs(self, name: str) -> dict:
         return self._data["steps"].get(name, {}).get("outputs", {})
 
+    def steps_started(self, since: str = "") -> list[str]:
+        """Steps left "running" (a run stopped inside them) or, with since (a
+        now() timestamp), started at or after it."""
+        return [name for name, rec in self._data["steps"].items()
+                if rec.get("status") == "running" or (since and rec.get("started", "") >= since)]
+
     # -- restarts -------------------------------------------------------------
     @property
     def pending_restarts(self) -> list[str]:
