@@ -8,6 +8,8 @@ from .base import Step, StepResult
 from .root_packages import wanted
 
 MARKER = "etc/nfsroot-build/bootstrap.json"
+# Where mmdebstrap writes its --dpkgopt options in the root (mmdebstrap(1)).
+DPKG_CFG = "etc/dpkg/dpkg.cfg.d/99mmdebstrap"
 
 
 def identity(ctx: Context) -> dict:
@@ -23,6 +25,13 @@ class Bootstrap(Step):
     picks debootstrap (the seed's tool) or mmdebstrap (faster: apt resolves
     and downloads in one pass). root.mirror defaults to the build host's own
     Debian mirror (its apt sources).
+
+    mmdebstrap installs the root's packages (see root-packages) in the same
+    apt pass (--include), with INITRD=No (no initrd per kernel install: the
+    initramfs step makes the one) and dpkg's force-unsafe-io (no fsync per
+    file; the option is removed from the root afterwards). Either way the
+    root's file system is synced once (`sync --file-system`) before the
+    step records the bootstrap as finished.
 
     Before anything is downloaded, every package the config names (the
     kernel, root.packages, ...) is looked up in the suite's Packages index:
@@ -72,13 +81,22 @@ class Bootstrap(Step):
                     r.suite, str(ctx.root), mirror]
         else:
             cache = str(ctx.apt_cache)
-            argv = ["mmdebstrap", "--mode=root", f"--variant={r.variant}", f"--architectures={r.architecture}",
-                    f"--components={','.join(r.components)}",
+            # One apt pass: the root's packages come in with the base system
+            # (--include), so root-packages finds them installed. The kernel
+            # makes no initrd here (chroot.BUILD_ENV); dpkg skips its fsyncs
+            # (--dpkgopt, written to the root's dpkg.cfg.d: removed again by
+            # the last hook) and sync_root flushes once below.
+            argv = ["env", *chroot.BUILD_ENV,
+                    "mmdebstrap", "--mode=root", f"--variant={r.variant}", f"--architectures={r.architecture}",
+                    f"--components={','.join(r.components)}", f"--include={','.join(wanted(ctx))}",
+                    f"--dpkgopt={chroot.DPKG_UNSAFE_IO.removeprefix('--')}",
                     "--skip=download/empty", "--skip=essential/unlink",
                     '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
                     f"--setup-hook=sync-in {cache} /var/cache/apt/archives/",
                     f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
+                    f'--customize-hook=rm "$1"/{DPKG_CFG}',
                     r.suite, str(ctx.root), mirror]
         ctx.runner.run(argv)
+        chroot.sync_root(ctx)
         ctx.files.ensure_file(ctx.root / MARKER, json.dumps(identity(ctx), indent=2) + "\n")
         return StepResult(changed=True, outputs={"mirror": mirror})
