@@ -75,12 +75,14 @@ class Bootstrap(Step):
             ctx.runner.run(["rm", "-rf", "--one-file-system", str(ctx.root)])
         ctx.files.ensure_dir(ctx.apt_cache, 0o755)
         ctx.files.ensure_dir(ctx.root, 0o755)
+        included: list[str] = []
         if r.bootstrapper == "debootstrap":
             argv = ["debootstrap", f"--variant={r.variant}", f"--arch={r.architecture}",
                     f"--components={','.join(r.components)}", f"--cache-dir={ctx.apt_cache}",
                     r.suite, str(ctx.root), mirror]
         else:
             cache = str(ctx.apt_cache)
+            included = wanted(ctx)
             # One apt pass: the root's packages come in with the base system
             # (--include), so root-packages finds them installed. The kernel
             # makes no initrd here (chroot.BUILD_ENV); dpkg skips its fsyncs
@@ -88,7 +90,7 @@ class Bootstrap(Step):
             # the last hook) and sync_root flushes once below.
             argv = ["env", *chroot.BUILD_ENV,
                     "mmdebstrap", "--mode=root", f"--variant={r.variant}", f"--architectures={r.architecture}",
-                    f"--components={','.join(r.components)}", f"--include={','.join(wanted(ctx))}",
+                    f"--components={','.join(r.components)}", f"--include={','.join(included)}",
                     f"--dpkgopt={chroot.DPKG_UNSAFE_IO.removeprefix('--')}",
                     "--skip=download/empty", "--skip=essential/unlink",
                     '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
@@ -99,4 +101,6 @@ class Bootstrap(Step):
         ctx.runner.run(argv)
         chroot.sync_root(ctx)
         ctx.files.ensure_file(ctx.root / MARKER, json.dumps(identity(ctx), indent=2) + "\n")
-        return StepResult(changed=True, outputs={"mirror": mirror})
+        # root-packages reads "included" where no dpkg database exists yet
+        # (a dry-run plans this bootstrap, it does not make it).
+        return StepResult(changed=True, outputs={"mirror": mirror, "included": included})

@@ -82,7 +82,10 @@ class RootPackages(Step):
     def run(self, ctx: Context) -> StepResult:
         r = ctx.config.root
         names = wanted(ctx)
-        before = packages_index.installed(ctx.root)
+        # No dpkg database: the bootstrap before this step was planned, not
+        # made; what it installs (mmdebstrap --include) counts as installed.
+        before = (packages_index.installed(ctx.root)
+                  or dict.fromkeys(ctx.output("bootstrap", "included", []), ""))
         local = []
         for deb in r.local_debs:
             res = ctx.runner.run(["dpkg-deb", "--field", deb, "Package"], probe=True)

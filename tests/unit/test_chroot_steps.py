@@ -128,3 +128,12 @@ def test_initramfs_makes_the_initrd_a_kernel_installed_without_one_lacks(ctx, mo
     result = Initramfs().run(ctx)
     builds = [a for a in ctx.runner.executed if "update-initramfs" in a]
     assert builds and builds[0][-3:] == ["-u", "-k", kernel] and result.changed
+
+
+def test_planned_mmdebstrap_bootstrap_counts_its_packages_as_installed(mm_ctx):
+    """A dry-run plans the bootstrap without a root: root-packages must then
+    plan what the real run does after mmdebstrap --include, nothing."""
+    mm_ctx.state.set_step("bootstrap", outputs=Bootstrap().run(mm_ctx).outputs)   # as the pipeline does
+    mm_ctx.runner.executed.clear()
+    assert not (mm_ctx.root / "var/lib/dpkg/status").exists()
+    assert not RootPackages().run(mm_ctx).changed and mm_ctx.runner.executed == []
