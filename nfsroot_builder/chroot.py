@@ -37,6 +37,19 @@ from .render.root import POLICY_RC_D
 CHROOT_ENV = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C.UTF-8",
               "DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true"]
 HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+# While the root is built: no initrd per kernel install (the initramfs-tools
+# kernel hook exits on INITRD=No, /etc/kernel/postinst.d/initramfs-tools):
+# the initramfs step makes the one initrd at the end, after the config is in.
+BUILD_ENV = ["INITRD=No"]
+# dpkg(1) --force-unsafe-io: no fsync per unpacked file (thousands of kernel
+# modules); the step syncs the root's file system once instead (sync_root).
+DPKG_UNSAFE_IO = "--force-unsafe-io"
+
+
+def sync_root(ctx: Context) -> None:
+    """Flush what a build wrote with unsafe I/O before the step says done:
+    syncfs(2) of the root's file system (sync(1) --file-system)."""
+    ctx.runner.run(["sync", "--file-system", str(ctx.root)])
 
 
 SESSION_RECORD = "etc/nfsroot-build/chroot-session.json"
