@@ -144,10 +144,10 @@ class DhcpServer(Step):
         cfg, files, kind = ctx.config, ctx.files, ctx.config.dhcp.server
         restart: set[str] = set()
         # Another kind's files first: two DHCP servers must not answer the same nodes.
-        for other in sorted(set(DHCP_UNIT) - {kind}):
+        # (dnsmasq and dnsmasq-proxy share one drop-in, rewritten below.)
+        for other in sorted({k for k, unit in DHCP_UNIT.items() if unit != DHCP_UNIT[kind]}):
             if self._remove(ctx, other):
-                if DHCP_UNIT[other] != DHCP_UNIT[kind]:
-                    restart.add(DHCP_UNIT[other])
+                restart.add(DHCP_UNIT[other])
         changed = False
         if kind == "isc-dhcp-server":
             changed |= files.managed_block(ctx.host(cfg.dhcp.config_file), dhcpd_block(cfg, ctx.served),
