@@ -114,3 +114,21 @@ def test_switching_kind_takes_the_old_files_back_and_undo_the_rest(tmp_path):
     nfsroot_build("undo", "-c", cfg, "--prefix", stage, check=True)
     assert not (stage / KIND_FILE["dnsmasq"]).exists()
     assert (stage / "etc/dhcp/dhcpd.conf").read_text() == admin_dhcpd
+
+
+def test_the_labs_site_server_config_passes_dhcpd(tmp_path):
+    require(shutil.which("dhcpd") is not None, "dhcpd not installed")
+    from nfsroot_builder import config as config_mod
+    from nfsroot_builder.lab.daemons import site_dhcpd_conf
+    conf = tmp_path / "site.conf"
+    conf.write_text(site_dhcpd_conf(config_mod.parse(seed_with("dnsmasq-proxy"))))
+    res = subprocess.run(["dhcpd", "-t", "-q", "-4", "-cf", str(conf)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_proxy_with_pxegrub_exits_2(tmp_path):
+    cfg, stage = tmp_path / "cluster.toml", tmp_path / "stage"
+    cfg.write_text(seed_with("dnsmasq-proxy", "pxegrub"))
+    res = nfsroot_build("all", "-c", cfg, "--prefix", stage)
+    assert res.returncode == 2 and 'dhcp.server "dnsmasq-proxy" cannot serve boot.loader "pxegrub"' in res.stderr
+    assert not stage.exists()
