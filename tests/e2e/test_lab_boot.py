@@ -134,6 +134,11 @@ def use_dhcp_server(build, edit_config, kind: str, tool: str) -> None:
     assert "host n1" not in (build.stage / "etc/dhcp/dhcpd.conf").read_text()
 
 
+def report_times(res) -> None:
+    """The per-node boot times for the run's record (pytest -rP shows them)."""
+    print("\n".join(line.strip() for line in res.stderr.splitlines() if "login after" in line))
+
+
 def lab_procs(build) -> set[str]:
     return {p["name"] for p in json.loads(lab(build, "status", "--json").stdout)["procs"]}
 
@@ -143,6 +148,7 @@ def test_kea_two_nodes_grub(mm, lab_up, edit_config):
     lab_up(mm)
     assert "kea-dhcp4" in lab_procs(mm) and "dhcpd" not in lab_procs(mm)
     res, results = boot(mm, "n1", "n2")
+    report_times(res)
     assert set(results) == {"n1", "n2"}, res.stderr
     for r in results.values():
         assert_nfs_root(mm, r)
@@ -154,6 +160,7 @@ def test_dnsmasq_ipxe(deb, lab_up, edit_config):
     lab_up(deb)
     assert "dnsmasq" in lab_procs(deb) and "dhcpd" not in lab_procs(deb)
     res, results = boot(deb, "n1")
+    report_times(res)
     assert_nfs_root(deb, results["n1"])
     assert results["n1"]["facts"]["var"] == f"nfs,{SERVER}:{deb.root}.nodes/n1"
 
@@ -165,6 +172,7 @@ def test_dnsmasq_proxy_beside_a_site_dhcp_server(deb, lab_up, edit_config):
     lab_up(deb)
     assert {"site-dhcpd", "dnsmasq"} <= lab_procs(deb)
     res, results = boot(deb, "n1", "n2")
+    report_times(res)
     assert set(results) == {"n1", "n2"}, res.stderr
     for r in results.values():
         assert_nfs_root(deb, r)
