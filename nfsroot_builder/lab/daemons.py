@@ -17,6 +17,7 @@ from ..config import Config
 from ..errors import NfsrootError
 from ..files import atomic_write
 from ..render import header
+from ..render.server import kea_json
 from ..steps.dhcp import KEA_CONFIG, dnsmasq_dropin_path
 
 # rpcbind and ganesha.nfsd keep sockets and PID files in /run; the lab's get
@@ -54,7 +55,7 @@ def site_dhcpd_conf(cfg: Config) -> str:
 def kea_lab_conf(text: str, lab_dir: str) -> str:
     """The staged Kea config with its lease file in the lab's directory (the
     package's default is the host's /var/lib/kea), not kept across runs."""
-    data = json.loads("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+    data = kea_json(text)
     data["Dhcp4"]["lease-database"].update({"name": f"{lab_dir}/kea-leases4.csv", "persist": False})
     # The bridge is not RUNNING until a node's tap opens, and Kea opens no
     # socket on such an interface; it retries (Kea ARM, "Interface

@@ -96,6 +96,11 @@ def boot_files(cfg: Config) -> tuple[str | None, str, str]:
     return (None, *LOADER_FILES["grub"])
 
 
+def kea_json(text: str) -> dict:
+    """A Kea config as written by kea_config() (header comment lines, then JSON) as data."""
+    return json.loads("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+
+
 def root_path(cfg: Config, served: Served) -> str:
     return f"{cfg.server.address}:{served.path(cfg.root.path)}"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import services
 from ..context import Context
 from ..render import header
-from ..render.server import dhcpd_block, dhcpd_defaults_block, dnsmasq_dropin, kea_config
+from ..render.server import dhcpd_block, dhcpd_defaults_block, dnsmasq_dropin, kea_config, kea_json
 from .base import Step, StepResult
 
 DHCPD_DEFAULTS = "/etc/default/isc-dhcp-server"
@@ -43,7 +43,7 @@ def kea_test_copy(text: str) -> str:
     """The config with interfaces ["*"]: `kea-dhcp4 -t` refuses an interface
     the machine lacks, and a staged build's interface lives in the lab's
     namespace only. Everything else is checked as written."""
-    data = json.loads("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+    data = kea_json(text)
     data["Dhcp4"]["interfaces-config"]["interfaces"] = ["*"]
     return json.dumps(data)
 

@@ -4,13 +4,14 @@ file is written, a vetoing checker leaves nothing behind, a switch of kind
 takes the old kind's files back, and undo removes the rest."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from nfsroot_builder.steps.dhcp import kea_test_copy
 
 from helpers import example_text, nfsroot_build, require
 
@@ -31,10 +32,8 @@ def daemon_accepts(kind: str, path: Path, tmp_path: Path) -> subprocess.Complete
     interface exists; the seed's eth0 need not on this machine, so it reads
     a copy listening on "*" (what the step's checker does too)."""
     if kind == "kea":
-        data = json.loads("\n".join(x for x in path.read_text().splitlines() if not x.startswith("#")))
-        data["Dhcp4"]["interfaces-config"]["interfaces"] = ["*"]
         copy = tmp_path / "kea-any.conf"
-        copy.write_text(json.dumps(data))
+        copy.write_text(kea_test_copy(path.read_text()))
         argv = ["kea-dhcp4", "-t", str(copy)]
     elif kind == "isc-dhcp-server":
         argv = ["dhcpd", "-t", "-q", "-4", "-cf", str(path)]

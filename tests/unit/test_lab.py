@@ -110,7 +110,7 @@ def test_kea_lab_copy_keeps_its_leases_in_the_lab(lab):
     import json
 
     from nfsroot_builder.lab.daemons import kea_lab_conf
-    from nfsroot_builder.render.server import kea_config
+    from nfsroot_builder.render.server import kea_config, kea_json
     staged = kea_config(lab.cfg, Served("/stage"))
     data = json.loads(kea_lab_conf(staged, "/state/lab"))["Dhcp4"]
     assert data["lease-database"] == {"type": "memfile", "lfc-interval": 3600,
@@ -118,7 +118,7 @@ def test_kea_lab_copy_keeps_its_leases_in_the_lab(lab):
     assert data["interfaces-config"]["interfaces"] == [lab.cfg.server.interface]
     assert data["interfaces-config"]["service-sockets-max-retries"] > 0
     # Everything else is what the pipeline staged.
-    assert data["subnet4"] == json.loads(staged.split("\n", 2)[2])["Dhcp4"]["subnet4"]
+    assert data["subnet4"] == kea_json(staged)["Dhcp4"]["subnet4"]
 
 
 def test_dnsmasq_lab_argv_reads_only_the_staged_dropin():

@@ -67,11 +67,10 @@ def with_dhcp(cfg, server, loader="grub"):
 
 @pytest.mark.parametrize("loader", ["grub", "ipxe"])
 def test_kea_config(seed_config, loader):
-    import json
     text = r.kea_config(with_dhcp(seed_config, "kea", loader), Served())
     check_golden(f"kea-dhcp4-{loader}.conf", text)
     assert text.startswith("# Written by nfsroot-build")
-    dhcp4 = json.loads("\n".join(line for line in text.splitlines() if not line.startswith("#")))["Dhcp4"]
+    dhcp4 = r.kea_json(text)["Dhcp4"]
     subnet, = dhcp4["subnet4"]
     # No pools: only the reserved MACs get an address (dhcpd's deny unknown-clients).
     assert "pools" not in subnet and subnet["next-server"] == "192.168.0.1"
