@@ -131,3 +131,21 @@ def test_proxy_with_pxegrub_exits_2(tmp_path):
     res = nfsroot_build("all", "-c", cfg, "--prefix", stage)
     assert res.returncode == 2 and 'dhcp.server "dnsmasq-proxy" cannot serve boot.loader "pxegrub"' in res.stderr
     assert not stage.exists()
+
+
+def test_undo_takes_kea_back_and_leaves_the_packages_file(tmp_path):
+    require(shutil.which("kea-dhcp4") is not None, "kea-dhcp4 not installed")
+    cfg, stage = tmp_path / "cluster.toml", tmp_path / "stage"
+    package_conf = stage / "etc/kea/kea-dhcp4.conf"
+    package_conf.parent.mkdir(parents=True)
+    package_conf.write_text('{ "Dhcp4": { } }\n')
+    (stage / "etc/default").mkdir(parents=True)
+    (stage / "etc/default/kea-dhcp4-server").write_text("# the admin's\n")
+    cfg.write_text(seed_with("kea"))
+    nfsroot_build("all", "-c", cfg, "--prefix", stage, *TO_DHCP, check=True)
+    assert package_conf.read_text() == '{ "Dhcp4": { } }\n'
+    nfsroot_build("undo", "-c", cfg, "--prefix", stage, check=True)
+    assert not (stage / KIND_FILE["kea"]).exists()
+    assert not (stage / "etc/systemd/system/kea-dhcp4-server.service.d/nfsroot-build.conf").exists()
+    assert (stage / "etc/default/kea-dhcp4-server").read_text() == "# the admin's\n"
+    assert package_conf.read_text() == '{ "Dhcp4": { } }\n'
