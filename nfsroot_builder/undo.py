@@ -32,6 +32,8 @@ KEEP_STEPS = {"server-packages", "bootstrap", "root-password", "initramfs-config
               "mountnfs", "hosts", "hostname", "node-network", "initramfs"}
 # Server file -> the daemon that reads it (restarted after undo).
 SERVICES = (("/etc/dhcp/", "isc-dhcp-server"), ("/etc/default/isc-dhcp-server", "isc-dhcp-server"),
+            ("/etc/kea/", "kea-dhcp4-server"), ("/etc/default/kea-dhcp4-server", "kea-dhcp4-server"),
+            ("/etc/systemd/system/kea-dhcp4-server.service.d/", "kea-dhcp4-server"), ("/etc/dnsmasq.d/", "dnsmasq"),
             ("/etc/default/tftpd-hpa", "tftpd-hpa"), ("/etc/ganesha/", "nfs-ganesha"),
             ("/etc/default/nfs-kernel-server", "nfs-kernel-server"), ("/etc/nfs.conf", "nfs-kernel-server"))
 

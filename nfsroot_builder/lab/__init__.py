@@ -1,7 +1,8 @@
 """The lab: the configured boot server run in an isolated network namespace,
 and QEMU nodes that PXE-boot from it.
 
-`up` starts dhcpd, in.tftpd, rpcbind and NFS-Ganesha inside the namespace
+`up` starts the configured DHCP server (dhcpd, Kea or dnsmasq), in.tftpd,
+rpcbind and NFS-Ganesha inside the namespace
 with the files the pipeline wrote (under the staging prefix), `boot` powers
 on nodes and waits for their login prompt, `down` kills exactly the PIDs
 `up`/`boot` recorded and deletes the namespace.
