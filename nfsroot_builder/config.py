@@ -330,8 +330,12 @@ class Boot(Model):
 
 
 class Dhcp(Model):
-    server: Literal["isc-dhcp-server"] = "isc-dhcp-server"
-    config_file: AbsPath = "/etc/dhcp/dhcpd.conf"
+    # isc-dhcp-server: a managed block in config_file; kea: a Kea config the
+    # tool owns; dnsmasq: a drop-in in /etc/dnsmasq.d; dnsmasq-proxy: the same
+    # drop-in as proxyDHCP beside the site's own DHCP server (which gives the
+    # nodes their addresses and names).
+    server: Literal["isc-dhcp-server", "kea", "dnsmasq", "dnsmasq-proxy"] = "isc-dhcp-server"
+    config_file: AbsPath = "/etc/dhcp/dhcpd.conf"   # isc-dhcp-server only
 
 
 class Nfs(Model):
@@ -375,6 +379,15 @@ class Config(Model):
         if not HOST_LABEL.match(v):
             raise ValueError(f"must be a short name (a-z, 0-9, '-'): {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _proxy_loader(self) -> Config:
+        # proxyDHCP answers only PXE clients (dnsmasq(8), --dhcp-range proxy)
+        # with a PXE boot service; pxegrub needs dhcpd's option 150.
+        if self.dhcp.server == "dnsmasq-proxy" and self.boot.loader == "pxegrub":
+            raise ValueError('dhcp.server "dnsmasq-proxy" cannot serve boot.loader "pxegrub" '
+                             '(it needs DHCP option 150 from the address-giving server): use "grub" or "ipxe"')
+        return self
 
     @property
     def nodes(self) -> list[Node]:

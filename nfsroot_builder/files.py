@@ -10,18 +10,22 @@ a pre-existing file is changed, a pristine copy goes to the backup dir so
 from __future__ import annotations
 
 import difflib
+import errno
+import fnmatch
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 BEGIN = "BEGIN nfsroot-build managed block"
 END = "END nfsroot-build managed block"
 DIFF_LIMIT = 400   # lines of diff shown per file in the transcript
 FSYNC_EACH = 64    # files a step writes with one fsync each; more are flushed together
+MARKER_BYTES = 512  # where a file the tool wrote carries its marker (the header, after a #!ipxe line)
 
 Validator = Callable[[Path], None]
 
@@ -34,8 +38,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write(path: Path, data: bytes, mode: int, fsync: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, mode: int, fsync: bool = True,
+                 owner: tuple[int, int] | None = None) -> None:
     """Write via a temp file in the same directory, fsync, rename.
+
+    owner (uid, gid): the new file gets them before it replaces the old one
+    (a new inode belongs to whoever writes it: an admin's root:adm file would
+    come back root:root).
 
     fsync=False leaves the flush to the caller (FileOps.end_batch: one
     syncfs for a step's many files instead of one fsync each). The temp file
@@ -57,6 +66,10 @@ def atomic_write(path: Path, data: bytes, mode: int, fsync: bool = True) -> None
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
+            if owner is not None:
+                st = os.fstat(fd)
+                if (st.st_uid, st.st_gid) != owner:
+                    os.fchown(fd, *owner)
             if fsync:
                 os.fsync(fd)
             os.fchmod(fd, mode)
@@ -80,6 +93,111 @@ def _syncfs(directory: str) -> bool:
         return getattr(libc, "syncfs", None) is not None and libc.syncfs(fd) == 0
     finally:
         os.close(fd)
+
+
+class UndoRecord:
+    """What the tool did to each server path, for undo: path -> {"kind", "backup"}.
+
+    kind: "owned" (created it), "block" (added a managed block to someone
+    else's file), "replaced" (rewrote a file that was there: "backup" holds
+    the original), "dir" (created the directory), "glob" (the key is
+    <dir>/<pattern>: every file there matching the pattern that carries
+    "marker" is the tool's). A glob stands for a file per node (boot menus),
+    so the record, and the state that saves it, does not grow with the node
+    count. The State owns and saves it; FileOps notes every change into it.
+    """
+
+    def __init__(self, entries: dict | None = None):
+        self._entries: dict = {}
+        self._globs: dict[str, list[tuple[str, str]]] = {}
+        self.replace(entries or {})
+
+    def replace(self, entries: dict) -> None:
+        self._entries = dict(entries)
+        self._globs = {}
+        for key, rec in self._entries.items():
+            if isinstance(rec, dict) and rec.get("kind") == "glob":
+                directory, _, pattern = key.rpartition("/")
+                self._globs.setdefault(directory, []).append((pattern, str(rec.get("marker", ""))))
+
+    def entries_view(self) -> MappingProxyType:
+        return MappingProxyType(self._entries)
+
+    def get(self, path: str) -> dict | None:
+        return self._entries.get(path)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def note(self, path: str, kind: str, backup: str | None = None) -> None:
+        """Record a change; the first record of a path wins (it says what was there before us)."""
+        prev = self._entries.get(path, {})
+        self._entries[path] = {"kind": prev.get("kind", kind), "backup": prev.get("backup", backup)}
+
+    def own_pattern(self, directory: str, pattern: str, marker: str) -> None:
+        """Files in directory matching pattern and holding marker are the tool's."""
+        key = f"{directory.rstrip('/')}/{pattern}"
+        if self._entries.get(key) != {"kind": "glob", "backup": None, "marker": marker}:
+            self._entries[key] = {"kind": "glob", "backup": None, "marker": marker}
+            # A state from before globs lists every menu: the glob stands for them now.
+            directory = directory.rstrip("/")
+            self._entries = {p: r for p, r in self._entries.items()
+                             if not (r.get("kind") == "owned" and not r.get("backup")
+                                     and p.rpartition("/")[0] == directory
+                                     and fnmatch.fnmatchcase(p.rpartition("/")[2], pattern))}
+            self.replace(self._entries)
+
+    def marker_for(self, path: str) -> str | None:
+        """The marker of the glob record covering path, if one does."""
+        directory, _, name = path.rpartition("/")
+        for pattern, marker in self._globs.get(directory, ()):
+            if fnmatch.fnmatchcase(name, pattern):
+                return marker
+        return None
+
+    def forget(self, path: str) -> None:
+        self._entries.pop(path, None)
+
+    def clear(self) -> None:
+        self.replace({})
+
+
+def read_head(path: Path | str, size: int = MARKER_BYTES) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def differing(directory: Path, expected: dict[str, bytes]) -> list[str]:
+    """Names in directory whose bytes are not expected[name] (or that are
+    missing). Reads each inode once: names hard-linked to one file (node
+    menus with equal content) cost one read, not one each. No side effects."""
+    directory = Path(directory)
+    try:
+        inodes = {e.name: e.inode() for e in os.scandir(directory) if e.is_file(follow_symlinks=False)}
+    except FileNotFoundError:
+        return sorted(expected)
+    content: dict[int, bytes] = {}
+    bad = []
+    for name, data in expected.items():
+        ino = inodes.get(name)
+        if ino is None:
+            bad.append(name)
+            continue
+        if ino not in content:
+            try:
+                with open(directory / name, "rb") as f:
+                    content[ino] = f.read()
+            except OSError:
+                content[ino] = b""
+        if content[ino] != data:
+            bad.append(name)
+    return bad
 
 
 def split_block(text: str, comment: str) -> tuple[str, str | None, str]:
@@ -111,8 +229,9 @@ class FileOps:
     dry_run: bool = False
     emit: Callable[[str], None] = print
     backup_dir: Path | None = None
-    # path -> {"kind": "owned" | "block", "backup": str | None}; persisted in the state
-    record: dict = field(default_factory=dict)
+    # What the tool did to each path, for undo: the State's record (State.undo),
+    # saved with it; a FileOps of its own when used alone.
+    undo: UndoRecord = field(default_factory=UndoRecord)
     changed_paths: list[str] = field(default_factory=list)
     # Trees whose files are not recorded for undo (the built root: --purge-root removes it whole).
     untracked: list[Path] = field(default_factory=list)
@@ -125,6 +244,7 @@ class FileOps:
     _batch: bool = field(default=False, repr=False)
     _batch_writes: int = field(default=0, repr=False)
     _unsynced: set = field(default_factory=set, repr=False)
+    _dirs: set = field(default_factory=set, repr=False)   # directories known to exist
     # The step's log (the pipeline sets it in a real run): one `# <op> <path>`
     # line per change, the same line a dry-run prints, so that the two can be
     # compared (tests/integration/test_dry_run_exact.py).
@@ -134,6 +254,11 @@ class FileOps:
     # announced, or after a command a step said made it (expect()): a later
     # step then plans against that, not against the untouched disk.
     _pretend: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def record(self) -> MappingProxyType:
+        """The undo record, read-only (path -> {"kind", "backup"})."""
+        return self.undo.entries_view()
 
     # -- helpers -----------------------------------------------------------
     def _change(self, path: Path, line: str, pretend: tuple) -> None:
@@ -159,7 +284,7 @@ class FileOps:
 
     def read(self, path: Path) -> bytes | None:
         """The bytes of path, None if absent (a dry-run: as planned so far)."""
-        return self._read(Path(path))
+        return self._read(Path(path))[0]
 
     def mode(self, path: Path) -> int:
         """The permission bits of path (a dry-run: as planned so far)."""
@@ -190,22 +315,47 @@ class FileOps:
         if len(lines) > DIFF_LIMIT:
             self.emit(f"... ({len(lines) - DIFF_LIMIT} more diff lines)")
 
-    def _backup(self, path: Path) -> str | None:
-        """Keep the pristine original the first time we change a file we don't own."""
+    def _ours(self, path: Path, old: bytes | None) -> bool:
+        """A file a glob record covers and that carries its marker: the tool
+        wrote it (a node's menu), so changing it needs no backup."""
+        marker = self.undo.marker_for(str(path))
+        return bool(marker) and old is not None and marker.encode() in old[:MARKER_BYTES]
+
+    def _backup(self, path: Path, old: bytes | None = None) -> str | None:
+        """Keep the pristine original the first time we change a file we don't
+        own: its bytes, mode, owner and group (undo gives all four back)."""
         key = str(path)
-        if key in self.record or not path.exists() or self.backup_dir is None \
-                or self._is_untracked(path):
-            return self.record.get(key, {}).get("backup")
+        if key in self.undo or not path.exists() or self.backup_dir is None \
+                or self._is_untracked(path) or self._ours(path, old):
+            rec = self.undo.get(key)
+            return rec.get("backup") if rec else None
         dest = self.backup_dir / key.lstrip("/")
         if not self.dry_run:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
+            st = path.stat()
+            os.chown(dest, st.st_uid, st.st_gid)
         return str(dest)
 
     def _is_untracked(self, path: Path) -> bool:
         # String prefixes: Path.is_relative_to per file cost 1 s for 10,000 menus.
         s = str(path)
         return any(s == u or s.startswith(u.rstrip("/") + "/") for u in map(str, self.untracked))
+
+    def _make_parents(self, path: Path) -> None:
+        """Create path's missing parent directories, each recorded ("dir"), so
+        undo removes the ones it made (e.g. /srv/tftp) once they are empty."""
+        parent = path.parent
+        if str(parent) in self._dirs:
+            return
+        missing = []
+        while not parent.is_dir():
+            missing.append(parent)
+            parent = parent.parent
+        for d in reversed(missing):
+            d.mkdir(exist_ok=True)
+            self._note(d, "dir")
+        self._dirs.add(str(path.parent))
 
     def begin_batch(self) -> None:
         self._batch, self._batch_writes = True, 0
@@ -230,32 +380,55 @@ class FileOps:
 
     def _note(self, path: Path, kind: str, backup: str | None = None, line: str = "") -> None:
         self._change(path, line, ())
-        if not self._is_untracked(path):
-            prev = self.record.get(str(path), {})
-            self.record[str(path)] = {"kind": prev.get("kind", kind), "backup": prev.get("backup", backup)}
+        key = str(path)
+        if self._is_untracked(path):
+            return
+        # A file a glob record covers (a node's menu) is recorded by the glob,
+        # unless it replaced someone else's file (then its backup is recorded).
+        if kind == "owned" and key not in self.undo and self.undo.marker_for(key):
+            return
+        self.undo.note(key, kind, backup)
 
-    def _read(self, path: Path) -> bytes | None:
+    def _read(self, path: Path) -> tuple[bytes | None, os.stat_result | None]:
+        """(bytes, stat) of path; (None, None) if absent. A dry-run reads what
+        it planned so far (no stat then: mode() answers for the mode)."""
         p = self._pretended(path)
         if p:
-            return p[1] if p[0] == "file" else None
+            return (p[1] if p[0] == "file" else None), None
         try:
-            return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None, None
+        try:
+            st = os.fstat(fd)
+            with open(fd, "rb", closefd=False) as f:
+                return f.read(), st
+        except IsADirectoryError:
             # A directory where the file belongs holds no content (a dry-run
             # plans its removal before the write; a real run has removed it).
-            return None
+            return None, None
+        finally:
+            os.close(fd)
 
     # -- operations ----------------------------------------------------------
     def ensure_file(self, path: Path, content: str | bytes, mode: int = 0o644,
-                    validate: Validator | None = None) -> bool:
-        """Make path hold exactly content with mode. Returns True if it changed."""
+                    validate: Validator | None = None, owner: tuple[int, int] | None = None) -> bool:
+        """Make path hold exactly content with mode. Returns True if it changed.
+
+        owner (uid, gid): None keeps the owner and group of the file it
+        replaces (an admin's root:adm file stays root:adm); a new file gets
+        the caller's.
+        """
         path = Path(path)
         data = content.encode() if isinstance(content, str) else content
-        old = self._read(path)
+        old, st = self._read(path)
         same_mode = old is not None and self.mode(path) == mode
-        if old == data and same_mode:
+        same_owner = owner is None or (st is not None and (st.st_uid, st.st_gid) == tuple(owner))
+        if old == data and same_mode and same_owner:
             return False
-        line = f"# chmod {mode:o} {path}" if old == data else f"# write {path} ({len(data)} bytes, mode {mode:o})"
+        line = f"# write {path} ({len(data)} bytes, mode {mode:o})" if old != data else "\n".join(
+            ([] if same_mode else [f"# chmod {mode:o} {path}"]) +
+            ([] if same_owner else [f"# chown {owner[0]}:{owner[1]} {path}"]))
         if self.dry_run:
             self._change(path, line, ("file", data, mode))
             if old != data and isinstance(content, str):
@@ -263,21 +436,129 @@ class FileOps:
             if validate:
                 self.emit(f"# validate {path} with {getattr(validate, 'shown', 'its checker')}")
             return True
+        if old is None:
+            self._make_parents(path)
         if validate and old != data:
             self._validate(path, data, mode, validate)
         # A file that was there before us (an admin's, or a package's conffile)
         # is backed up once, so undo can put it back.
-        backup = self._backup(path) if old is not None else None
+        backup = self._backup(path, old) if old is not None else None
         defer = self._batch and self._batch_writes >= FSYNC_EACH
         self._batch_writes += self._batch
-        atomic_write(path, data, mode, fsync=not defer)
+        keep = tuple(owner) if owner is not None else ((st.st_uid, st.st_gid) if st is not None else None)
+        atomic_write(path, data, mode, fsync=not defer, owner=keep)
         if defer:
             self._unsynced.add(str(path.parent))
-        self._note(path, "replaced" if old is not None else "owned", backup, line)
+        ours = old is None or self._ours(path, old)
+        self._note(path, "owned" if ours else "replaced", backup, line)
         return True
 
+    def ensure_files(self, directory: Path, contents: dict[str, str], mode: int = 0o644,
+                     pattern: str | None = None, marker: str | None = None) -> bool:
+        """ensure_file for many files in one directory (a menu per node), where
+        names with equal content share one inode (hard links).
+
+        pattern + marker: every file in directory matching pattern that holds
+        marker is the tool's; the undo record keeps that one line instead of a
+        line per file. Sharing inodes: 10,000 equal menus are one file's data
+        and 10,000 links (link(2) allocates no inode; ext4 without a journal
+        scans past recently deleted inodes on every new one: 0.5 ms a file).
+        Returns True if anything changed.
+        """
+        directory = Path(directory)
+        if pattern and marker and not self.dry_run:
+            self.undo.own_pattern(str(directory), pattern, marker)
+        if not self.dry_run:
+            self._make_parents(directory / "-")
+        if self.dry_run or not directory.is_dir():
+            changed = False
+            for name, text in contents.items():
+                changed |= self.ensure_file(directory / name, text, mode)
+            return changed
+        existing = {e.name: e.inode() for e in os.scandir(directory) if e.is_file(follow_symlinks=False)}
+        groups: dict[bytes, list[str]] = {}
+        for name, text in contents.items():
+            groups.setdefault(text.encode(), []).append(name)
+        seen: dict[int, tuple[bytes, int]] = {}   # inode -> (bytes, mode), read once each
+
+        def holds(name: str, data: bytes) -> bool:
+            ino = existing.get(name)
+            if ino is None:
+                return False
+            if ino not in seen:
+                old, st = self._read(directory / name)
+                seen[ino] = (old or b"", st.st_mode & 0o7777 if st else 0)
+            return seen[ino] == (data, mode)
+
+        changed = False
+        for data, names in groups.items():
+            todo = [name for name in names if not holds(name, data)]
+            if not todo:
+                continue
+            changed = True
+            todo_set = set(todo)
+            done = [name for name in names if name not in todo_set]
+            master = directory / done[0] if done else None
+            for name in todo:
+                path = directory / name
+                if master is not None:
+                    try:
+                        self._link(master, path, name in existing,
+                                   f"# write {path} ({len(data)} bytes, mode {mode:o})")
+                        continue
+                    except OSError as e:
+                        # ext4 allows 65,000 links to a file (EMLINK): start another one.
+                        if e.errno != errno.EMLINK:
+                            raise
+                self.ensure_file(path, data, mode)
+                master = path
+        if not self._batch:
+            self.end_batch()   # the links are durable before this returns, outside a step too
+        return changed
+
+    def _link(self, master: Path, path: Path, exists: bool, line: str) -> None:
+        """path becomes another name of master's inode; a file there before is
+        backed up (unless it is one of ours) and replaced atomically."""
+        backup = None
+        ours = True
+        if exists:
+            old, _st = self._read(path)
+            ours = old is None or self._ours(path, old)
+            backup = self._backup(path, old) if old is not None else None
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+            tmp.unlink(missing_ok=True)
+            os.link(master, tmp)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        else:
+            os.link(master, path)
+        self._unsynced.add(str(path.parent))
+        self._note(path, "owned" if ours else "replaced", backup, line)
+
+    def prune(self, directory: Path, pattern: str, keep: set[str], marker: str,
+              exclude: tuple[str, ...] = ()) -> bool:
+        """Remove the files in directory matching pattern that hold marker (the
+        tool wrote them) and are not in keep. Reads each inode once."""
+        directory = Path(directory)
+        try:
+            entries = [e for e in os.scandir(directory) if e.is_file(follow_symlinks=False)]
+        except FileNotFoundError:
+            return False
+        head: dict[int, bytes] = {}
+        changed = False
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.name in keep or e.name in exclude or not fnmatch.fnmatchcase(e.name, pattern):
+                continue
+            if e.inode() not in head:
+                head[e.inode()] = read_head(e.path)
+            if marker.encode() in head[e.inode()]:
+                changed |= self.ensure_absent(Path(e.path))
+        return changed
+
     def _validate(self, path: Path, data: bytes, mode: int, validate: Validator) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.check.")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -292,28 +573,33 @@ class FileOps:
         """Own only the lines between our markers in a file someone else owns.
 
         body=None removes the block (and the file, if we created it and it is
-        now empty).
+        now empty). Every byte outside the block is kept (CRLF lines too), and
+        so are the file's mode, owner and group.
         """
         path = Path(path)
-        old = self._read(path)
-        text = old.decode() if old is not None else ""
+        old, st = self._read(path)
+        # surrogateescape: bytes that are not UTF-8 come back exactly.
+        text = old.decode(errors="surrogateescape") if old is not None else ""
         new = with_block(text, body, comment)
         if old is not None and new == text:
             return False
         if old is None and body is None:
             return False
         mode = self.mode(path) if old is not None else mode
-        line = f"# write {path} ({len(new.encode())} bytes, mode {mode:o})"
+        data = new.encode(errors="surrogateescape")
+        line = f"# write {path} ({len(data)} bytes, mode {mode:o})"
         if self.dry_run:
-            self._change(path, line, ("file", new.encode(), mode))
+            self._change(path, line, ("file", data, mode))
             self._diff(path, None if old is None else text, new)
             if validate:
                 self.emit(f"# validate {path} with {getattr(validate, 'shown', 'its checker')}")
             return True
+        if old is None:
+            self._make_parents(path)
         if validate:
-            self._validate(path, new.encode(), mode, validate)
-        backup = self._backup(path)
-        atomic_write(path, new.encode(), mode)
+            self._validate(path, data, mode, validate)
+        backup = self._backup(path, old)
+        atomic_write(path, data, mode, owner=(st.st_uid, st.st_gid) if st is not None else None)
         self._note(path, "block" if old is not None else "owned", backup, line)
         return True
 
@@ -326,8 +612,11 @@ class FileOps:
             self._change(path, line, ("dir", None, mode))
             return True
         existed = path.is_dir()
-        path.mkdir(parents=True, exist_ok=True)
+        if not existed:
+            self._make_parents(path)
+            path.mkdir(exist_ok=True)
         os.chmod(path, mode)
+        self._dirs.add(str(path))
         if not existed:
             self._note(path, "dir", line=line)
         else:
@@ -343,7 +632,7 @@ class FileOps:
         if self.dry_run:
             self._change(path, line, ("link", target, 0o777))
             return True
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_parents(path)
         tmp = path.with_name(f".{path.name}.nfsroot-build-link")
         tmp.unlink(missing_ok=True)
         os.symlink(target, tmp)
@@ -360,6 +649,7 @@ class FileOps:
             return True
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
+            self._dirs.discard(str(path))
         else:
             path.unlink()
         self._change(path, f"# rm {path}", ())
@@ -367,9 +657,9 @@ class FileOps:
         # (undo skips a missing "owned" file): drop it from the record, or the
         # state grows with every node ever removed (a menu each) and is
         # rewritten whole after every step.
-        rec = self.record.get(str(path))
+        rec = self.undo.get(str(path))
         if rec and rec.get("kind") == "owned" and not rec.get("backup"):
-            del self.record[str(path)]
+            self.undo.forget(str(path))
         return True
 
     def ensure_mode(self, path: Path, mode: int) -> bool:
@@ -379,7 +669,7 @@ class FileOps:
             return False
         if not self.dry_run:
             os.chmod(path, mode)
-        old = self._pretended(path) or (("dir", None) if path.is_dir() else ("file", self._read(path)))
+        old = self._pretended(path) or (("dir", None) if path.is_dir() else ("file", self._read(path)[0]))
         self._change(path, f"# chmod {mode:o} {path}", (old[0], old[1], mode))
         return True
 
@@ -393,7 +683,7 @@ class FileOps:
         if self.dry_run:
             self._change(dst, line, ("file", None, mode))
             return True
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        self._make_parents(dst)
         fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
         os.close(fd)
         try:

@@ -18,7 +18,7 @@ from .context import Context
 from .errors import Interrupted, NfsrootError, StepFailed, UsageError
 from .runlogs import RunLogs
 from .state import now
-from .steps.base import Step, digest
+from .steps.base import Step
 
 INPUT_INLINE_MAX = 256   # characters of JSON; a larger input is recorded by its digest
 
@@ -89,11 +89,15 @@ class Pipeline:
         """
         inputs = {**step.fingerprint(self.ctx), "step-version": step.version}
         recorded = {}
+        texts = {}
         for key, value in inputs.items():
-            text = json.dumps(value, sort_keys=True, default=str)
+            text = texts[key] = json.dumps(value, sort_keys=True, default=str)
             recorded[key] = value if len(text) <= INPUT_INLINE_MAX else \
                 "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
-        return digest(inputs), recorded
+        # digest(inputs), from the texts above: each input serialized once
+        # (json.dumps of a dict joins its items with ", " and ": ").
+        whole = "{" + ", ".join(f"{json.dumps(k)}: {texts[k]}" for k in sorted(texts)) + "}"
+        return hashlib.sha256(whole.encode()).hexdigest()[:16], recorded
 
     def plan(self) -> list[Plan]:
         plans: list[Plan] = []
@@ -178,8 +182,7 @@ class Pipeline:
         if dry:
             ctx.emit(f"### step {step.name}: {step.summary()}")
         log_path = None if dry else self.logs.path(step.name)   # a dry-run writes nothing
-        ctx.state.set_step(step.name, status="running", started=now(), log=str(log_path) if log_path else None)
-        ctx.state.data["steps"][step.name].pop("error", None)
+        ctx.state.start_step(step.name, started=now(), log=str(log_path) if log_path else None)
         ctx.state.save()
         with (open(log_path, "w") if not dry else contextlib.nullcontext()) as log:
             ctx.runner.log = log
@@ -213,7 +216,6 @@ class Pipeline:
                 ctx.files.log = None
         changed = result.changed or len(ctx.files.changed_paths) > before
         ctx.state.add_restarts(result.restart)
-        ctx.state.data["files"] = ctx.files.record
         ctx.state.set_step(step.name, status="done", finished=now(), fingerprint=fp,
                            inputs=inputs, outputs=result.outputs, changed=changed)
         ctx.state.save()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import os
 import shlex
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from . import procs
 from .errors import CommandFailed
 
 TAIL_LINES = 40
@@ -63,8 +63,15 @@ class Runner:
 
     def run(self, argv: Sequence[str], *, input: str | None = None, secret: bool = False,
             check: bool = True, probe: bool = False, env: dict[str, str] | None = None,
-            cwd: str | Path | None = None, timeout: float | None = None) -> Result:
-        """Run argv. ``probe``: read-only, runs in dry-run too. ``secret``: stdin is redacted."""
+            cwd: str | Path | None = None, timeout: float | None = None,
+            contained: bool = False) -> Result:
+        """Run argv. ``probe``: read-only, runs in dry-run too. ``secret``: stdin is redacted.
+
+        ``contained``: argv and everything it starts die with this process,
+        even when it is SIGKILLed (procs.CONTAIN); for commands that build
+        the root (a bootstrapper, apt-get in the chroot), never for one that
+        starts a daemon or mounts proc. The transcript shows argv as given.
+        """
         argv = [str(a) for a in argv]
         shown = self.show(argv, input, secret)
         self.commands.append(argv)
@@ -76,7 +83,7 @@ class Runner:
             self._log("# read-only:")
         self._log(f"$ {shown}")
         started = time.monotonic()
-        code, out, err = self._execute(argv, input, env, cwd, timeout)
+        code, out, err = self._execute(argv, input, env, cwd, timeout, contained)
         self._log(f"# exit {code} after {time.monotonic() - started:.1f}s")
         result = Result(argv, code, out, err)
         if check and code != 0:
@@ -84,7 +91,7 @@ class Runner:
             raise CommandFailed(shown, code, tail, self.log.name if self.log else None)
         return result
 
-    def _execute(self, argv, input, env, cwd, timeout) -> tuple[int, str, str]:
+    def _execute(self, argv, input, env, cwd, timeout, contained=False) -> tuple[int, str, str]:
         out_lines: collections.deque[str] = collections.deque()
         err_lines: collections.deque[str] = collections.deque()
 
@@ -99,16 +106,19 @@ class Runner:
 
         import sh  # here, not at the top: it pulls in asyncio, 45 ms of every command's start-up
         try:
-            cmd = sh.Command(argv[0])
+            sh.Command(argv[0])
+            cmd = sh.Command(procs.CONTAIN[0]) if contained else sh.Command(argv[0])
         except sh.CommandNotFound:
             return 127, "", f"{argv[0]}: command not found\n"
+        args = [*procs.CONTAIN[1:], *argv] if contained else argv[1:]
         # No input: an empty stdin (EOF at once), not sh's default stdin queue,
         # which costs every command 0.1 s in sh's polling (a dry-run's probes,
         # a resume's checks) and would leave a command that reads stdin hanging.
-        proc = cmd(*argv[1:], _in=input if input is not None else "", _out=sink(out_lines), _err=sink(err_lines),
+        proc = cmd(*args, _in=input if input is not None else "", _out=sink(out_lines), _err=sink(err_lines),
                    _env={**os.environ, **(env or {})}, _cwd=str(cwd) if cwd else None,
                    _tty_out=False, _truncate_exc=False, _ok_code=range(256),
-                   _timeout=timeout, _bg=True, _bg_exc=False, _return_cmd=True)
+                   _timeout=timeout, _bg=True, _bg_exc=False, _return_cmd=True,
+                   _preexec_fn=procs.die_with_parent() if contained else None)
         try:
             proc.wait()
             code = proc.exit_code
@@ -120,24 +130,20 @@ class Runner:
         except BaseException:
             # Ctrl-C / SIGTERM reached us: stop the child too, so that nothing
             # keeps files open under a mount we are about to undo.
-            self._stop(proc)
+            self._stop(proc, contained)
             raise
         if self.log:
             self.log.flush()
         return code, "".join(out_lines), "".join(err_lines)
 
     @staticmethod
-    def _stop(proc) -> None:
-        import sh
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                proc.signal(sig)
-                proc.wait(timeout=grace)
-                return
-            except sh.TimeoutException:
-                continue
-            except Exception:   # already gone
-                return
+    def _stop(proc, contained: bool) -> None:
+        if contained:
+            # unshare ignores SIGTERM while it waits; its death takes the
+            # whole namespace with it at once (procs.CONTAIN).
+            procs.stop([proc.pid], grace=0, reap_children=False)
+        else:
+            procs.stop([proc.pid], grace=5.0, reap_children=False)
 
     def spawn(self, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None) -> int:
         """Start a long-running daemon detached from us and return its own PID.

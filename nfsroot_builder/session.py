@@ -11,13 +11,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from . import chroot
 from . import config as config_mod
-from .context import DEFAULT_STATE_ROOT, Context
+from .context import APT_CACHE, DEFAULT_STATE_ROOT, Context
 from .errors import Interrupted, UsageError
 from .files import FileOps
 from .pipeline import Pipeline, Progress
 from .runner import Runner
-from .state import RunLock, State
+from .state import RunLock, State, now
 
 
 def state_dir_for(cfg: config_mod.Config, prefix: Path, state_dir: Path | None) -> Path:
@@ -44,8 +45,10 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     runner = runner or Runner(dry_run=dry_run, emit=emit)
     runner.dry_run = dry_run
     root = prefix / cfg.root.path.lstrip("/")
+    # Not recorded for undo: the root (--purge-root removes it whole) and the
+    # package caches every build shares (outside any staging prefix).
     files = FileOps(dry_run=dry_run, emit=emit, backup_dir=sdir / "backup",
-                    record=dict(state.files), untracked=[root])
+                    undo=state.undo, untracked=[root, APT_CACHE.parent])
     ctx = Context(config=cfg, runner=runner, files=files, state=state, prefix=prefix,
                   state_dir=sdir, emit=emit, note=note)
     ctx._dry_run = dry_run
@@ -71,18 +74,45 @@ def signals_raise():
             signal.signal(s, h)
 
 
+def guarded_paths(ctx: Context) -> dict[str, Path]:
+    """What a run changes besides its state: locked too, so that a run with
+    another --state-dir cannot work on the same root at the same time."""
+    return {"the root": ctx.root, "the TFTP root": ctx.tftp_root,
+            "the server files under": ctx.host("/etc"),
+            "the DHCP config": ctx.host(ctx.config.dhcp.config_file)}
+
+
 @contextlib.contextmanager
 def locked(ctx: Context):
-    """The whole run under one lock; a dry-run takes none (it writes nothing)."""
+    """The whole run under one lock; a dry-run takes none (it writes nothing).
+
+    Under the lock, what an interrupted (SIGKILLed) run left in the root -
+    processes, mounts, a chroot session's policy-rc.d and resolv.conf - is
+    undone before anything else (chroot.recover): no other run can own it;
+    and again when this run stops with an error or a signal inside a step.
+    Only then: a mount under the root with no run of ours behind it (an
+    admin's) is left alone, and `undo --purge-root` refuses to remove it.
+    """
     if ctx.runner.dry_run:
         yield
         return
-    with RunLock(ctx.state_dir):
+    with RunLock(ctx.state_dir, guarded_paths(ctx)):
         # Re-read under the lock: another run may have finished meanwhile.
-        fresh = State.load(ctx.state.path)
-        ctx.state.data = fresh.data
-        ctx.files.record = dict(fresh.files)
-        yield
+        ctx.state.reload()
+        if ctx.state.steps_started() or chroot.session_interrupted(ctx):
+            for done in chroot.recover(ctx):
+                ctx.note(f"after an interrupted run: {done}")
+        locked_at = now()
+        try:
+            yield
+        except BaseException:
+            # Stopped half-way in a step (Ctrl-C, SIGTERM, a failure): no
+            # process or mount stays in the root - a bootstrapper's own proc
+            # and sys mounts included, which no chroot session undoes.
+            if ctx.state.steps_started(since=locked_at):
+                with chroot.signals_held():
+                    chroot.recover(ctx)
+            raise
 
 
 def pipeline(ctx: Context, progress: Progress | None = None) -> Pipeline:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 from datetime import datetime
 from pathlib import Path
 
 from .errors import Locked, StateError
-from .files import atomic_write
+from .files import UndoRecord, atomic_write
 
 STATE_VERSION = 1
 
@@ -37,18 +38,36 @@ def encode(data: dict) -> str:
 
 
 class State:
+    """The build's checkpoints: steps, pending restarts and the undo record.
+
+    The only owner of what is saved: everything else reads and changes the
+    state through these methods (the undo record through ``undo``, which
+    FileOps notes every change into).
+    """
+
     def __init__(self, path: Path, data: dict | None = None, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly   # dry-run: the state changes in memory only
-        self.data = data or {"version": STATE_VERSION, "steps": {}, "pending_restarts": [], "files": {}}
+        self.undo = UndoRecord()
+        self._set(data or {"version": STATE_VERSION, "steps": {}, "pending_restarts": [], "files": {}})
+
+    def _set(self, data: dict) -> None:
+        data = dict(data)
+        self.undo.replace(data.pop("files", {}))
+        data.setdefault("pending_restarts", [])
+        self._data = data
 
     @classmethod
     def load(cls, path: Path, readonly: bool = False) -> State:
         path = Path(path)
         if not path.exists():
             return cls(path, readonly=readonly)
+        return cls(path, cls._read(path), readonly)
+
+    @staticmethod
+    def _read(path: Path) -> dict:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes())
         except (OSError, ValueError) as e:
             # Never silently reset: the state knows which files are ours (undo).
             raise StateError(f"state file {path} is unreadable or corrupt ({e}); "
@@ -59,64 +78,148 @@ class State:
         if data.get("version", 0) > STATE_VERSION:
             raise StateError(f"state file {path} was written by a newer nfsroot-build "
                              f"(state version {data['version']} > {STATE_VERSION})")
-        data.setdefault("pending_restarts", [])
-        data.setdefault("files", {})
-        return cls(path, data, readonly)
+        return data
+
+    def reload(self) -> None:
+        """Read the file again (under the run lock: another run may have
+        finished since this one loaded it). The undo record object stays the
+        same, so a FileOps bound to it sees the fresh record."""
+        if self.path.exists():
+            self._set(self._read(self.path))
 
     def save(self) -> None:
         if self.readonly:
             return
-        atomic_write(self.path, encode(self.data).encode(), 0o600)
+        atomic_write(self.path, encode({**self._data, "files": dict(self.undo.entries_view())}).encode(), 0o600)
 
-    # -- accessors -----------------------------------------------------------
+    # -- steps ----------------------------------------------------------------
     def step(self, name: str) -> dict:
-        return self.data["steps"].get(name, {})
+        return dict(self._data["steps"].get(name, {}))
 
     def set_step(self, name: str, **fields) -> None:
-        self.data["steps"].setdefault(name, {}).update(fields)
+        self._data["steps"].setdefault(name, {}).update(fields)
+
+    def start_step(self, name: str, **fields) -> None:
+        """Mark a step running; the error of its last failed run goes."""
+        rec = self._data["steps"].setdefault(name, {})
+        rec.pop("error", None)
+        rec.update(fields, status="running")
 
     def outputs(self, name: str) -> dict:
-        return self.step(name).get("outputs", {})
+        return self._data["steps"].get(name, {}).get("outputs", {})
 
+    def steps_started(self, since: str = "") -> list[str]:
+        """Steps left "running" (a run stopped inside them) or, with since (a
+        now() timestamp), started at or after it."""
+        return [name for name, rec in self._data["steps"].items()
+                if rec.get("status") == "running" or (since and rec.get("started", "") >= since)]
+
+    # -- restarts -------------------------------------------------------------
     @property
     def pending_restarts(self) -> list[str]:
-        return self.data["pending_restarts"]
+        return list(self._data["pending_restarts"])
 
     def add_restarts(self, services) -> None:
-        self.data["pending_restarts"] = sorted(set(self.pending_restarts) | set(services))
+        self._data["pending_restarts"] = sorted(set(self._data["pending_restarts"]) | set(services))
 
+    def restarted(self, service: str) -> None:
+        self._data["pending_restarts"] = [s for s in self._data["pending_restarts"] if s != service]
+
+    # -- undo -----------------------------------------------------------------
     @property
     def files(self) -> dict:
-        return self.data["files"]
+        """The undo record as a read-only mapping (path -> record)."""
+        return self.undo.entries_view()
+
+    def forget_undone(self, keep_steps) -> None:
+        """After undo: nothing recorded as ours, no restart pending; only the
+        steps in keep_steps (results in the root, packages) stay done."""
+        self.undo.clear()
+        self._data["pending_restarts"] = []
+        self._data["steps"] = {k: v for k, v in self._data["steps"].items() if k in keep_steps}
+
+
+# Locks on what a run changes, keyed by its resolved path: two runs over the
+# same root (or TFTP root, or server files) exclude each other whatever their
+# state dirs. /run/lock is the FHS place for them (and a tmpfs: a reboot
+# clears them, and flock(2) locks die with their holder anyway).
+PATH_LOCKS = Path("/run/lock/nfsroot-build")
+
+
+def _try_flock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on path, or None if another holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return fd
 
 
 class RunLock:
-    """flock(2) on <state dir>/lock; a second run gets Locked (exit 3)."""
+    """flock(2) on <state dir>/lock and on a lock per path the run changes
+    (``guarded``: label -> path, e.g. "the root" -> /srv/nfsroot/x); a second
+    run gets Locked (exit 3) naming the holder's PID, state dir and what it holds."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, guarded: dict[str, Path] | None = None,
+                 lock_dir: Path | None = None):
         self.path = Path(directory) / "lock"
-        self.fd: int | None = None
+        self.guarded = guarded or {}
+        self.lock_dir = lock_dir or PATH_LOCKS
+        self.fds: list[int] = []
+
+    @property
+    def fd(self) -> int | None:   # the state dir's lock
+        return self.fds[0] if self.fds else None
+
+    def path_lock(self, path: Path) -> Path:
+        key = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:24]
+        return self.lock_dir / f"{key}.lock"
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(self.fd)
-            self.fd = None
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                holder = self.path.with_name("lock.pid")
-                pid = holder.read_text().strip() if holder.exists() else "?"
-                raise Locked(f"another nfsroot-build run (pid {pid}) holds {self.path}") from None
-            raise
+        fd = _try_flock(self.path)
+        if fd is None:
+            holder = self.path.with_name("lock.pid")
+            pid = holder.read_text().strip() if holder.exists() else "?"
+            raise Locked(f"another nfsroot-build run (pid {pid}) holds {self.path}")
+        self.fds.append(fd)
         self.path.with_name("lock.pid").write_text(f"{os.getpid()}\n")
+        try:
+            if self.guarded:
+                self.lock_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+            # In the caller's order (the root first): never waits, so no deadlock.
+            for label, path in self.guarded.items():
+                lock = self.path_lock(path)
+                fd = _try_flock(lock)
+                if fd is None:
+                    raise Locked(f"another nfsroot-build run ({self._holder(lock)}) is changing "
+                                 f"{label} {path}; wait for it or stop it")
+                self.fds.append(fd)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"pid": os.getpid(), "state_dir": str(self.path.parent),
+                                          "path": str(path)}).encode() + b"\n", 0)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
+    @staticmethod
+    def _holder(lock: Path) -> str:
+        try:
+            info = json.loads(lock.read_text())
+            return f"pid {info['pid']}, state dir {info['state_dir']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "pid ?"
+
     def __exit__(self, *exc):
-        if self.fd is not None:
+        if self.fds:
             self.path.with_name("lock.pid").unlink(missing_ok=True)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        for fd in reversed(self.fds):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        self.fds.clear()
         return False

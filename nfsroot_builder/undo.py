@@ -4,13 +4,17 @@ The state's "files" record (written by FileOps) says what the tool did to
 each path: "owned" (created it: remove it), "block" (added a managed block
 to someone else's file: remove the block, and where the admin's bytes are
 unchanged, restore them exactly from the backup), "replaced" (rewrote a file
-that was there before: restore the backup), "dir" (created it: remove it if
-nothing else lives there). Everything goes through ctx.files and
+that was there before: restore the backup's bytes, mode, owner and group),
+"dir" (created it: remove it if nothing else lives there), "glob" (a file
+per node: remove every file the pattern matches that carries the tool's
+marker). Everything goes through ctx.files and
 ctx.runner, so `undo --dry-run` prints the diffs and commands and changes
 nothing. The built root is left alone unless --purge-root.
 """
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +22,18 @@ from pathlib import Path
 from . import pathguard, services
 from .context import Context
 from .errors import NfsrootError
-from .files import BEGIN, with_block
+from .files import BEGIN, read_head, with_block
+from .procs import mounts_under
 
-KINDS = ("owned", "block", "replaced", "dir")
+KINDS = ("owned", "block", "replaced", "dir", "glob")
 # Steps whose results live in the root (kept without --purge-root) or are not
 # files at all (packages): their records stay; every other step re-runs.
 KEEP_STEPS = {"server-packages", "bootstrap", "root-password", "initramfs-config", "root-packages", "fstab",
               "mountnfs", "hosts", "hostname", "node-network", "initramfs"}
 # Server file -> the daemon that reads it (restarted after undo).
 SERVICES = (("/etc/dhcp/", "isc-dhcp-server"), ("/etc/default/isc-dhcp-server", "isc-dhcp-server"),
+            ("/etc/kea/", "kea-dhcp4-server"), ("/etc/default/kea-dhcp4-server", "kea-dhcp4-server"),
+            ("/etc/systemd/system/kea-dhcp4-server.service.d/", "kea-dhcp4-server"), ("/etc/dnsmasq.d/", "dnsmasq"),
             ("/etc/default/tftpd-hpa", "tftpd-hpa"), ("/etc/ganesha/", "nfs-ganesha"),
             ("/etc/default/nfs-kernel-server", "nfs-kernel-server"), ("/etc/nfs.conf", "nfs-kernel-server"))
 
@@ -36,27 +43,6 @@ class UndoReport:
     done: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
-
-
-def _unescape(field_: str) -> str:
-    # /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo (proc(5)).
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
-
-
-def mounts_under(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[str]:
-    path = Path(path).absolute()
-    try:
-        lines = mountinfo.read_text().splitlines()
-    except OSError:
-        return []
-    found = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) > 4:
-            mp = Path(_unescape(parts[4]))
-            if mp == path or mp.is_relative_to(path):
-                found.append(str(mp))
-    return found
 
 
 def _comment_of(text: str) -> str | None:
@@ -79,6 +65,7 @@ class _Undo:
         self.ctx, self.files, self.report = ctx, ctx.files, report
         self.gone: set[str] = set()        # removed (for real, or in the dry-run's imagination)
         self.touched: list[str] = []
+        self.records: dict[str, dict] = {}
 
     def _check_record(self, path: str, rec) -> str | None:
         """A record that would make undo touch something it must not: refuse it."""
@@ -102,7 +89,8 @@ class _Undo:
         self.gone.add(str(p))
 
     def without_block(self, p: Path, rec: dict, owned: bool) -> None:
-        text = p.read_text()
+        # Bytes, not read_text(): universal newlines would turn CRLF into LF.
+        text = p.read_bytes().decode(errors="surrogateescape")
         comment = _comment_of(text)
         if comment is None:
             if owned:
@@ -120,12 +108,21 @@ class _Undo:
             # with_block() added a newline before the block when the admin's
             # last line had none: give back their exact bytes.
             orig = backup.read_bytes()
-            if new.encode() == orig + b"\n" and not orig.endswith(b"\n"):
-                new = orig.decode()
+            raw = new.encode(errors="surrogateescape")
+            if raw == orig + b"\n" and not orig.endswith(b"\n"):
+                new = orig
         if owned and not new.strip():
             self.remove(p)
             return
-        if self.files.ensure_file(p, new, p.stat().st_mode & 0o7777):
+        if isinstance(new, bytes):
+            new = new.decode(errors="surrogateescape")
+        data = new.encode(errors="surrogateescape")
+        try:
+            new = data.decode()   # text: the dry-run shows a diff
+        except UnicodeDecodeError:
+            new = data
+        st = p.stat()   # ensure_file keeps owner and group; the mode stays too
+        if self.files.ensure_file(p, new, st.st_mode & 0o7777):
             self.report.done.append(f"removed the managed block from {p}")
             self.touched.append(str(p))
 
@@ -135,9 +132,32 @@ class _Undo:
             self.report.problems.append(f"{p}: the backup of the original ({backup}) is missing; "
                                         "left as it is")
             return
-        if self.files.ensure_file(p, backup.read_bytes(), backup.stat().st_mode & 0o7777):
+        st = backup.stat()   # the backup keeps the original's mode, owner and group (FileOps._backup)
+        if self.files.ensure_file(p, backup.read_bytes(), st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid)):
             self.report.done.append(f"restored {p} from {backup}")
             self.touched.append(str(p))
+
+    def remove_matching(self, key: str, rec: dict) -> None:
+        """A glob record: the files its pattern matches that carry the marker
+        (the header the tool writes), except those with records of their own."""
+        directory, _, pattern = key.rpartition("/")
+        marker = str(rec.get("marker") or "").encode()
+        if not marker:
+            self.report.problems.append(f"{key}: a glob record without a marker; left as it is")
+            return
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        head: dict[int, bytes] = {}
+        for e in entries:
+            if not e.is_file(follow_symlinks=False) or not fnmatch.fnmatchcase(e.name, pattern) \
+                    or e.path in self.records:
+                continue
+            if e.inode() not in head:
+                head[e.inode()] = read_head(e.path)
+            if marker in head[e.inode()]:
+                self.remove(Path(e.path))
 
     def remove_dir(self, p: Path) -> None:
         if not p.is_dir() or p.is_symlink():
@@ -153,13 +173,22 @@ class _Undo:
         records = dict(self.ctx.state.files)
         good = {}
         for path, rec in records.items():
+            if self.ctx.staging and isinstance(rec, dict) and rec.get("kind") == "dir" \
+                    and not Path(path).is_relative_to(self.ctx.prefix):
+                # Older states recorded the shared package cache a staged build made.
+                self.report.done.append(f"left {path}: outside the staging prefix {self.ctx.prefix}")
+                continue
             if (why := self._check_record(path, rec)):
                 self.report.problems.append(why)
             else:
                 good[path] = rec
+        self.records = good
         for path, rec in sorted(good.items()):
             p, kind = Path(path), rec["kind"]
             if kind == "dir":
+                continue
+            if kind == "glob":
+                self.remove_matching(path, rec)
                 continue
             if not p.exists() and not p.is_symlink():
                 if kind == "replaced":
@@ -221,9 +250,5 @@ def _forget(ctx: Context, report: UndoReport, purge_root: bool) -> None:
                     ctx.files.ensure_absent(child)
         return
     ctx.files.ensure_absent(ctx.state_dir / "backup")
-    data = ctx.state.data
-    data["files"] = {}
-    data["pending_restarts"] = []
-    data["steps"] = {k: v for k, v in data["steps"].items() if k in KEEP_STEPS}
-    ctx.files.record = {}
+    ctx.state.forget_undone(KEEP_STEPS)
     ctx.state.save()

@@ -14,7 +14,7 @@ class FakeRunner(Runner):
         self.hook = hook
         self.executed: list[list[str]] = []
 
-    def _execute(self, argv, input, env, cwd, timeout):
+    def _execute(self, argv, input, env, cwd, timeout, *_more, **_options):   # contained=, ... of the real one
         self.executed.append(list(argv))
         if self.hook and (ans := self.hook(list(argv))) is not None:
             return ans

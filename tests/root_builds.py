@@ -10,6 +10,7 @@ Timings and sizes go to <basetemp>/root-build-figures.json.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -17,9 +18,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+
+from nfsroot_builder.procs import mounts_under
 
 from helpers import nfsroot_build, require, status
 
@@ -82,9 +86,70 @@ class Build:
         return self.state["steps"]["kernel-to-tftp"]["outputs"]["kernel"]
 
 
-def mounts_under(path: Path) -> list[str]:
-    with open("/proc/mounts") as f:
-        return [line.split()[1] for line in f if line.split()[1].startswith(str(path))]
+def step_seconds(build: Build, step: str) -> float:
+    rec = build.state["steps"][step]
+    return (datetime.fromisoformat(rec["finished"]) - datetime.fromisoformat(rec["started"])).total_seconds()
+
+
+def installed(root: Path) -> str:
+    """`dpkg-query -W` of the root: every package and version."""
+    return subprocess.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+# Made anew by every build: the initrd (mkinitramfs writes file times into
+# the cpio) and the state with its timestamps and logs.
+NOT_REPRODUCIBLE = ("var/lib/nfsroot-build/", "initrd.img-")
+
+
+def outside_root(build: Build) -> dict[str, str]:
+    """sha256 of every file under the stage but outside the root, by path
+    relative to the stage, with the stage's own path in the content replaced
+    (it is part of the served paths in exports, dhcpd.conf and menus)."""
+    out = {}
+    stage = str(build.stage).encode()
+    for p in sorted(build.stage.rglob("*")):
+        rel = str(p.relative_to(build.stage))
+        if p.is_relative_to(build.root) or any(k in rel for k in NOT_REPRODUCIBLE):
+            continue
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p).replace(str(build.stage), "<stage>")
+        elif p.is_file():
+            out[rel] = hashlib.sha256(p.read_bytes().replace(stage, b"<stage>")).hexdigest()
+    return out
+
+
+def processes_in(path: Path) -> list[str]:
+    """Processes whose root, working directory or command line is under path."""
+    top, found = str(path), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            links = [os.readlink(entry / "root"), os.readlink(entry / "cwd")]
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(link.startswith(top) for link in links) or top in cmd:
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0] if (entry / "stat").exists() else "?"
+            found.append(f"{entry.name} [{state}] {cmd[:300]}")
+    return found
+
+
+def processes_gone(path: Path, wait: float = 120.0) -> tuple[list[str], float]:
+    """Wait until no process is left under path; (what was there at first, seconds it took).
+    A SIGKILLed process in uninterruptible I/O (dpkg's fsync) dies only when the I/O is done."""
+    t0 = time.monotonic()
+    first = processes_in(path)
+    while processes_in(path) and time.monotonic() - t0 < wait:
+        time.sleep(0.1)
+    return first, round(time.monotonic() - t0, 2)
+
+
+def remove_stage(path: Path) -> None:
+    for point in mounts_under(path):
+        subprocess.run(["umount", "--lazy", point], check=False)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
 def du(path: Path) -> int:

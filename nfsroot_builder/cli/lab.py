@@ -24,7 +24,7 @@ def _lab(config, prefix, state_dir):
 @lab_app.command()
 @guarded
 def up(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
-    """Create the namespace and start dhcpd, in.tftpd, rpcbind and NFS-Ganesha in it."""
+    """Create the namespace and start the DHCP server, in.tftpd, rpcbind and NFS-Ganesha in it."""
     lab = _lab(config, prefix, state_dir)
     for p in lab.up():
         err.print(f"  {p.name}: pid {p.pid}")

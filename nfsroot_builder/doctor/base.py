@@ -46,8 +46,8 @@ class CheckDef:
 CHECKS: list[CheckDef] = []
 # The seed's five problems first, in the page's order, then the newer ones.
 ORDER = ("writable-exports", "root-interfaces", "root-udev-net", "nfs-state-files", "exports-syntax",
-         "root-hostname", "tftp-readable", "initrd-nfs", "tftp-kernel", "dhcpd-syntax", "dhcp-nodes",
-         "host-collisions", "world-no-root-squash", "nfs-threads")
+         "root-hostname", "tftp-readable", "initrd-nfs", "tftp-kernel", "dhcpd-syntax", "dhcp-nodes", "dhcp-config",
+         "host-collisions", "world-no-root-squash", "nfs-threads", "chroot-leftovers")
 
 
 def check(name: str, seed: str = ""):

@@ -5,6 +5,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from .. import chroot
 from ..context import Context
 from ..files import sha256_file
 from ..steps.initramfs import newest_kernel
@@ -127,6 +128,26 @@ def root_hostname(ctx: Context) -> Finding:
     return Finding("fail", f"{p} says {p.read_text().strip()!r}: every node would call itself that "
                    "instead of the name DHCP sends (use-host-decl-names)",
                    "remove it (a copy goes to the state dir; the hostname step does the same)", apply)
+
+
+# -- what an interrupted chroot session left -----------------------------------------
+
+
+@check("chroot-leftovers")
+def chroot_leftovers(ctx: Context) -> Finding:
+    """No interrupted chroot session left mounts, policy-rc.d or the build host's resolv.conf in the root."""
+    if not ctx.root.is_dir():
+        return ok(f"no root at {ctx.root}")
+    found = chroot.leftovers(ctx)
+    if not found:
+        return ok("nothing of a chroot session is left in the root")
+
+    def apply(ctx: Context) -> set[str]:
+        chroot.recover(ctx)
+        return set()
+    return Finding("fail", "; ".join(found) + " (policy-rc.d would keep every daemon from starting on the nodes)",
+                   "stop what runs in the root, unmount what is mounted under it, remove policy-rc.d and put "
+                   "the root's resolv.conf back (what the next run does before its first step)", apply)
 
 
 # -- kernel and initrd in TFTP -----------------------------------------------------

@@ -12,10 +12,19 @@ from pathlib import Path
 from .. import services
 from ..config import export_client_problem
 from ..context import Context
+from ..errors import CommandFailed
 from ..files import split_block
 from ..render import node_dir
 from ..render.server import dhcpd_block
-from ..steps.dhcp import DhcpServer, dhcpd_errors, dhcpd_test_argv
+from ..steps.dhcp import (
+    DHCP_UNIT,
+    DhcpServer,
+    dhcpd_errors,
+    dhcpd_test_argv,
+    dnsmasq_checker,
+    kea_checker,
+    wanted_files,
+)
 from ..steps.nfs import EXPORTS_DROPIN, GANESHA_DROPIN, GANESHA_MAIN, NfsExports
 from ..steps.tftp import TFTPD_DEFAULTS
 from .base import Finding, check, ok
@@ -282,6 +291,10 @@ def _dhcpd_conf(ctx: Context) -> Path:
     return ctx.host(ctx.config.dhcp.config_file)
 
 
+def _isc(ctx: Context) -> bool:
+    return ctx.config.dhcp.server == "isc-dhcp-server"
+
+
 def rewrite_dhcp(ctx: Context) -> set[str]:
     """The dhcp-server step again: the managed block from the config, checked with dhcpd -t."""
     return DhcpServer().run(ctx).restart
@@ -297,6 +310,8 @@ def _block_current(ctx: Context, text: str) -> bool:
 @check("dhcpd-syntax")
 def dhcpd_syntax(ctx: Context) -> Finding:
     """The DHCP config passes `dhcpd -t` (dhcpd(8))."""
+    if not _isc(ctx):
+        return ok(f"dhcp.server is {ctx.config.dhcp.server}: dhcpd is not used (see dhcp-config)")
     conf = _dhcpd_conf(ctx)
     if not conf.exists():
         return ok(f"{conf} does not exist yet (step dhcp-server writes it)")
@@ -322,6 +337,8 @@ def dhcpd_syntax(ctx: Context) -> Finding:
 @check("dhcp-nodes")
 def dhcp_nodes(ctx: Context) -> Finding:
     """Each node's MAC and IP in the config match the host declarations in dhcpd.conf."""
+    if not _isc(ctx):
+        return ok(f"dhcp.server is {ctx.config.dhcp.server}: its nodes are checked by dhcp-config")
     conf = _dhcpd_conf(ctx)
     if not conf.exists():
         if not ctx.config.nodes:
@@ -348,13 +365,48 @@ def dhcp_nodes(ctx: Context) -> Finding:
                    "and restart isc-dhcp-server", rewrite_dhcp)
 
 
+@check("dhcp-config")
+def dhcp_config(ctx: Context) -> Finding:
+    """Kea or dnsmasq (dhcp.server): its config parses with the daemon's own checker and matches the build."""
+    kind = ctx.config.dhcp.server
+    if _isc(ctx):
+        return ok("dhcp.server is isc-dhcp-server (see dhcpd-syntax and dhcp-nodes)")
+    fix = (f"rewrite it from the config (the dhcp-server step, checked by the daemon first) "
+           f"and restart {DHCP_UNIT[kind]}")
+    problems = []
+    for path, content in wanted_files(ctx).items():
+        p = ctx.host(path)
+        if not p.is_file():
+            problems.append(f"{p} does not exist")
+        elif p.read_text() != content:
+            problems.append(f"{p} differs from what the config makes (edited by hand, or the config changed)")
+    if problems:
+        return Finding("fail", _listed(problems), fix, rewrite_dhcp)
+    conf = next(iter(wanted_files(ctx)))
+    checker = kea_checker(ctx) if kind == "kea" else dnsmasq_checker(ctx)
+    try:
+        checker(ctx.host(conf))
+    except CommandFailed as e:
+        if e.returncode == 127:
+            return Finding("warn", f"{checker.shown.split()[0]} is not installed: cannot check",
+                           "nfsroot-build run server-packages")
+        # The file is what the build makes, yet the daemon refuses it: a
+        # daemon version the renderer does not know; rewriting will not help.
+        return Finding("fail", f"{checker.shown.split()[0]} rejects {ctx.host(conf)}: "
+                       + " | ".join(e.output_tail[-3:]), "report it with the daemon's version: the tool "
+                       "wrote this file; meanwhile use another dhcp.server")
+    return ok(f"{ctx.host(conf)} matches the build and passes {checker.shown}"
+              + ("; the site's DHCP server must give each node its ip and host name"
+                 if kind == "dnsmasq-proxy" else ""))
+
+
 @check("host-collisions")
 def host_collisions(ctx: Context) -> Finding:
     """No other DHCP host or /etc/hosts entry on the server uses a node's name, MAC or IP."""
     cfg = ctx.config
     problems = []
     conf = _dhcpd_conf(ctx)
-    admin_hosts = [h for h in dhcpd_hosts(conf.read_text()) if not h.ours] if conf.exists() else []
+    admin_hosts = [h for h in dhcpd_hosts(conf.read_text()) if not h.ours] if conf.exists() and _isc(ctx) else []
     for h in admin_hosts:
         for node in cfg.nodes:
             same = [what for what, hit in (("name", h.name == node.name), ("MAC", node.mac in h.macs),

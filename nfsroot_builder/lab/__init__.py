@@ -1,7 +1,8 @@
 """The lab: the configured boot server run in an isolated network namespace,
 and QEMU nodes that PXE-boot from it.
 
-`up` starts dhcpd, in.tftpd, rpcbind and NFS-Ganesha inside the namespace
+`up` starts the configured DHCP server (dhcpd, Kea or dnsmasq), in.tftpd,
+rpcbind and NFS-Ganesha inside the namespace
 with the files the pipeline wrote (under the staging prefix), `boot` powers
 on nodes and waits for their login prompt, `down` kills exactly the PIDs
 `up`/`boot` recorded and deletes the namespace.
@@ -10,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import time
 from dataclasses import dataclass
 
 from ..context import Context
 from ..errors import NfsrootError, UsageError
 from ..files import atomic_write
+from ..procs import stop
 from . import netns
 from .render import FACTS_SCRIPT, FACTS_UNIT, FACTS_UNIT_TEXT, ganesha_conf
 
@@ -118,20 +118,9 @@ class Lab:
         record = self.load()
         done = []
         procs = [p for p in record["procs"] if self.alive(p)]
-        for p in procs:
-            os.kill(p["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for p in procs:
-            while self.alive(p) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self.alive(p):
-                os.kill(p["pid"], signal.SIGKILL)
-            done.append(f"{p['name']} (pid {p['pid']})")
-        for p in procs:   # reap what we can (children of this process, if any)
-            try:
-                os.waitpid(p["pid"], os.WNOHANG)
-            except ChildProcessError:
-                pass
+        by_pid = {p["pid"]: p for p in procs}
+        stop(by_pid, grace=10, alive=lambda pid: self.alive(by_pid[pid]))
+        done += [f"{p['name']} (pid {p['pid']})" for p in procs]
         if record.get("namespace") == self.ns and netns.exists(self.ctx.runner, self.ns):
             netns.delete(self.ctx.runner, self.ns)
             done.append(f"namespace {self.ns}")

@@ -7,12 +7,18 @@ script).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import time
 
+from ..config import Config
 from ..errors import NfsrootError
+from ..files import atomic_write
+from ..render import header
+from ..render.server import kea_json
+from ..steps.dhcp import KEA_CONFIG, dnsmasq_dropin_path
 
 # rpcbind and ganesha.nfsd keep sockets and PID files in /run; the lab's get
 # a private one (a bind mount made in the mount namespace `ip netns exec`
@@ -27,6 +33,74 @@ def _wait(what: str, test, timeout: float = 20.0) -> None:
             return
         time.sleep(0.2)
     raise NfsrootError(f"lab: {what} did not come up within {timeout:.0f}s")
+
+
+def site_dhcpd_conf(cfg: Config) -> str:
+    """dhcpd.conf for the lab's stand-in of a site's own DHCP server, beside
+    dhcp.server "dnsmasq-proxy": what a site must give each node, no more: a
+    fixed address by MAC (the node's `ip`, which its NFS exports name) and
+    its host name. No boot file, no root-path: those come from the proxy and
+    the boot menu's nfsroot=.
+    """
+    net = cfg.network
+    lines = [header(cfg).rstrip("\n"), "# The lab's stand-in for the site's DHCP server.", "authoritative;",
+             f"subnet {net.network.network_address} netmask {net.network.netmask} {{",
+             "  deny unknown-clients;", f"  option broadcast-address {net.broadcast_address};", "}",
+             "group {", "  use-host-decl-names on;"]
+    lines += [f"  host {n.name} {{ hardware ethernet {n.mac}; fixed-address {n.ip}; }}" for n in cfg.nodes]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def kea_lab_conf(text: str, lab_dir: str) -> str:
+    """The staged Kea config with its lease file in the lab's directory (the
+    package's default is the host's /var/lib/kea), not kept across runs."""
+    data = kea_json(text)
+    data["Dhcp4"]["lease-database"].update({"name": f"{lab_dir}/kea-leases4.csv", "persist": False})
+    # The bridge is not RUNNING until a node's tap opens, and Kea opens no
+    # socket on such an interface; it retries (Kea ARM, "Interface
+    # Configuration": service-sockets-max-retries) until `lab boot`.
+    data["Dhcp4"]["interfaces-config"].update({"service-sockets-max-retries": 100000,
+                                               "service-sockets-retry-wait-time": 1000})
+    return json.dumps(data, indent=2) + "\n"
+
+
+def dnsmasq_argv(conf: str, interface: str, lab_dir: str) -> list[str]:
+    """dnsmasq in the foreground with the staged drop-in only (--conf-file: not
+    the host's /etc/dnsmasq.conf), DNS off (--port=0), on the bridge only,
+    leases and PID file in the lab's directory, DHCP log to stderr."""
+    return ["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}", "--port=0", f"--interface={interface}",
+            "--bind-interfaces", f"--dhcp-leasefile={lab_dir}/dnsmasq.leases", f"--pid-file={lab_dir}/dnsmasq.pid",
+            "--log-dhcp", "--log-facility=-"]
+
+
+def dhcpd_argv(conf: str, interface: str, leases: str) -> list[str]:
+    # dhcpd in the foreground (-d), on the bridge only.
+    return ["dhcpd", "-4", "-d", "--no-pid", "-cf", conf, "-lf", leases, interface]
+
+
+def start_dhcp(lab, spawn) -> None:
+    """The configured DHCP server (dhcp.server), with the staged config."""
+    ctx, cfg, d = lab.ctx, lab.cfg, lab.dir
+    kind, iface = cfg.dhcp.server, cfg.server.interface
+    staged = {"isc-dhcp-server": cfg.dhcp.config_file, "kea": KEA_CONFIG}.get(kind) or dnsmasq_dropin_path(ctx)
+    if not ctx.host(staged).is_file():
+        raise NfsrootError(f"lab: {ctx.host(staged)} (dhcp.server {kind!r}) does not exist: "
+                           f"run 'nfsroot-build all' with the same -c/--prefix first")
+    if kind == "isc-dhcp-server":
+        spawn("dhcpd", dhcpd_argv(str(ctx.host(cfg.dhcp.config_file)), iface, str(d / "dhcpd.leases")), "dhcpd")
+    elif kind == "kea":
+        conf = d / "kea-dhcp4.conf"
+        atomic_write(conf, kea_lab_conf(ctx.host(KEA_CONFIG).read_text(), str(d)).encode(), 0o644)
+        # Kea's PID and lock files go where these say (kea-dhcp4(8), ENVIRONMENT).
+        spawn("kea-dhcp4", ["env", f"KEA_PIDFILE_DIR={d}", f"KEA_LOCKFILE_DIR={d}",
+                            "kea-dhcp4", "-c", str(conf)], "kea-dhcp4")
+    else:
+        if kind == "dnsmasq-proxy":
+            site = d / "site-dhcpd.conf"
+            atomic_write(site, site_dhcpd_conf(cfg).encode(), 0o644)
+            spawn("site-dhcpd", dhcpd_argv(str(site), iface, str(d / "dhcpd.leases")), "dhcpd")
+        spawn("dnsmasq", dnsmasq_argv(str(ctx.host(dnsmasq_dropin_path(ctx))), iface, str(d)), "dnsmasq")
 
 
 def start_daemons(lab, record: dict) -> None:
@@ -47,9 +121,7 @@ def start_daemons(lab, record: dict) -> None:
         lab.add_proc(record, name, pid, shutil.which(exe) or exe)
         return pid
 
-    # dhcpd in the foreground (-d) on the bridge only, with the staged config.
-    spawn("dhcpd", ["dhcpd", "-4", "-d", "--no-pid", "-cf", str(ctx.host(cfg.dhcp.config_file)),
-                    "-lf", str(d / "dhcpd.leases"), cfg.server.interface], "dhcpd")
+    start_dhcp(lab, spawn)
     # tftpd-hpa: -L foreground, -s chroot to the TFTP root (what --secure does
     # for the packaged daemon), bound to the server address only.
     spawn("tftpd", ["in.tftpd", "-L", "-v", "-u", "tftp", "-s", str(ctx.tftp_root),

@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..procs import stop
 from .netns import tap_name
 from .render import FACTS_MARK
 
@@ -142,22 +142,13 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
                 pending.discard(name)
     for name in pending:
         results[name].problem = f"no login prompt within {timeout:.0f}s"
-    for name, (pid, _t0, log) in started.items():
+    for name, (_pid, _t0, log) in started.items():
         res = results[name]
         if not res.ok:
             res.tail = log.read_text(errors="replace").replace("\r", "").splitlines()[-30:]
-        if not keep and lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}):
-            os.kill(pid, signal.SIGTERM)
     if not keep:
-        for pid, _t0, _log in started.values():
-            for _ in range(50):
-                if not lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}):
-                    break
-                time.sleep(0.1)
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+        stop([pid for pid, _t0, _log in started.values()], grace=5,
+             alive=lambda pid: lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}))
         record = lab.load()
         record["procs"] = [p for p in record["procs"] if p["pid"] not in {s[0] for s in started.values()}]
         lab.save(record)

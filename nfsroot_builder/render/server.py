@@ -1,5 +1,7 @@
-"""Server-side configuration files: dhcpd, tftpd-hpa, NFS exports."""
+"""Server-side configuration files: dhcpd, Kea, dnsmasq, tftpd-hpa, NFS exports."""
 from __future__ import annotations
+
+import json
 
 from ..config import Config
 from . import Served, header, node_dir, quote
@@ -80,6 +82,137 @@ def dhcpd_block(cfg: Config, served: Served) -> str:
         lines.append(f"  host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip}; }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def boot_files(cfg: Config) -> tuple[str | None, str, str]:
+    """(file for iPXE clients or None, BIOS file, UEFI file) for the loader.
+
+    iPXE (QEMU's ROM, or the chainloaded binary) identifies itself with
+    user-class "iPXE" and option 175; it gets the script that picks the
+    node's menu, the firmware's PXE gets the loader binary.
+    """
+    if cfg.boot.loader == "ipxe":
+        return ("ipxe/boot.ipxe", *LOADER_FILES["ipxe"])
+    return (None, *LOADER_FILES["grub"])
+
+
+def kea_json(text: str) -> dict:
+    """A Kea config as written by kea_config() (header comment lines, then JSON) as data."""
+    return json.loads("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+
+
+def root_path(cfg: Config, served: Served) -> str:
+    return f"{cfg.server.address}:{served.path(cfg.root.path)}"
+
+
+def kea_config(cfg: Config, served: Served) -> str:
+    """/etc/kea/kea-dhcp4-nfsroot-build.conf: a whole Kea DHCPv4 config (kea-dhcp4(8)).
+
+    The same answers as dhcpd_block(): a subnet without pools, so only the
+    reserved MACs get an address (dhcpd's deny unknown-clients), each with its
+    host name; next-server, root-path, the site options; the boot file by
+    client class (iPXE by user-class, UEFI by option 93, BIOS otherwise).
+    """
+    net = cfg.network
+    ipxe, bios, uefi = boot_files(cfg)
+    is_ipxe = "option[77].hex == 'iPXE'"
+    is_uefi = " or ".join(f"option[93].hex == 0x{arch:04x}" for arch in UEFI_X64)
+    classes = []
+    if ipxe:
+        classes.append({"name": "nfsroot-build-ipxe", "test": is_ipxe, "boot-file-name": ipxe,
+                        # iPXE's no-pxedhcp (see dhcpd_block): no wait for ProxyDHCP offers.
+                        "option-data": [{"name": "nfsroot-build-ipxe-encap", "always-send": True},
+                                        {"space": "nfsroot-build-ipxe", "name": "no-pxedhcp", "data": "1"}]})
+        not_ipxe = f"not ({is_ipxe}) and "
+    else:
+        not_ipxe = ""
+    classes.append({"name": "nfsroot-build-uefi", "test": f"{not_ipxe}({is_uefi})", "boot-file-name": uefi})
+    classes.append({"name": "nfsroot-build-bios", "test": f"{not_ipxe}not ({is_uefi})", "boot-file-name": bios})
+    # always-send: Kea answers only options a client asks for (its PRL) otherwise.
+    options = [{"name": "root-path", "data": root_path(cfg, served), "always-send": True},
+               {"name": "broadcast-address", "data": net.broadcast_address}]
+    if net.router:
+        options.append({"name": "routers", "data": net.router})
+    if net.domain:
+        options.append({"name": "domain-name", "data": net.domain})
+    if net.dns_servers:
+        options.append({"name": "domain-name-servers", "data": ", ".join(net.dns_servers)})
+    if net.ntp_servers:
+        options.append({"name": "ntp-servers", "data": ", ".join(net.ntp_servers)})
+    dhcp4 = {
+        "interfaces-config": {"interfaces": [cfg.server.interface]},
+        "lease-database": {"type": "memfile", "lfc-interval": 3600},
+        "valid-lifetime": 43200,
+        "option-def": [
+            {"space": "dhcp4", "name": "nfsroot-build-ipxe-encap", "code": 175, "type": "empty",
+             "encapsulate": "nfsroot-build-ipxe"},
+            {"space": "nfsroot-build-ipxe", "name": "no-pxedhcp", "code": 176, "type": "uint8"},
+        ],
+        "client-classes": classes,
+        "subnet4": [{
+            "id": 1,
+            "subnet": str(net.network),
+            "next-server": cfg.server.address,
+            "option-data": options,
+            "reservations-global": False, "reservations-in-subnet": True, "reservations-out-of-pool": True,
+            "reservations": [{"hw-address": n.mac, "ip-address": n.ip, "hostname": n.name} for n in cfg.nodes],
+        }],
+        "loggers": [{"name": "kea-dhcp4", "severity": "INFO", "output_options": [{"output": "stdout"}]}],
+    }
+    # Kea's parser takes #-comments (kea-dhcp4(8), "Configuration file").
+    return header(cfg) + json.dumps({"Dhcp4": dhcp4}, indent=2) + "\n"
+
+
+def dnsmasq_dropin(cfg: Config, served: Served) -> str:
+    """/etc/dnsmasq.d/nfsroot-build-<name>.conf, for dhcp.server "dnsmasq" or "dnsmasq-proxy".
+
+    Everything is tagged with the cluster's tag, so the admin's own ranges
+    and options in the same dnsmasq stay as they are. "dnsmasq": a static
+    range (only the dhcp-host MACs get an address, each with its name) with
+    root-path and the site options, the boot file by tag (dhcp-boot).
+    "dnsmasq-proxy": a proxy range: the site's DHCP server gives the address
+    and name; we add only the PXE boot service (pxe-service: a filename with
+    an extension is sent as it is, no ".0" added).
+    """
+    net = cfg.network
+    tag = f"nrb-{cfg.name}"
+    ipxe, bios, uefi = boot_files(cfg)
+    server = cfg.server.address
+    out = [header(cfg).rstrip("\n")]
+    # iPXE sends its encapsulated options (175) in every request.
+    out.append("dhcp-match=set:nrb-ipxe,175")
+    # RFC 4578 client system architecture (option 93): 7 and 9 are x86-64 UEFI.
+    out += [f"dhcp-match=set:nrb-efi64,option:client-arch,{arch}" for arch in UEFI_X64]
+    if cfg.dhcp.server == "dnsmasq-proxy":
+        out.append(f"dhcp-range=set:{tag},{net.network.network_address},proxy,{net.network.netmask}")
+        for csa, loader in (("x86PC", bios), ("X86-64_EFI", uefi)):
+            if ipxe:
+                out.append(f'pxe-service=tag:{tag},tag:nrb-ipxe,{csa},"nfsroot-build {cfg.name}",{ipxe},{server}')
+                out.append(f'pxe-service=tag:{tag},tag:!nrb-ipxe,{csa},"nfsroot-build {cfg.name}",{loader},{server}')
+            else:
+                out.append(f'pxe-service=tag:{tag},{csa},"nfsroot-build {cfg.name}",{loader},{server}')
+        return "\n".join(out) + "\n"
+    out.append(f"dhcp-range=set:{tag},{net.network.network_address},static,{net.network.netmask},12h")
+    out += [f"dhcp-host={n.mac},{n.ip},{n.name}" for n in cfg.nodes]
+    out.append(f"dhcp-option=tag:{tag},option:root-path,{quote(root_path(cfg, served))}")
+    out.append(f"dhcp-option=tag:{tag},28,{net.broadcast_address}")
+    # dnsmasq sends itself as router and DNS unless told otherwise.
+    out.append(f"dhcp-option=tag:{tag},option:router" + (f",{net.router}" if net.router else ""))
+    out.append(f"dhcp-option=tag:{tag},option:dns-server" + "".join(f",{d}" for d in net.dns_servers))
+    if net.domain:
+        out.append(f"dhcp-option=tag:{tag},option:domain-name,{net.domain}")
+    if net.ntp_servers:
+        out.append(f"dhcp-option=tag:{tag},option:ntp-server," + ",".join(net.ntp_servers))
+    if ipxe:
+        # iPXE's no-pxedhcp (see dhcpd_block).
+        out.append(f"dhcp-option=tag:{tag},tag:nrb-ipxe,encap:175,176,1")
+        out.append(f"dhcp-boot=tag:{tag},tag:nrb-ipxe,{ipxe},,{server}")
+        not_ipxe = "tag:!nrb-ipxe,"
+    else:
+        not_ipxe = ""
+    out.append(f"dhcp-boot=tag:{tag},{not_ipxe}tag:nrb-efi64,{uefi},,{server}")
+    out.append(f"dhcp-boot=tag:{tag},{not_ipxe}tag:!nrb-efi64,{bios},,{server}")
+    return "\n".join(out) + "\n"
 
 
 def dhcpd_defaults_block(cfg: Config) -> str:

@@ -28,7 +28,7 @@ STEPS: tuple[type[Step], ...] = (
     # "Create the base system"
     Bootstrap,
     RootPassword,
-    InitramfsConfig,     # before the kernel: its first initrd already boots from NFS
+    InitramfsConfig,     # before the one initrd (the initramfs step) is made
     RootPackages,
     Fstab,
     Mountnfs,

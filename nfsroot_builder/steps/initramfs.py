@@ -30,8 +30,8 @@ class InitramfsConfig(Step):
     """Configure initramfs-tools for an NFS root: BOOT=nfs, MODULES=netboot, the layouts' script.
 
     The seed's "create a ramdisk image with network support", as a
-    conf.d drop-in (initramfs.conf(5)), written before the kernel is
-    installed so that the very first initrd already boots from NFS. An
+    conf.d drop-in (initramfs.conf(5)), written before the initramfs step
+    makes the root's one initrd (kernels install with INITRD=No). An
     init-bottom script (initramfs-tools(7)) makes the writable layouts the
     node's menu asks for: `nrb.layout=overlay` (a tmpfs overlay over the
     read-only root) or `nrb.layout=per-node nrb.var=<server>:<dir>` (the
@@ -68,8 +68,9 @@ class Initramfs(Step):
     """Regenerate the initrd when its inputs changed, and check it can boot from NFS.
 
     `update-initramfs -u` runs in a chroot session when the initrd of the
-    newest kernel is older than the conf.d drop-in or the layout's scripts
-    (the kernel's own install already built it right in a fresh root). Then
+    newest kernel is missing (the kernel was installed with INITRD=No: one
+    initrd per build, made here with the config in place) or older than the
+    conf.d drop-in or the layout's scripts. Then
     `lsinitramfs` must list the NFS boot script (scripts/nfs), nfsmount, the
     drop-in and the layout's pieces; otherwise the step fails.
     """
@@ -106,6 +107,8 @@ class Initramfs(Step):
                                        or (recorded is not None and recorded != inputs))
         with chroot.session(ctx) as ch:
             if stale:
+                # Also makes a missing initrd (the kernel was installed with
+                # INITRD=No): -u with -k needs no earlier one, and syncs it.
                 ch.run(["update-initramfs", "-u", "-k", kernel])
             listing = ch.run(["lsinitramfs", f"/boot/initrd.img-{kernel}"])
         names = {line.strip().removeprefix("./") for line in listing.stdout.splitlines()}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..context import Context
+from ..files import differing
 from ..render import header, menus
 from .base import Step, StepResult, digest
 
@@ -18,6 +19,8 @@ class NodeMenus(Step):
     itself), ipxe/<mac-with-dashes>.ipxe (chained from ipxe/boot.ipxe), or
     the seed's legacy GRUB menu grub/<node> (DHCP option 150 points there).
     Menus this build wrote for nodes no longer in the config are removed.
+    Menus with the same content (every layout but per-node) are one file
+    under many names (hard links); undo knows them by their header.
     """
     name = "node-menus"
     needs = ("kernel-to-tftp", "boot-loader")
@@ -30,28 +33,37 @@ class NodeMenus(Step):
 
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
-        return {"boot": c.boot.model_dump(), "nodes": [n.model_dump() for n in c.nodes],
+        # A menu uses a node's name and MAC only ([name, mac] pairs: model_dump
+        # per node cost 14 ms of a no-op resume at 10,000 nodes).
+        return {"boot": c.boot.model_dump(), "nodes": [[n.name, n.mac] for n in c.nodes],
                 "server": c.server.address, "root.path": ctx.served.path(c.root.path), "suite": c.root.suite,
                 "layout": c.root.layout}
+
+    def _by_name(self, ctx: Context) -> dict[str, str]:
+        """Menu file name -> content; all of them live in the loader's menu directory."""
+        directory, _pattern = MENU_DIRS[ctx.config.boot.loader]
+        cut = len(directory) + 1
+        return {rel[cut:]: text for rel, text in self._files(ctx).items()}
 
     def verify(self, ctx: Context) -> list[str]:
         if not ctx.output("kernel-to-tftp", "kernel_path"):
             return ["no kernel published yet"]
-        bad = [rel for rel, text in self._files(ctx).items()
-               if not (ctx.tftp_root / rel).is_file() or (ctx.tftp_root / rel).read_text() != text]
-        return [f"not as configured: {' '.join(bad)}"] if bad else []
+        directory, _pattern = MENU_DIRS[ctx.config.boot.loader]
+        encoded: dict[str, bytes] = {}   # equal menus are one str: encode each once
+        expected = {name: encoded.get(text) or encoded.setdefault(text, text.encode())
+                    for name, text in self._by_name(ctx).items()}
+        bad = differing(ctx.tftp_root / directory, expected)
+        return [f"not as configured: {' '.join(f'{directory}/{name}' for name in bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
-        files = self._files(ctx)
-        changed = False
-        for rel, text in files.items():
-            changed |= ctx.files.ensure_file(ctx.tftp_root / rel, text, 0o644)
-        # Remove only menus that this build wrote (they start with its header).
-        ours = header(ctx.config).splitlines()[0]
         directory, pattern = MENU_DIRS[ctx.config.boot.loader]
-        for old in sorted((ctx.tftp_root / directory).glob(pattern)):
-            rel = str(old.relative_to(ctx.tftp_root))
-            if rel not in files and old.is_file() and ours in old.read_text(errors="replace")[:300] \
-                    and old.name not in ("boot.ipxe", "grub.cfg"):
-                changed |= ctx.files.ensure_absent(old)
+        menus_dir = ctx.tftp_root / directory
+        files = self._by_name(ctx)
+        # Only menus this build wrote (they start with its header) are its own:
+        # undo removes those (one glob record, not one per node), and so does
+        # this step when their node left the config.
+        ours = header(ctx.config).splitlines()[0]
+        changed = ctx.files.ensure_files(menus_dir, files, 0o644, pattern=pattern, marker=ours)
+        changed |= ctx.files.prune(menus_dir, pattern, keep=set(files), marker=ours,
+                                   exclude=("boot.ipxe", "grub.cfg"))
         return StepResult(changed=changed, outputs={"menus": digest(files)})

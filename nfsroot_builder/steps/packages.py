@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from ..context import Context
 from .base import Step, StepResult
+from .dhcp import DHCP_PACKAGE
 
 NFS_SERVER_PACKAGES = {"kernel": ["nfs-kernel-server"], "ganesha": ["nfs-ganesha", "nfs-ganesha-vfs", "rpcbind"]}
 LOADER_PACKAGES = {"grub": ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin"], "ipxe": ["ipxe"], "pxegrub": []}
@@ -9,7 +10,7 @@ LOADER_PACKAGES = {"grub": ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin"],
 
 def wanted_packages(ctx: Context) -> list[str]:
     cfg = ctx.config
-    pkgs = ["isc-dhcp-server", "tftpd-hpa", cfg.root.bootstrapper, "python3"]
+    pkgs = [DHCP_PACKAGE[cfg.dhcp.server], "tftpd-hpa", cfg.root.bootstrapper, "python3"]
     pkgs += NFS_SERVER_PACKAGES[cfg.nfs.server] + LOADER_PACKAGES[cfg.boot.loader]
     return sorted(set(pkgs))
 

@@ -11,7 +11,7 @@ from .base import Step, StepResult
 INIT_PACKAGES = {"systemd": ["systemd-sysv", "udev"],
                  "sysvinit": ["sysvinit-core", "initscripts", "udev", "orphan-sysvinit-scripts"]}
 APT_OPTS = ["-y", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confdef",
-            "-o", "Dpkg::Options::=--force-confold"]
+            "-o", "Dpkg::Options::=--force-confold", "-o", f"Dpkg::Options::={chroot.DPKG_UNSAFE_IO}"]
 LOCAL_DIR = "var/cache/nfsroot-build/local-debs"
 # Enabled by systemd's own presets when it is installed (the mountnfs step makes sure).
 REMOTE_FS_WANT = "etc/systemd/system/multi-user.target.wants/remote-fs.target"
@@ -66,6 +66,11 @@ class RootPackages(Step):
     /var/cache/apt/archives. A run that was interrupted is finished first
     (`dpkg --configure -a`). Afterwards apt's lists and caches are removed
     from the root, as mmdebstrap does: nodes never run apt.
+
+    With mmdebstrap the bootstrap already installed all of these, and this
+    step only checks them. Packages install with INITRD=No (the initramfs
+    step makes the one initrd) and dpkg's --force-unsafe-io; the root's file
+    system is synced once before the step is done.
     """
     name = "root-packages"
     needs = ("bootstrap",)
@@ -78,24 +83,30 @@ class RootPackages(Step):
         have = packages_index.installed(ctx.root)
         names = [p.split(":")[0] for p in wanted(ctx)] + ctx.output(self.name, "local_packages", [])
         missing = [p for p in names if p not in have]
-        return [f"not installed in the root: {' '.join(missing)}"] if missing else []
+        # A kill in the middle of a chroot session (this step's or a later one's).
+        leftovers = chroot.leftovers(ctx)
+        return ([f"not installed in the root: {' '.join(missing)}"] if missing else []) + leftovers
 
     def run(self, ctx: Context) -> StepResult:
         r = ctx.config.root
         names = wanted(ctx)
-        before = packages_index.installed(ctx.root)
+        # No dpkg database: the bootstrap before this step was planned, not
+        # made; what it installs (mmdebstrap --include) counts as installed.
+        before = (packages_index.installed(ctx.root)
+                  or dict.fromkeys(ctx.output("bootstrap", "included", []), ""))
         local = []
         for deb in r.local_debs:
             res = ctx.runner.run(["dpkg-deb", "--field", deb, "Package"], probe=True)
             local.append(res.stdout.strip())
         if not r.local_debs and all(p.split(":")[0] in before for p in names):
+            tidy(ctx)   # a run killed after apt-get installed everything left its lists
             return StepResult(changed=False, outputs={"local_packages": []})
         packages_index.check_exist(ctx, names)
         with chroot.session(ctx, apt_cache=True) as ch:
             # Finish what a killed run left half-configured (dpkg(1), --configure -a).
-            ch.run(["dpkg", "--configure", "-a"])
+            ch.run([*chroot.BUILD_ENV, "dpkg", "--configure", "-a"])
             ch.run(["apt-get", "update"])
-            ch.run(["apt-get", "install", *APT_OPTS, *names])
+            ch.run([*chroot.BUILD_ENV, "apt-get", "install", *APT_OPTS, *names])
             if r.local_debs:
                 copies = []
                 for deb in r.local_debs:
@@ -103,7 +114,7 @@ class RootPackages(Step):
                     ctx.files.copy_file(Path(deb), dest)
                     copies.append("/" + LOCAL_DIR + "/" + Path(deb).name)
                 try:
-                    ch.run(["apt-get", "install", *APT_OPTS, *copies])
+                    ch.run([*chroot.BUILD_ENV, "apt-get", "install", *APT_OPTS, *copies])
                 finally:
                     ctx.files.ensure_absent(ctx.root / LOCAL_DIR)
             if r.init == "systemd":
@@ -111,5 +122,6 @@ class RootPackages(Step):
                 ctx.files.expect(ctx.root / "var/lib/systemd")
                 ctx.files.expect(ctx.root / REMOTE_FS_WANT, link=REMOTE_FS)
         tidy(ctx)
+        chroot.sync_root(ctx)   # dpkg wrote with unsafe I/O: flushed before the step is done
         after = packages_index.installed(ctx.root)
         return StepResult(changed=after != before, outputs={"local_packages": [p for p in local if p]})

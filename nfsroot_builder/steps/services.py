@@ -29,7 +29,7 @@ class Services(Step):
             else:
                 services.restart(ctx, service)
             # Persist each success: a failure half-way keeps the rest pending.
-            ctx.state.data["pending_restarts"].remove(service)
+            ctx.state.restarted(service)
             ctx.state.save()
         return StepResult(changed=bool(pending))
 

@@ -31,8 +31,8 @@ STEP_NAMES = [s.name for s in STEPS]
 class ChattyRunner(FakeRunner):
     """A fake whose commands print lines, handed to on_line as the real Runner's reader does."""
 
-    def _execute(self, argv, input, env, cwd, timeout):
-        code, out, err = super()._execute(argv, input, env, cwd, timeout)
+    def _execute(self, argv, input, env, cwd, timeout, *more, **options):
+        code, out, err = super()._execute(argv, input, env, cwd, timeout, *more, **options)
         if argv[0] == "dhcpd":
             out = "Internet Systems Consortium DHCP Server\r\x1b[1mchecking\x1b[0m line 7\n"
         for line in out.splitlines(keepends=True):

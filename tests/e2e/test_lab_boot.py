@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
 
-from helpers import nfsroot_build
+from helpers import nfsroot_build, require
 
 SERVER = "192.168.0.1"
 
@@ -121,3 +122,62 @@ def test_overlay_layout(mm, lab_up, edit_config):
     assert r["ok"], f"{r['problem']}\n" + "\n".join(r["tail"])
     assert r["facts"]["root"].startswith("overlay,"), r["facts"]
     assert r["facts"]["failed"] == "none"
+
+
+def use_dhcp_server(build, edit_config, kind: str, tool: str) -> None:
+    """Switch a shared build to another dhcp.server (put back afterwards by edit_config)."""
+    require(shutil.which(tool) is not None, f"{tool} not installed")
+    edit_config(build, '[nfs]\nserver = "ganesha"', f'[dhcp]\nserver = "{kind}"\n[nfs]\nserver = "ganesha"')
+    res = nfsroot_build("all", "-c", build.cfg, "--prefix", build.stage, "--resume", check=True)
+    assert "changed: dhcp-server, services" in res.stderr, res.stderr
+    # Only the chosen kind's file is left: dhcpd's block went with the switch.
+    assert "host n1" not in (build.stage / "etc/dhcp/dhcpd.conf").read_text()
+
+
+def report_times(res) -> None:
+    """The per-node boot times for the run's record (pytest -rP shows them)."""
+    print("\n".join(line.strip() for line in res.stderr.splitlines() if "login after" in line))
+
+
+def lab_procs(build) -> set[str]:
+    return {p["name"] for p in json.loads(lab(build, "status", "--json").stdout)["procs"]}
+
+
+def test_kea_two_nodes_grub(mm, lab_up, edit_config):
+    use_dhcp_server(mm, edit_config, "kea", "kea-dhcp4")
+    lab_up(mm)
+    assert "kea-dhcp4" in lab_procs(mm) and "dhcpd" not in lab_procs(mm)
+    res, results = boot(mm, "n1", "n2")
+    report_times(res)
+    assert set(results) == {"n1", "n2"}, res.stderr
+    for r in results.values():
+        assert_nfs_root(mm, r)
+    assert res.returncode == 0
+
+
+def test_dnsmasq_ipxe(deb, lab_up, edit_config):
+    use_dhcp_server(deb, edit_config, "dnsmasq", "dnsmasq")
+    lab_up(deb)
+    assert "dnsmasq" in lab_procs(deb) and "dhcpd" not in lab_procs(deb)
+    res, results = boot(deb, "n1")
+    report_times(res)
+    assert_nfs_root(deb, results["n1"])
+    assert results["n1"]["facts"]["var"] == f"nfs,{SERVER}:{deb.root}.nodes/n1"
+
+
+def test_dnsmasq_proxy_beside_a_site_dhcp_server(deb, lab_up, edit_config):
+    """The site's DHCP server (the lab's stand-in: dhcpd with addresses and
+    names only) and our proxyDHCP on one segment; two nodes at once."""
+    use_dhcp_server(deb, edit_config, "dnsmasq-proxy", "dnsmasq")
+    lab_up(deb)
+    assert {"site-dhcpd", "dnsmasq"} <= lab_procs(deb)
+    res, results = boot(deb, "n1", "n2")
+    report_times(res)
+    assert set(results) == {"n1", "n2"}, res.stderr
+    for r in results.values():
+        assert_nfs_root(deb, r)
+    assert res.returncode == 0
+    site_log = (deb.stage / "var/lib/nfsroot-build/deb/lab/logs/site-dhcpd.log").read_text()
+    proxy_log = (deb.stage / "var/lib/nfsroot-build/deb/lab/logs/dnsmasq.log").read_text()
+    assert "DHCPACK on 192.168.0.101 to 52:54:00:12:35:01" in site_log
+    assert "proxy" in proxy_log and "ipxe/boot.ipxe" in proxy_log

@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 
+from nfsroot_builder.doctor.base import ORDER
+
 from doctor_scenes import KERNEL, NFS_INITRD, SCENES, newc, scene_id, seed_layout
 from helpers import example_text, nfsroot_build, require, snapshot
 
@@ -106,5 +108,6 @@ def test_doctor_human_output_one_line_per_check(server):
     cfg, stage = server(example_text("seed"))
     res = nfsroot_build("doctor", "-c", cfg, "--prefix", stage)
     lines = [x for x in res.stderr.splitlines() if x.split(" ", 1)[0] in ("ok", "warn", "fail")]
-    assert len(lines) == 14 and res.returncode == 0
-    assert res.stderr.rstrip().endswith("14 checks: 14 ok, 0 warn, 0 fail")
+    n = len(ORDER)   # every registered check, in order
+    assert [x.split()[1].rstrip(":") for x in lines] == list(ORDER) and res.returncode == 0
+    assert res.stderr.rstrip().endswith(f"{n} checks: {n} ok, 0 warn, 0 fail")

@@ -2,6 +2,8 @@
 anything is downloaded, and the dry-run shows every command, chroot ones too."""
 from __future__ import annotations
 
+import hashlib
+
 from test_root_build import HASH, config
 
 from helpers import nfsroot_build
@@ -29,11 +31,12 @@ def test_dry_run_lists_every_command_including_chroot_ones(tmp_path):
     out = res.stdout
     root = f"{stage}/srv/nfsroot/dry"
     chroot = f"$ chroot {root} /usr/bin/env -i "
+    lease = hashlib.sha256(root.encode()).hexdigest()[:16]   # debcache.lease_dir
     for expected in [
         f"$ debootstrap --variant=minbase --arch=amd64 --components=main "
-        f"--cache-dir=/var/cache/nfsroot-build/apt trixie {root} ",
+        f"--cache-dir=/var/cache/nfsroot-build/leases/{lease} trixie {root} ",
         f"$ mount -t proc proc {root}/proc",
-        f"$ mount --bind /var/cache/nfsroot-build/apt {root}/var/cache/apt/archives",
+        f"$ mount --bind /var/cache/nfsroot-build/leases/{lease} {root}/var/cache/apt/archives",
         "chpasswd -e <<< <redacted>",
         "apt-get install -y --no-install-recommends",
         "lsinitramfs '/boot/initrd.img-<kernel-version>'",

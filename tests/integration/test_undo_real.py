@@ -4,6 +4,7 @@ undo -> the admin's files are byte for byte what they were, and no file the
 tool wrote remains."""
 from __future__ import annotations
 
+import grp
 import json
 import os
 import shutil
@@ -106,3 +107,36 @@ def test_purge_root_refuses_while_mounted(staged):
         subprocess.run(["umount", proc], check=True)
     nfsroot_build("undo", "-c", cfg, "--prefix", stage, "--purge-root", check=True)
     assert not (stage / "NFSROOT/kerrighed").exists()
+
+
+def owner_mode_bytes(stage):
+    out = {}
+    for rel in ADMIN:
+        st = os.stat(stage / rel)
+        out[rel] = (st.st_uid, st.st_gid, st.st_mode & 0o7777, (stage / rel).read_bytes())
+    return out
+
+
+def test_undo_gives_back_group_mode_and_crlf_and_removes_the_dirs_it_made(staged):
+    """root:adm 640 files with CRLF lines (an admin who edits on Windows): the
+    server steps put managed blocks into them, undo gives back owner, group,
+    mode and every byte; the /srv and /etc/exports.d directories the steps
+    made are gone."""
+    cfg, stage = staged
+    adm = grp.getgrnam("adm").gr_gid
+    for rel in ("etc/default/tftpd-hpa", "etc/hosts", "etc/default/nfs-kernel-server"):
+        (stage / rel).write_bytes((stage / rel).read_bytes().replace(b"\n", b"\r\n"))
+    for rel in ADMIN:
+        os.chown(stage / rel, 0, adm)
+        os.chmod(stage / rel, 0o640)
+    before = owner_mode_bytes(stage)
+    assert not (stage / "srv").exists()
+    nfsroot_build("all", "-c", cfg, "--prefix", stage, "--to", "nfs-exports", check=True)
+    changed = [rel for rel in ADMIN if (stage / rel).read_bytes() != before[rel][3]]
+    assert "etc/default/tftpd-hpa" in changed and "etc/dhcp/dhcpd.conf" in changed, changed
+    # While the blocks are in, the admin's owner, group and mode hold too.
+    assert all(owner_mode_bytes(stage)[rel][:3] == before[rel][:3] for rel in ADMIN)
+    assert (stage / "srv/tftp").is_dir()
+    nfsroot_build("undo", "-c", cfg, "--prefix", stage, check=True)
+    assert owner_mode_bytes(stage) == before
+    assert not (stage / "srv").exists() and not (stage / "etc/exports.d").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nfsroot_builder import chroot, session
+from nfsroot_builder import chroot, debcache, session
 from nfsroot_builder.errors import CommandFailed
 
 from fakes import FakeRunner
@@ -33,7 +33,7 @@ def test_session_mounts_runs_and_undoes_in_reverse(seed_config, tmp_path, monkey
     cmds = [" ".join(a) for a in runner.executed]
     root = str(ctx.root)
     assert cmds[0] == f"mount -t proc proc {root}/proc"
-    assert cmds[3] == f"mount --bind {ctx.apt_cache} {root}/var/cache/apt/archives"
+    assert cmds[3] == f"mount --bind {debcache.lease_dir(ctx)} {root}/var/cache/apt/archives"
     assert cmds[4].startswith(f"chroot {root} /usr/bin/env -i PATH=") and cmds[4].endswith("apt-get update")
     assert cmds[5:] == [f"umount {root}/var/cache/apt/archives", f"umount {root}/dev/pts",
                         f"umount {root}/sys", f"umount {root}/proc"]

@@ -116,7 +116,7 @@ def test_failing_preflight_stops_the_run_before_any_change(tmp_path, seed_config
         pipe.run()
     assert not (tmp_path / "stage").exists()
     assert all(argv[0] in ("dpkg-query", "ip") for argv in runner.executed)   # read-only probes only
-    assert ctx.state.data["steps"] == {}
+    assert all(not ctx.state.step(s.name) for s in pipe.steps)   # no step started
 
 
 def test_preflight_probes_the_mirror_only_when_a_step_downloads(tmp_path, seed_config, monkeypatch):

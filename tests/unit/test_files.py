@@ -132,4 +132,97 @@ def test_untracked_tree_not_recorded(tmp_path):
     files, _ = ops(tmp_path, untracked=[root])
     files.ensure_file(root / "etc" / "fstab", "x\n")
     files.ensure_file(tmp_path / "etc" / "exports.d" / "a.exports", "y\n")
-    assert list(files.record) == [str(tmp_path / "etc" / "exports.d" / "a.exports")]
+    # The file, and the directories it made (undo removes them when empty).
+    assert {p: r["kind"] for p, r in files.record.items()} == {
+        str(tmp_path / "etc"): "dir", str(tmp_path / "etc" / "exports.d"): "dir",
+        str(tmp_path / "etc" / "exports.d" / "a.exports"): "owned"}
+
+
+MARK = "# Written by nfsroot-build for cluster 'c'."
+
+
+def test_ensure_files_links_equal_content_and_records_one_glob(tmp_path):
+    d = tmp_path / "tftp" / "boot" / "grub"
+    files, _ = ops(tmp_path)
+    menus = {f"grub.cfg-01-{i}": f"{MARK}\nsame\n" for i in range(5)}
+    menus["grub.cfg-01-9"] = f"{MARK}\nother\n"
+    assert files.ensure_files(d, menus, 0o644, pattern="grub.cfg-01-*", marker=MARK)
+    inodes = {p.name: p.stat().st_ino for p in d.iterdir()}
+    assert len({inodes[f"grub.cfg-01-{i}"] for i in range(5)}) == 1 and inodes["grub.cfg-01-9"] != inodes["grub.cfg-01-0"]
+    assert (d / "grub.cfg-01-0").stat().st_nlink == 5 and (d / "grub.cfg-01-0").stat().st_mode & 0o777 == 0o644
+    assert all((d / n).read_text() == t for n, t in menus.items())
+    assert {k: r["kind"] for k, r in files.record.items()} == {
+        str(tmp_path / "tftp"): "dir", str(tmp_path / "tftp" / "boot"): "dir", str(d): "dir",
+        str(d / "grub.cfg-01-*"): "glob"}
+    assert not files.ensure_files(d, menus, 0o644, pattern="grub.cfg-01-*", marker=MARK)
+    # One menu changes (a kernel update for all would be one new file and relinks).
+    menus["grub.cfg-01-2"] = f"{MARK}\nother\n"
+    assert files.ensure_files(d, menus, 0o644, pattern="grub.cfg-01-*", marker=MARK)
+    assert (d / "grub.cfg-01-2").stat().st_ino == (d / "grub.cfg-01-9").stat().st_ino
+    assert (d / "grub.cfg-01-0").stat().st_nlink == 4
+    assert not [p for p in d.iterdir() if p.name.startswith(".")], "no temp names left"
+
+
+def test_ensure_files_backs_up_an_admins_file_it_replaces(tmp_path):
+    d = tmp_path / "grub"
+    d.mkdir()
+    (d / "grub.cfg-01-1").write_text("the admin's own menu\n")
+    files, _ = ops(tmp_path)
+    menus = {"grub.cfg-01-0": f"{MARK}\nx\n", "grub.cfg-01-1": f"{MARK}\nx\n"}
+    files.ensure_files(d, menus, pattern="grub.cfg-01-*", marker=MARK)
+    rec = files.record[str(d / "grub.cfg-01-1")]
+    assert rec["kind"] == "replaced" and open(rec["backup"]).read() == "the admin's own menu\n"
+    assert str(d / "grub.cfg-01-0") not in files.record
+
+
+def test_prune_removes_only_marked_files_not_kept(tmp_path):
+    d = tmp_path / "grub"
+    files, _ = ops(tmp_path)
+    files.ensure_files(d, {f"m{i}": f"{MARK}\n" for i in range(3)}, pattern="m*", marker=MARK)
+    (d / "m-admin").write_text("mine\n")
+    (d / "other").write_text(f"{MARK}\n")
+    assert files.prune(d, "m*", keep={"m0"}, marker=MARK)
+    assert sorted(p.name for p in d.iterdir()) == ["m-admin", "m0", "other"]
+    assert not files.prune(d, "m*", keep={"m0"}, marker=MARK)
+
+
+def test_differing_reads_content_not_names(tmp_path):
+    from nfsroot_builder.files import differing
+    d = tmp_path / "d"
+    files, _ = ops(tmp_path)
+    files.ensure_files(d, {"a": "x\n", "b": "x\n", "c": "y\n"})
+    assert differing(d, {"a": b"x\n", "b": b"x\n", "c": b"y\n"}) == []
+    (d / "c").write_text("edited\n")
+    assert differing(d, {"a": b"x\n", "b": b"x\n", "c": b"y\n", "gone": b"z"}) == ["c", "gone"]
+    assert differing(tmp_path / "missing", {"a": b""}) == ["a"]
+
+
+def test_managed_block_keeps_crlf_and_bytes_that_are_not_utf8(tmp_path):
+    f = tmp_path / "conf"
+    admin = b"line one\r\nlatin-1 \xe9\r\n"
+    f.write_bytes(admin)
+    files, _ = ops(tmp_path)
+    files.managed_block(f, "ours\n")
+    assert f.read_bytes().startswith(admin)
+    files.managed_block(f, None)
+    assert f.read_bytes() == admin
+
+
+def test_ensure_files_starts_another_file_at_the_link_limit(tmp_path, monkeypatch):
+    import errno
+
+    from nfsroot_builder import files as files_mod
+    real_link = os.link
+
+    def link(src, dst):
+        if os.stat(src).st_nlink >= 3:   # ext4: 65,000
+            raise OSError(errno.EMLINK, "Too many links")
+        real_link(src, dst)
+    monkeypatch.setattr(files_mod.os, "link", link)
+    d = tmp_path / "m"
+    files, _ = ops(tmp_path)
+    menus = {f"m{i}": "same\n" for i in range(7)}
+    assert files.ensure_files(d, menus)
+    assert sorted(p.stat().st_nlink for p in d.iterdir()) == [1, 3, 3, 3, 3, 3, 3]
+    assert all(p.read_text() == "same\n" for p in d.iterdir())
+    assert not files.ensure_files(d, menus)   # every name holds the bytes: nothing to do

@@ -94,3 +94,36 @@ def test_router_advertisement_bytes():
     assert ra[-6:] == bytes.fromhex("02006e726201")
     words = only_solicitations()
     assert len(words) == 32
+
+
+def test_site_dhcpd_gives_addresses_and_names_only(lab):
+    from nfsroot_builder.lab.daemons import site_dhcpd_conf
+    text = site_dhcpd_conf(lab.cfg)
+    for node in lab.cfg.nodes:
+        assert f"host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip}; }}" in text
+    assert "use-host-decl-names on;" in text and "deny unknown-clients;" in text
+    # Boot information is the proxy's job: the site's server sends none.
+    assert "filename" not in text and "root-path" not in text and "next-server" not in text
+
+
+def test_kea_lab_copy_keeps_its_leases_in_the_lab(lab):
+    import json
+
+    from nfsroot_builder.lab.daemons import kea_lab_conf
+    from nfsroot_builder.render.server import kea_config, kea_json
+    staged = kea_config(lab.cfg, Served("/stage"))
+    data = json.loads(kea_lab_conf(staged, "/state/lab"))["Dhcp4"]
+    assert data["lease-database"] == {"type": "memfile", "lfc-interval": 3600,
+                                      "name": "/state/lab/kea-leases4.csv", "persist": False}
+    assert data["interfaces-config"]["interfaces"] == [lab.cfg.server.interface]
+    assert data["interfaces-config"]["service-sockets-max-retries"] > 0
+    # Everything else is what the pipeline staged.
+    assert data["subnet4"] == kea_json(staged)["Dhcp4"]["subnet4"]
+
+
+def test_dnsmasq_lab_argv_reads_only_the_staged_dropin():
+    from nfsroot_builder.lab.daemons import dnsmasq_argv
+    argv = dnsmasq_argv("/stage/etc/dnsmasq.d/nfsroot-build-lab.conf", "nrb-br0", "/state/lab")
+    assert argv[:3] == ["dnsmasq", "--keep-in-foreground", "--conf-file=/stage/etc/dnsmasq.d/nfsroot-build-lab.conf"]
+    assert "--port=0" in argv and "--interface=nrb-br0" in argv and "--bind-interfaces" in argv
+    assert all(a.startswith("/state/lab/") for a in (x.split("=", 1)[1] for x in argv if "file=" in x and "conf" not in x))

@@ -230,3 +230,14 @@ def test_resume_restarts_what_a_rerun_step_left_pending(tmp_path, cfg):
     report = dict(pipe.run(resume=True))
     assert report["tftp-server"] == "changed" and report["services"] == "changed"
     assert ctx.state.pending_restarts == []
+
+
+def test_fingerprint_is_the_digest_of_the_inputs_serialized_once(tmp_path, cfg):
+    """pipeline.fingerprint builds digest(inputs) from per-input texts: it must
+    stay equal, or every done step of every build turns stale on upgrade."""
+    from nfsroot_builder.steps.base import digest
+    ctx, _, _ = make(tmp_path, cfg)
+    pipe = session.pipeline(ctx)
+    for step in pipe.steps:
+        inputs = {**step.fingerprint(ctx), "step-version": step.version}
+        assert pipe.fingerprint(step)[0] == digest(inputs), step.name

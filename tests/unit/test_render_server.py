@@ -59,3 +59,59 @@ def test_ganesha(seed_config):
 def test_defaults_blocks(seed_config):
     assert r.dhcpd_defaults_block(seed_config) == 'INTERFACESv4="eth0"\n'
     assert 'TFTP_DIRECTORY="/srv/tftp"' in r.tftpd_defaults_block(seed_config, Served())
+
+
+def with_dhcp(cfg, server, loader="grub"):
+    return with_(with_(cfg, "dhcp", server=server), "boot", loader=loader)
+
+
+@pytest.mark.parametrize("loader", ["grub", "ipxe"])
+def test_kea_config(seed_config, loader):
+    text = r.kea_config(with_dhcp(seed_config, "kea", loader), Served())
+    check_golden(f"kea-dhcp4-{loader}.conf", text)
+    assert text.startswith("# Written by nfsroot-build")
+    dhcp4 = r.kea_json(text)["Dhcp4"]
+    subnet, = dhcp4["subnet4"]
+    # No pools: only the reserved MACs get an address (dhcpd's deny unknown-clients).
+    assert "pools" not in subnet and subnet["next-server"] == "192.168.0.1"
+    assert {"hw-address": "52:54:00:00:00:03", "ip-address": "192.168.0.103", "hostname": "ssi3"} \
+        in subnet["reservations"]
+    assert {"name": "root-path", "data": "192.168.0.1:/NFSROOT/kerrighed", "always-send": True} \
+        in subnet["option-data"]
+    files = {c["name"]: c["boot-file-name"] for c in dhcp4["client-classes"]}
+    assert files["nfsroot-build-uefi"] == r.LOADER_FILES[loader][1]
+    assert files["nfsroot-build-bios"] == r.LOADER_FILES[loader][0]
+    assert ("nfsroot-build-ipxe" in files) == (loader == "ipxe")
+
+
+@pytest.mark.parametrize("kind", ["dnsmasq", "dnsmasq-proxy"])
+@pytest.mark.parametrize("loader", ["grub", "ipxe"])
+def test_dnsmasq_dropin(seed_config, kind, loader):
+    text = r.dnsmasq_dropin(with_dhcp(seed_config, kind, loader), Served())
+    check_golden(f"{kind}-{loader}.conf", text)
+    if kind == "dnsmasq":
+        assert text.count("dhcp-host=") == 4
+        assert "dhcp-host=52:54:00:00:00:03,192.168.0.103,ssi3" in text
+        assert "dhcp-range=set:nrb-kerrighed,192.168.0.0,static,255.255.255.0,12h" in text
+        assert 'option:root-path,"192.168.0.1:/NFSROOT/kerrighed"' in text
+        assert "pxe-service" not in text
+    else:
+        # proxyDHCP: no addresses, no names, no options: the site's server gives those.
+        assert "dhcp-range=set:nrb-kerrighed,192.168.0.0,proxy,255.255.255.0" in text
+        assert "dhcp-host" not in text and "dhcp-option" not in text
+        assert text.count("pxe-service=") == (4 if loader == "ipxe" else 2)
+    # Everything is under the cluster's tag: the admin's own ranges stay untouched.
+    for line in text.splitlines():
+        if line.startswith(("dhcp-boot", "dhcp-option", "pxe-service")):
+            assert "tag:nrb-kerrighed" in line, line
+
+
+def test_dnsmasq_boot_files_exclusive(seed_config):
+    """iPXE, UEFI and BIOS clients each match exactly one dhcp-boot line."""
+    text = r.dnsmasq_dropin(with_dhcp(seed_config, "dnsmasq", "ipxe"), Served())
+    boots = [line for line in text.splitlines() if line.startswith("dhcp-boot")]
+    for tags, want in ((("nrb-ipxe",), "ipxe/boot.ipxe"), (("nrb-efi64",), "ipxe.efi"), ((), "undionly.kpxe")):
+        have = {"nrb-kerrighed", *tags}
+        hits = [b for b in boots if all((t[1:] not in have) if t.startswith("!") else (t in have)
+                                        for t in (w[4:] for w in b.split("=", 1)[1].split(",") if w.startswith("tag:")))]
+        assert len(hits) == 1 and want in hits[0], (tags, hits)

@@ -38,7 +38,6 @@ def stage(tmp_path, seed_config):
     # A file the tool replaced whole (as a doctor fix or a later step might).
     (s / "etc/motd").write_text("admin's motd\n")
     ctx.files.ensure_file(s / "etc/motd", "ours\n")
-    ctx.state.data["files"] = ctx.files.record
     ctx.state.save()
     return s
 
@@ -136,3 +135,33 @@ def test_mounts_under_reads_mountinfo(tmp_path):
     from pathlib import Path
     assert undo_mod.mounts_under(Path("/srv/my root"), mi) == ["/srv/my root/proc"]
 
+
+
+def test_undo_removes_the_menus_of_a_glob_record_and_keeps_the_admins(tmp_path, seed_config, stage):
+    ctx, _ = make(tmp_path, seed_config)
+    menus = stage / "srv/tftp/boot/grub"
+    marker = "# Written by nfsroot-build for cluster 'kerrighed'."
+    ctx.files.ensure_files(menus, {f"grub.cfg-01-{i}": f"{marker}\nboot\n" for i in range(50)},
+                           pattern="grub.cfg-01-*", marker=marker)
+    (menus / "grub.cfg-01-admin").write_text("the admin's\n")
+    ctx.state.save()
+    assert len(json.loads(ctx.state.path.read_text())["files"]) < 20   # not a record per menu
+    ctx, _ = make(tmp_path, seed_config)
+    report = undo_mod.undo(ctx)
+    assert report.problems == []
+    assert sorted(p.name for p in menus.iterdir()) == ["grub.cfg-01-admin"]
+    # The directories the menus made stay: they hold the admin's file.
+    assert any("kept" in d and str(menus) in d for d in report.done)
+
+
+def test_the_shared_package_cache_is_not_the_builds_to_undo(tmp_path, seed_config, stage):
+    ctx, _ = make(tmp_path, seed_config)
+    assert ctx.files._is_untracked(ctx.apt_cache) and ctx.files._is_untracked(ctx.apt_cache.parent / "lists")
+    # A state written before that recorded the cache a staged build created: undo leaves it, no problem.
+    sfile = ctx.state.path
+    data = json.loads(sfile.read_text())
+    data["files"][str(ctx.apt_cache)] = {"kind": "dir", "backup": None}
+    sfile.write_text(json.dumps(data))
+    ctx, _ = make(tmp_path, seed_config)
+    report = undo_mod.undo(ctx)
+    assert report.problems == [] and any(str(ctx.apt_cache) in d and "left" in d for d in report.done)
