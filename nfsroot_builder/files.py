@@ -585,6 +585,10 @@ class FileOps:
             return False
         if old is None and body is None:
             return False
+        rec = self.undo.get(str(path))
+        if body is None and not new.strip() and rec and rec.get("kind") == "owned" and not rec.get("backup"):
+            # The tool made this file for its block alone: with the block gone, so is the file.
+            return self.ensure_absent(path)
         mode = self.mode(path) if old is not None else mode
         data = new.encode(errors="surrogateescape")
         line = f"# write {path} ({len(data)} bytes, mode {mode:o})"

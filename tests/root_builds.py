@@ -69,6 +69,7 @@ class Build:
     name: str
     figures: dict = field(default_factory=dict)
     dry_run: str = ""   # the transcript of `all --dry-run` on the fresh prefix, before the build
+    first_logs: Path | None = None   # that build's own log directory (later runs move logs/last)
 
     @property
     def root(self) -> Path:
@@ -179,6 +180,7 @@ def mm(tmp_path_factory) -> Build:
     t0 = time.monotonic()
     nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
     b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
+    b.first_logs = (b.stage / "var/lib/nfsroot-build/mm/logs/last").resolve()
     b.figures["root_bytes"] = du(b.root)
     b.figures["initrd_bytes"] = (b.root / f"boot/initrd.img-{b.kernel()}").stat().st_size
     record(tmp_path_factory, "mmdebstrap", b.figures)

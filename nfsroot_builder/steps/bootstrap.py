@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import chroot, debcache, packages_index, pathguard
 from ..context import Context
 from .base import Step, StepResult
-from .root_packages import wanted
+from .root_packages import expect_installed, wanted
 
 MARKER = "etc/nfsroot-build/bootstrap.json"
 # What a bootstrapped root holds that later steps act on: base-files'
@@ -138,6 +138,11 @@ class Bootstrap(Step):
                         r.suite, str(ctx.root), mirror]
             ctx.runner.run(argv, contained=True)
         chroot.sync_root(ctx)
+        if included:
+            expect_installed(ctx)
+            if ctx.config.root.init == "systemd":
+                # systemd's install leaves it empty (machine-id(5): filled at first boot).
+                ctx.files.expect(ctx.root / "etc/machine-id", "", 0o644)
         for name in BASE_DIRS:
             ctx.files.expect(ctx.root / name)
         for name in FROM_HOST:

@@ -101,10 +101,10 @@ class Initramfs(Step):
         # (a layout script removed since leaves no newer file behind).
         recorded = ctx.state.outputs(self.name).get("inputs")
         # No kernel yet (only a dry-run gets here: the placeholder raises in a
-        # real run): root-packages will install it after initramfs-config, so
-        # its own initrd is built from these inputs and is not stale.
-        stale = found is not None and (not initrd.exists() or initrd.stat().st_mtime < newest_input
-                                       or (recorded is not None and recorded != inputs))
+        # real run): the kernel will be installed with INITRD=No, so this step
+        # makes its initrd, as the real run will.
+        stale = found is None or not initrd.exists() or initrd.stat().st_mtime < newest_input \
+            or (recorded is not None and recorded != inputs)
         with chroot.session(ctx) as ch:
             if stale:
                 # Also makes a missing initrd (the kernel was installed with

@@ -46,6 +46,18 @@ def _local_id(path: str) -> dict:
     return {"path": path, "size": st.st_size if st else None, "mtime": st.st_mtime if st else None}
 
 
+def expect_installed(ctx: Context) -> None:
+    """What installing the root's packages makes that later steps act on;
+    a dry-run, where nothing was installed, plans with it (FileOps.expect).
+    Called where they are installed: root-packages, or bootstrap when
+    mmdebstrap brings them in its one apt pass."""
+    for d in ("etc/initramfs-tools/conf.d", "etc/initramfs-tools/scripts/init-bottom", "etc/initramfs-tools/hooks"):
+        ctx.files.expect(ctx.root / d, mode=0o755)   # initramfs-tools' directories
+    if ctx.config.root.init == "systemd":
+        ctx.files.expect(ctx.root / "var/lib/systemd", mode=0o755)
+        ctx.files.expect(ctx.root / REMOTE_FS_WANT, link=REMOTE_FS)
+
+
 class RootPackages(Step):
     """Install the kernel, initramfs-tools, nfs-common, the init system and root.packages in the root.
 
@@ -117,10 +129,7 @@ class RootPackages(Step):
                     ch.run([*chroot.BUILD_ENV, "apt-get", "install", *APT_OPTS, *copies])
                 finally:
                     ctx.files.ensure_absent(ctx.root / LOCAL_DIR)
-            if r.init == "systemd":
-                # systemd's install made these; a dry-run plans with them (FileOps.expect).
-                ctx.files.expect(ctx.root / "var/lib/systemd")
-                ctx.files.expect(ctx.root / REMOTE_FS_WANT, link=REMOTE_FS)
+            expect_installed(ctx)
         tidy(ctx)
         chroot.sync_root(ctx)   # dpkg wrote with unsafe I/O: flushed before the step is done
         after = packages_index.installed(ctx.root)

@@ -52,10 +52,9 @@ def log_dir(state_dir: Path) -> Path:
     return last if last.is_dir() else state_dir / "logs"
 
 
-def performed(state_dir: Path, steps: list[str]) -> dict[str, list[str]]:
+def performed(logs: Path, steps: list[str]) -> dict[str, list[str]]:
     """step -> the commands (not the read-only ones) and file changes of the real run, in order."""
     out: dict[str, list[str]] = {}
-    logs = log_dir(state_dir)
     for step in steps:
         lines = (logs / f"{step}.log").read_text(errors="replace").splitlines()
         out[step] = [SIZE.sub(" (", line) for i, line in enumerate(lines)
@@ -84,10 +83,11 @@ def differences(plan: dict[str, list[str]], real: dict[str, list[str]]) -> list[
     return problems
 
 
-def assert_exact(transcript: str, state_dir: Path) -> None:
+def assert_exact(transcript: str, logs: Path) -> None:
+    """logs: the real run's log directory (log_dir() of its state dir right after it)."""
     plan = planned(transcript)
     assert plan, "the dry-run announced no step"
-    real = performed(state_dir, list(plan))
+    real = performed(logs, list(plan))
     problems = differences(plan, real)
     assert not problems, "the dry-run is not what the real run did:\n" + "\n".join(problems)
     lines = [line for step in real.values() for line in step]
@@ -103,10 +103,10 @@ def test_comparison_catches_an_unannounced_command(tmp_path):
     (tmp_path / "logs/bootstrap.log").write_text(
         "# read-only:\n$ dpkg-query -W x\n$ mmdebstrap trixie /r\n$ touch /r/x\n# write /r/m (3 bytes, mode 644)\n")
     plan = "### step bootstrap: B\n$ mmdebstrap trixie /r\n# write /r/m (9 bytes, mode 644)\n"
-    assert differences(planned(plan), performed(tmp_path, ["bootstrap"])) != []
+    assert differences(planned(plan), performed(log_dir(tmp_path), ["bootstrap"])) != []
     (tmp_path / "logs/bootstrap.log").write_text(
         "# read-only:\n$ dpkg-query -W x\n$ mmdebstrap trixie /r\n# write /r/m (3 bytes, mode 644)\n")
-    assert differences(planned(plan), performed(tmp_path, ["bootstrap"])) == []
+    assert differences(planned(plan), performed(log_dir(tmp_path), ["bootstrap"])) == []
 
 
 def test_placeholder_matches_only_its_place():
@@ -118,7 +118,7 @@ def test_placeholder_matches_only_its_place():
 
 def test_mm_dry_run_is_exact(mm):
     """The shared mmdebstrap build (layout tmpfs, GRUB, Ganesha; tests/root_builds.py)."""
-    assert_exact(mm.dry_run, mm.stage / "var/lib/nfsroot-build/mm")
+    assert_exact(mm.dry_run, mm.first_logs)
 
 
 def dry_then_real(tmp_path_factory, example: str, name: str, text: str):
@@ -151,11 +151,11 @@ def test_lab_example_dry_run_is_exact(lab):
     """`init --example lab` as it is: mmdebstrap."""
     transcript, state_dir = lab
     assert "mmdebstrap --mode=root" in transcript
-    assert_exact(transcript, state_dir)
+    assert_exact(transcript, log_dir(state_dir))
 
 
 def test_seed_example_dry_run_is_exact_with_debootstrap(seed):
     """`init --example seed` with suite trixie: debootstrap, the kernel NFS server, seven extra packages."""
     transcript, state_dir = seed
     assert "debootstrap --variant=minbase" in transcript
-    assert_exact(transcript, state_dir)
+    assert_exact(transcript, log_dir(state_dir))

@@ -1,6 +1,9 @@
 """kill -9 of nfsroot-build at a random point of bootstrap or root-packages,
-then ONE `all --resume`: the result equals an uninterrupted build (the shared
-`mm` build of root_builds.py, same config under another prefix): the same
+then ONE `all --resume`: the result equals an uninterrupted build of the same
+config under another prefix (for bootstrap the shared `mm` build of
+root_builds.py; for root-packages a debootstrap build made here, since
+mmdebstrap installs the root's packages in its own apt pass and leaves
+root-packages nothing to do, so nothing to kill): the same
 files outside the root, the same `dpkg-query -W` inside, no policy-rc.d,
 nothing mounted, no process left behind.
 
@@ -105,14 +108,28 @@ def kill_during(b: Build, step: str, delay: float) -> dict:
             "policy_rc_d_after_kill": (b.root / "usr/sbin/policy-rc.d").exists()}
 
 
-@pytest.mark.parametrize("step", ["bootstrap", "root-packages"])
-def test_kill_9_then_one_resume_equals_an_uninterrupted_build(step, mm, tmp_path_factory):
+@pytest.fixture(scope="module")
+def kd(tmp_path_factory) -> Build:
+    """An uninterrupted debootstrap build: root-packages installs the root's packages there."""
+    b = new_build(tmp_path_factory, "kd", bootstrapper="debootstrap", layout="tmpfs", loader="grub")
+    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
+    yield b
+    remove_stage(b.stage)
+
+
+BOOTSTRAPPER = {"mm": "mmdebstrap", "kd": "debootstrap"}
+
+
+@pytest.mark.parametrize("step,reference", [("bootstrap", "mm"), ("root-packages", "kd")])
+def test_kill_9_then_one_resume_equals_an_uninterrupted_build(step, reference, request, tmp_path_factory):
+    ref: Build = request.getfixturevalue(reference)
     rng = random.Random(f"{SEED}-{step}")
-    reference_files = outside_root(mm)
-    reference_packages = installed(mm.root)
-    seconds = step_seconds(mm, step)
+    reference_files = outside_root(ref)
+    reference_packages = installed(ref.root)
+    seconds = step_seconds(ref, step)
     for round_ in range(ROUNDS):
-        b = new_build(tmp_path_factory, "mm", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
+        b = new_build(tmp_path_factory, ref.name, bootstrapper=BOOTSTRAPPER[ref.name], layout="tmpfs",
+                      loader="grub")
         delay = rng.uniform(0.05, 0.9) * seconds
         where = f"seed {SEED}, round {round_}, kill -9 {delay:.1f}s into {step} (it takes {seconds:.0f}s)"
         try:
@@ -126,7 +143,7 @@ def test_kill_9_then_one_resume_equals_an_uninterrupted_build(step, mm, tmp_path
             assert all(s["status"] == "done" for s in b.state["steps"].values()), where
             assert installed(b.root) == reference_packages, where
             assert outside_root(b) == reference_files, where
-            assert apt_leftovers(b) == apt_leftovers(mm), where
+            assert apt_leftovers(b) == apt_leftovers(ref), where
             assert not (b.root / "usr/sbin/policy-rc.d").exists(), where
             assert not (b.root / "etc/nfsroot-build/chroot-session.json").exists(), where
             assert mounts_under(b.stage) == [], where

@@ -226,3 +226,13 @@ def test_ensure_files_starts_another_file_at_the_link_limit(tmp_path, monkeypatc
     assert sorted(p.stat().st_nlink for p in d.iterdir()) == [1, 3, 3, 3, 3, 3, 3]
     assert all(p.read_text() == "same\n" for p in d.iterdir())
     assert not files.ensure_files(d, menus)   # every name holds the bytes: nothing to do
+
+
+def test_removing_the_block_of_a_file_the_tool_made_removes_the_file(tmp_path):
+    ops = FileOps(emit=lambda line: None)
+    made, admins = tmp_path / "made", tmp_path / "admins"
+    admins.write_text("admin line\n")
+    ops.managed_block(made, "ours\n")
+    ops.managed_block(admins, "ours\n")
+    assert ops.managed_block(made, None) and not made.exists()
+    assert ops.managed_block(admins, None) and admins.read_text() == "admin line\n"
