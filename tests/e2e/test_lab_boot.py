@@ -139,6 +139,16 @@ def report_times(res) -> None:
     print("\n".join(line.strip() for line in res.stderr.splitlines() if "login after" in line))
 
 
+def boot_all_from_nfs(build, *nodes) -> None:
+    """Boot nodes at once; each must reach login with its root from our NFS server."""
+    res, results = boot(build, *nodes)
+    report_times(res)
+    assert set(results) == set(nodes), res.stderr
+    for r in results.values():
+        assert_nfs_root(build, r)
+    assert res.returncode == 0
+
+
 def lab_procs(build) -> set[str]:
     return {p["name"] for p in json.loads(lab(build, "status", "--json").stdout)["procs"]}
 
@@ -147,12 +157,7 @@ def test_kea_two_nodes_grub(mm, lab_up, edit_config):
     use_dhcp_server(mm, edit_config, "kea", "kea-dhcp4")
     lab_up(mm)
     assert "kea-dhcp4" in lab_procs(mm) and "dhcpd" not in lab_procs(mm)
-    res, results = boot(mm, "n1", "n2")
-    report_times(res)
-    assert set(results) == {"n1", "n2"}, res.stderr
-    for r in results.values():
-        assert_nfs_root(mm, r)
-    assert res.returncode == 0
+    boot_all_from_nfs(mm, "n1", "n2")
 
 
 def test_dnsmasq_ipxe(deb, lab_up, edit_config):
@@ -171,12 +176,7 @@ def test_dnsmasq_proxy_beside_a_site_dhcp_server(deb, lab_up, edit_config):
     use_dhcp_server(deb, edit_config, "dnsmasq-proxy", "dnsmasq")
     lab_up(deb)
     assert {"site-dhcpd", "dnsmasq"} <= lab_procs(deb)
-    res, results = boot(deb, "n1", "n2")
-    report_times(res)
-    assert set(results) == {"n1", "n2"}, res.stderr
-    for r in results.values():
-        assert_nfs_root(deb, r)
-    assert res.returncode == 0
+    boot_all_from_nfs(deb, "n1", "n2")
     site_log = (deb.stage / "var/lib/nfsroot-build/deb/lab/logs/site-dhcpd.log").read_text()
     proxy_log = (deb.stage / "var/lib/nfsroot-build/deb/lab/logs/dnsmasq.log").read_text()
     assert "DHCPACK on 192.168.0.101 to 52:54:00:12:35:01" in site_log
