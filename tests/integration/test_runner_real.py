@@ -61,8 +61,10 @@ def test_dry_run_as_unprivileged_user_writes_nothing():
         cfg = Path(d) / "c.toml"
         cfg.write_text(example_text("seed"))
         os.chmod(cfg, 0o644)
-        res = subprocess.run(["runuser", "-u", "nobody", "--", str(venv_bin), "all", "-c", str(cfg), "--dry-run"],
-                             capture_output=True, text=True, cwd=d, timeout=120)
+        # Under --prefix: on the host itself the seed's placeholders and an
+        # interface without server.address stop even a dry-run (hostcheck.py).
+        res = subprocess.run(["runuser", "-u", "nobody", "--", str(venv_bin), "all", "-c", str(cfg), "--dry-run",
+                              "--prefix", f"{d}/stage"], capture_output=True, text=True, cwd=d, timeout=120)
         assert res.returncode == 0, res.stderr
         assert "### step services" in res.stdout and "host ssi1" in res.stdout
         assert sorted(os.listdir(d)) == ["c.toml"]
