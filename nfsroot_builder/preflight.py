@@ -7,7 +7,9 @@ import shutil
 from . import aptsources, hostcheck, packages_index, pathguard
 from .context import Context
 from .errors import NfsrootError
+from .render.root import SEED_LEFT_OUT
 from .steps.packages import missing_packages, wanted_packages
+from .steps.root_files import MOUNTNFS_NOTE
 from .steps.root_packages import wanted as root_packages
 
 
@@ -21,6 +23,15 @@ def mirror_checks(ctx: Context) -> list[tuple[str, str]]:
         return [("fail", str(e))]
     r = ctx.config.root
     return [("ok", f"mirror {packages_index.mirror(ctx)}: {r.suite} holds every package the config names")]
+
+
+def layout_notes(ctx: Context) -> list[tuple[str, str]]:
+    """What of the seed page's 2008 layout cannot work on today's Debian,
+    and what the tool does instead (warnings: the rest of the layout boots)."""
+    if ctx.config.root.layout != "seed":
+        return []
+    return [("warn", f'root.layout = "seed": {point} is not mounted by fstab: {why}')
+            for point, why in SEED_LEFT_OUT.items()] + [("warn", f'root.layout = "seed": {MOUNTNFS_NOTE}')]
 
 
 def require(ctx: Context, *, mirror: bool) -> None:
@@ -57,5 +68,6 @@ def preflight(ctx: Context, *, mirror: bool = True) -> list[tuple[str, str]]:
         out.append(("fail", "dpkg-query not found: the boot server must be a Debian system"))
     if not ctx.config.nodes:
         out.append(("warn", "no [[node]] entries: dhcpd will answer nobody"))
+    out += layout_notes(ctx)
     return out + hostcheck.host_checks(ctx)
 

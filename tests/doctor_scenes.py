@@ -63,12 +63,13 @@ def seed_layout(text: str) -> str:
 
 
 def _writable(stage, root):
-    # The seed's first layout: /dev exported read-only, so nodes hang on /dev/null.
+    # The seed's first layout: a writable tree exported read-only (the page's
+    # /dev, whose NFS mount is left out today: its /var), so nodes hang.
     dropin = stage / "etc/exports.d/nfsroot-build.exports"
     r = stage / root.lstrip("/")
     _w(dropin, f"{r} 192.168.0.0/24(ro,async,no_root_squash,no_subtree_check)\n"
                f"{r}/dev 192.168.0.0/24(ro,sync,no_root_squash,no_subtree_check)\n"
-               f"{r}/var 192.168.0.0/24(rw,sync,no_subtree_check)\n")
+               f"{r}/var 192.168.0.0/24(ro,sync,no_root_squash,no_subtree_check)\n")
 
 
 def _interfaces(stage, root):

@@ -18,7 +18,8 @@ from ..errors import NfsrootError, UsageError
 from ..files import atomic_write
 from ..procs import stop
 from . import netns
-from .render import FACTS_SCRIPT, FACTS_UNIT, FACTS_UNIT_TEXT, ganesha_conf
+from .render import (FACTS_SCRIPT, FACTS_SYSV_SCRIPT, FACTS_TAB, FACTS_TAB_TEXT, FACTS_UNIT,
+                     FACTS_UNIT_TEXT, ganesha_conf)
 
 NEEDED_STEPS = ("dhcp-server", "tftp-server")
 
@@ -87,6 +88,10 @@ class Lab:
 
     def install_report_unit(self) -> None:
         files, root = self.ctx.files, self.ctx.root
+        if self.cfg.root.init == "sysvinit":
+            files.ensure_file(root / "usr/local/sbin/nfsroot-build-lab-report", FACTS_SYSV_SCRIPT, 0o755)
+            files.ensure_file(root / "etc/inittab.d" / FACTS_TAB, FACTS_TAB_TEXT)
+            return
         files.ensure_file(root / "usr/local/sbin/nfsroot-build-lab-report", FACTS_SCRIPT, 0o755)
         files.ensure_file(root / "etc/systemd/system" / FACTS_UNIT, FACTS_UNIT_TEXT)
         files.ensure_symlink(root / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT,
@@ -96,6 +101,7 @@ class Lab:
         files, root = self.ctx.files, self.ctx.root
         files.ensure_absent(root / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT)
         files.ensure_absent(root / "etc/systemd/system" / FACTS_UNIT)
+        files.ensure_absent(root / "etc/inittab.d" / FACTS_TAB)
         files.ensure_absent(root / "usr/local/sbin/nfsroot-build-lab-report")
 
     # -- status / down --------------------------------------------------------------

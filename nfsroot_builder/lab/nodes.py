@@ -68,6 +68,17 @@ def parse_facts(text: str) -> dict:
     return dict(w.split("=", 1) for w in found[-1].split() if "=" in w)
 
 
+# What sysv-rc prints for an init script that failed: lsb-base's
+# log_end_msg/log_failure_msg ("[FAIL] ... failed!") and startpar's summary.
+SYSV_FAILED = re.compile(r"^.*(\[FAIL\]|\bfailed!|service\(s\) returned failure).*$", re.MULTILINE)
+
+
+def sysv_failures(text: str) -> str:
+    """The console lines of failed init scripts, "; "-joined, or "none"."""
+    found = [" ".join(m.group(0).split()) for m in SYSV_FAILED.finditer(text)]
+    return "; ".join(dict.fromkeys(found)) or "none"
+
+
 def judge(lab, node, text: str, result: NodeResult) -> bool:
     """Fill result from the console text; True once the node's fate is known."""
     cfg = lab.cfg
@@ -75,8 +86,9 @@ def judge(lab, node, text: str, result: NodeResult) -> bool:
     if m:
         result.hostname = m.group(1)
     facts = parse_facts(text)
-    want_facts = cfg.root.init == "systemd"
-    if m and (facts or not want_facts):
+    if m and facts:
+        if cfg.root.init == "sysvinit":
+            facts["failed"] = sysv_failures(text)
         result.facts = facts
         expected_root = f"{cfg.server.address}:{lab.ctx.served.path(cfg.root.path)}"
         problems = []
@@ -90,7 +102,10 @@ def judge(lab, node, text: str, result: NodeResult) -> bool:
             elif fstype not in ("nfs", "nfs4") or source != expected_root:
                 problems.append(f"/ is {facts.get('root')}, expected nfs from {expected_root}")
             if facts.get("failed", "none") != "none":
-                problems.append(f"failed units: {facts['failed']}")
+                problems.append(f"failed {'init scripts' if cfg.root.init == 'sysvinit' else 'units'}: "
+                                f"{facts['failed']}")
+            if cfg.root.init == "sysvinit" and facts.get("runlevel", "").rpartition(",")[2] != "2":
+                problems.append(f"runlevel is {facts.get('runlevel')!r}, expected 2 (inittab's initdefault)")
         result.problem = "; ".join(problems)
         result.ok = not problems
         return True

@@ -57,3 +57,22 @@ ExecStart=/usr/local/sbin/nfsroot-build-lab-report
 [Install]
 WantedBy=multi-user.target
 """
+
+# A sysvinit root (layout "seed"): init(8) reads /etc/inittab.d/*.tab after
+# /etc/inittab, so this "once" entry starts after the runlevel's
+# "l2:2:wait:/etc/init.d/rc 2" has finished: the boot is done.
+FACTS_TAB = "nfsroot-build-lab-report.tab"
+FACTS_TAB_TEXT = """# Written by nfsroot-build lab (inittab(5)); removed by `lab down`.
+nrbl:2345:once:/usr/local/sbin/nfsroot-build-lab-report
+"""
+# Failed init scripts are judged from the console (nodes.judge): sysv-rc
+# keeps no record of them.
+FACTS_SYSV_SCRIPT = r"""#!/bin/sh
+# Written by nfsroot-build lab: one line of facts on the serial console, so
+# the lab can check a node without logging in. Removed by `lab down`.
+m() { awk -v d="$1" '$2 == d {print $3 "," $1}' /proc/mounts | tail -n 1; }
+rl=$(runlevel | tr ' ' ,)
+link=$(readlink /etc/rcS.d/S35mountnfs)
+printf '\n' > /dev/ttyS0
+echo "MARK host=$(cat /proc/sys/kernel/hostname) root=$(m /) var=$(m /var) tmp=$(m /tmp) roothome=$(m /root) dev=$(m /dev) runlevel=$rl mountnfs=${link:-none}" > /dev/ttyS0
+""".replace("MARK", FACTS_MARK)

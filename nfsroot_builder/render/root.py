@@ -11,6 +11,8 @@ Pure functions, config (+ where things live) -> text. The layouts:
 """
 from __future__ import annotations
 
+import re
+
 from ..config import Config
 from . import Served, header, node_dir
 
@@ -21,6 +23,18 @@ TMPFS_DIRS = (
     ("/var/lib/dhcp", "0755"), ("/var/cache", "0755"), ("/var/spool", "0755"),
 )
 TMPFS_OPTS = "nosuid,nodev"
+# The lines of the seed page's fstab (and its mountnfs link) that cannot do
+# their job on today's Debian, with the reason; fstab() writes them as
+# comments and `check` prints them (preflight.layout_notes).
+SEED_LEFT_OUT = {
+    "/dev": "the initramfs moves its devtmpfs to /dev and udev fills it per node (udev(7)); "
+                "an NFS /dev mounted over it at rcS would hide /dev/pts, /dev/shm and every node "
+                "udev made (no /dev/ttyS0 for the serial getty), and all nodes' udev would create "
+                "and delete nodes in one shared directory",
+    "/var/run": "/var/run is a symlink to /run (base-files, FHS 3.0), which is already "
+                      "a tmpfs: a tmpfs mounted there would hide /run/initctl, /run/utmp and the pid "
+                      "files of what rcS started",
+}
 CONF_D = "/etc/initramfs-tools/conf.d/nfsroot-build"
 LAYOUT_SCRIPT = "/etc/initramfs-tools/scripts/init-bottom/nfsroot-build-layout"
 LAYOUT_HOOK = "/etc/initramfs-tools/hooks/nfsroot-build-layout"
@@ -43,8 +57,9 @@ def fstab(cfg: Config, served: Served) -> str:
         root = served.path(cfg.root.path)
         srv = cfg.server.address
         out += ["none /proc proc defaults 0 0", "none /sys sysfs defaults 0 0"]
-        out += [f"{srv}:{root}/{d} /{d} nfs rw,hard,nolock 0 0" for d in ("dev", "var", "tmp", "root")]
-        out.append("none /var/run tmpfs defaults 0 0")
+        out += [f"# Left out: /dev ({SEED_LEFT_OUT['/dev']}).", f"# {srv}:{root}/dev /dev nfs rw,hard,nolock 0 0"]
+        out += [f"{srv}:{root}/{d} /{d} nfs rw,hard,nolock 0 0" for d in cfg.root.writable_dirs]
+        out += [f"# Left out: /var/run ({SEED_LEFT_OUT['/var/run']}).", "# none /var/run tmpfs defaults 0 0"]
     return "\n".join(out) + "\n"
 
 
@@ -57,6 +72,42 @@ def mount_points(cfg: Config) -> dict[str, int]:
     if cfg.root.layout == "per-node":
         return {"/tmp": 0o1777}
     return {}
+
+
+def rcs_default(cfg: Config) -> str:
+    """/etc/default/rcS of a sysvinit root: NFS mounts made at boot by
+    initscripts' mountnfs.sh, not waited for.
+
+    With the default ASYNCMOUNTNFS=yes, mountnfs.sh only waits for ifupdown's
+    if-up.d/mountnfs hook to mount them, and ifupdown never brings up the
+    NIC the kernel configured; with "no" it calls that hook itself
+    (FROMINITD=yes), which runs `mount -a -t nfs` (rcS(5))."""
+    return (header(cfg) + "# Default settings for the scripts in /etc/rcS.d/ (rcS(5)).\n"
+            "# The boot NIC is configured by the kernel (ip=dhcp), not by ifupdown: mount\n"
+            "# the NFS file systems of fstab from mountnfs.sh instead of waiting for the\n"
+            "# if-up.d hook that only ifupdown would run.\n"
+            "ASYNCMOUNTNFS=no\n")
+
+
+def serial_consoles(cfg: Config) -> list[tuple[str, str]]:
+    """(tty, speed) of every console=ttyS... on the kernel line."""
+    out = []
+    for arg in cfg.boot.kernel_args:
+        m = re.fullmatch(r"console=(ttyS\d+)(?:,(\d+)\S*)?", arg)
+        if m:
+            out.append((m.group(1), m.group(2) or "9600"))
+    return out
+
+
+def serial_gettys(cfg: Config) -> str | None:
+    """An inittab(5) drop-in (/etc/inittab.d/*.tab, read by sysvinit 3) with
+    a getty on each serial console, as systemd-getty-generator(8) gives a
+    systemd root by itself; None when the kernel line names none."""
+    consoles = serial_consoles(cfg)
+    if not consoles:
+        return None
+    lines = [f"T{tty[4:]}:2345:respawn:/sbin/getty -L {speed} {tty} vt100" for tty, speed in consoles]
+    return header(cfg) + "\n".join(lines) + "\n"
 
 
 def hosts(cfg: Config) -> str:

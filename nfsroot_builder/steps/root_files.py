@@ -67,9 +67,12 @@ class Fstab(RootFileStep):
     /var/cache and /var/spool; "per-node" only /tmp (its /var is mounted by
     the initramfs: an NFS /var in a systemd fstab makes an ordering cycle
     and systemd drops the mount); "overlay" nothing (all is writable);
-    "seed" the Kerrighed page's fstab (NFS /dev, /var, /tmp, /root,
-    nolock), without its swap on /dev/hda, for sysvinit roots. Missing
-    mount points are created: a read-only root cannot get them at boot.
+    "seed" the Kerrighed page's fstab for sysvinit roots: NFS /var, /tmp
+    and /root (rw,hard,nolock), without its swap on /dev/hda; its NFS /dev
+    and tmpfs /var/run lines stay as comments with the reason (devtmpfs and
+    udev own /dev today; /var/run is a link to the /run tmpfs), and `check`
+    says so. Missing mount points are created: a read-only root cannot get
+    them at boot.
     """
     name = "fstab"
 
@@ -89,21 +92,43 @@ class Hosts(RootFileStep):
         return {"/etc/hosts": ("file", R.hosts(ctx.config), 0o644)}
 
 
+SEED_MOUNTNFS_LINK = "/etc/rcS.d/S35mountnfs"
+SERIAL_TAB = "/etc/inittab.d/nfsroot-build-serial.tab"
+# Why the seed's link no longer mounts anything (`check` prints it with layout "seed").
+MOUNTNFS_NOTE = (f"the page's {SEED_MOUNTNFS_LINK} -> ../network/if-up.d/mountnfs is made but mounts "
+                 "nothing today: sysv-rc runs rcS.d through startpar in the order insserv wrote to "
+                 "/etc/init.d/.depend.boot, which names only init scripts with LSB headers, and the hook "
+                 "mounts only when ifupdown calls it (ADDRFAM set) or with FROMINITD=yes; "
+                 "/etc/default/rcS gets ASYNCMOUNTNFS=no instead, so initscripts' own mountnfs.sh "
+                 "calls that hook with FROMINITD=yes and it mounts fstab's NFS lines")
+
+
 class Mountnfs(RootFileStep):
     """Make the NFS mounts of fstab happen at boot although the network is already up.
 
     sysvinit: the seed's `ln -sf ../network/if-up.d/mountnfs
     /etc/rcS.d/S35mountnfs` (ifupdown never runs the if-up.d hooks for an
-    interface the kernel configured). systemd needs no hook: its
-    fstab-generator turns every NFS line into a mount unit pulled in by
-    remote-fs.target (systemd.mount(5)); this step makes sure that target
-    is enabled (multi-user.target.wants/remote-fs.target).
+    interface the kernel configured). On today's Debian that link alone
+    mounts nothing (sysv-rc starts only the scripts insserv ordered, and
+    the hook acts only for ifupdown or with FROMINITD=yes), so
+    /etc/default/rcS also gets ASYNCMOUNTNFS=no: initscripts' mountnfs.sh
+    then runs the same hook itself (rcS(5)). A sysvinit root also gets a
+    getty on each serial console of boot.kernel_args
+    (/etc/inittab.d/nfsroot-build-serial.tab), as systemd starts one itself.
+
+    systemd needs no hook: its fstab-generator turns every NFS line into a
+    mount unit pulled in by remote-fs.target (systemd.mount(5)); this step
+    makes sure that target is enabled (multi-user.target.wants/remote-fs.target).
     """
     name = "mountnfs"
 
     def wanted(self, ctx: Context) -> Want:
         if ctx.config.root.init == "sysvinit":
-            return {"/etc/rcS.d/S35mountnfs": ("link", "../network/if-up.d/mountnfs")}
+            gettys = R.serial_gettys(ctx.config)
+            tab = {"/etc/inittab.d": ("dir", 0o755), SERIAL_TAB: ("file", gettys, 0o644)} if gettys \
+                else {SERIAL_TAB: ("absent",)}
+            return {SEED_MOUNTNFS_LINK: ("link", "../network/if-up.d/mountnfs"),
+                    "/etc/default/rcS": ("file", R.rcs_default(ctx.config), 0o644), **tab}
         return {"/" + REMOTE_FS_WANT: ("link", REMOTE_FS)}
 
 

@@ -32,9 +32,14 @@ def test_per_node_fstab_leaves_var_to_the_initramfs(seed_config):
 def test_seed_fstab_is_the_pages_with_served_paths(seed_config):
     cfg = with_root(seed_config, layout="seed", init="sysvinit")
     text = R.fstab(cfg, STAGE)
-    assert "192.168.0.1:/stage/NFSROOT/kerrighed/var /var nfs rw,hard,nolock 0 0" in text
-    assert "192.168.0.1:/stage/NFSROOT/kerrighed/dev /dev nfs rw,hard,nolock 0 0" in text
-    assert "none /var/run tmpfs defaults 0 0" in text
+    mounts = [line for line in text.splitlines() if not line.startswith("#")]
+    for d in ("var", "tmp", "root"):
+        assert f"192.168.0.1:/stage/NFSROOT/kerrighed/{d} /{d} nfs rw,hard,nolock 0 0" in mounts
+    # NFS /dev and tmpfs /var/run cannot work today: commented out, with the reason.
+    assert "# 192.168.0.1:/stage/NFSROOT/kerrighed/dev /dev nfs rw,hard,nolock 0 0" in text
+    assert "# none /var/run tmpfs defaults 0 0" in text
+    assert not [line for line in mounts if " /dev " in line or "/var/run" in line]
+    assert "# Left out: /dev (the initramfs moves its devtmpfs" in text
     assert "swap" not in text
 
 
