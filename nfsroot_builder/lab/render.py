@@ -74,5 +74,6 @@ m() { awk -v d="$1" '$2 == d {print $3 "," $1}' /proc/mounts | tail -n 1; }
 rl=$(runlevel | tr ' ' ,)
 link=$(readlink /etc/rcS.d/S35mountnfs)
 printf '\n' > /dev/ttyS0
-echo "MARK host=$(cat /proc/sys/kernel/hostname) root=$(m /) var=$(m /var) tmp=$(m /tmp) roothome=$(m /root) dev=$(m /dev) runlevel=$rl mountnfs=${link:-none}" > /dev/ttyS0
+mounts="root=$(m /) var=$(m /var) tmp=$(m /tmp) roothome=$(m /root) dev=$(m /dev)"
+echo "MARK host=$(cat /proc/sys/kernel/hostname) $mounts runlevel=$rl mountnfs=${link:-none}" > /dev/ttyS0
 """.replace("MARK", FACTS_MARK)
