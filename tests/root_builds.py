@@ -25,7 +25,7 @@ import pytest
 
 from nfsroot_builder.procs import mounts_under
 
-from helpers import nfsroot_build, require, status
+from helpers import example_text, nfsroot_build, require, status
 
 HASH = "$6$nfsrootlab$h11iU6PTvJRLyy7/3jEA3/mAH5atrONLmymJs3/tJD/awHyv6YLTdglbrZc1fRX..67IS4Z0GOZceY9NqF97H1"
 NODES = [("n1", "52:54:00:12:35:01", "192.168.0.101"), ("n2", "52:54:00:12:35:02", "192.168.0.102")]
@@ -70,10 +70,11 @@ class Build:
     figures: dict = field(default_factory=dict)
     dry_run: str = ""   # the transcript of `all --dry-run` on the fresh prefix, before the build
     first_logs: Path | None = None   # that build's own log directory (later runs move logs/last)
+    root_path: str = ""   # root.path when the config does not use /srv/nfsroot/<name> (the seed's)
 
     @property
     def root(self) -> Path:
-        return self.stage / f"srv/nfsroot/{self.name}"
+        return self.stage / (self.root_path.lstrip("/") or f"srv/nfsroot/{self.name}")
 
     @property
     def tftp(self) -> Path:
@@ -271,6 +272,40 @@ def deb(tmp_path_factory) -> Build:
     b.figures["root_bytes"] = du(b.root)
     b.figures["initrd_bytes"] = (b.root / f"boot/initrd.img-{b.kernel()}").stat().st_size
     record(tmp_path_factory, "debootstrap", b.figures)
+    return b
+
+
+def seed_sysvinit_text() -> str:
+    """`init --example seed` with the page's own layout: layout "seed" and
+    init "sysvinit" (issue 12, point 5). Two changes only: suite trixie (sid's
+    Release file on this mirror has expired) and the serial console last on
+    the kernel line, so that /dev/console, where the init scripts print, is
+    the serial port the lab reads."""
+    text = example_text("seed")
+    for old, new in (('suite = "sid"', 'suite = "trixie"'), ('layout = "tmpfs"', 'layout = "seed"'),
+                     ('init = "systemd"', 'init = "sysvinit"'),
+                     ('"console=ttyS0,115200n8", "console=tty0"', '"console=tty0", "console=ttyS0,115200n8"')):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture(scope="session")
+def seed_sysv(tmp_path_factory) -> Build:
+    """The seed example as a sysvinit root with layout "seed" (debootstrap,
+    the page's packages), its dry-run recorded first like mm's."""
+    require(os.path.exists("/usr/sbin/debootstrap"), "debootstrap missing")
+    base = tmp_path_factory.mktemp("seed-sysv")
+    cfg = base / "cluster.toml"
+    cfg.write_text(seed_sysvinit_text())
+    b = Build(cfg, base / "stage", "kerrighed", root_path="/NFSROOT/kerrighed")
+    b.dry_run = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--dry-run", check=True).stdout
+    t0 = time.monotonic()
+    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
+    b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
+    b.first_logs = (b.stage / "var/lib/nfsroot-build/kerrighed/logs/last").resolve()
+    b.figures["root_bytes"] = du(b.root)
+    record(tmp_path_factory, "seed-sysvinit", b.figures)
     return b
 
 

@@ -75,6 +75,7 @@ SYSV_FAILED = re.compile(r"^.*(\[FAIL\]|\bfailed!|service\(s\) returned failure)
 
 def sysv_failures(text: str) -> str:
     """The console lines of failed init scripts, "; "-joined, or "none"."""
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)   # lsb-base colours "failed!" on a terminal
     found = [" ".join(m.group(0).split()) for m in SYSV_FAILED.finditer(text)]
     return "; ".join(dict.fromkeys(found)) or "none"
 

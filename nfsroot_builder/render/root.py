@@ -89,6 +89,16 @@ def rcs_default(cfg: Config) -> str:
             "ASYNCMOUNTNFS=no\n")
 
 
+def nfs_common_default(cfg: Config) -> str:
+    """/etc/default/nfs-common of a sysvinit root: no rpc.statd. The nodes
+    mount nolock (the root, and fstab's lines), so no lock manager needs it,
+    and at rcS time it would fail to write its state to /var/lib/nfs on the
+    read-only root (nfs-common's init script starts it before mountnfs.sh)."""
+    return (header(cfg) + "# Defaults for nfs-common's init script (statd(8), idmapd, gssd).\n"
+            "# No statd: every NFS mount of the nodes is nolock.\n"
+            "NEED_STATD=no\nNEED_IDMAPD=\nNEED_GSSD=\n")
+
+
 def serial_consoles(cfg: Config) -> list[tuple[str, str]]:
     """(tty, speed) of every console=ttyS... on the kernel line."""
     out = []

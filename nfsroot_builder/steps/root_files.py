@@ -114,7 +114,11 @@ class Mountnfs(RootFileStep):
     /etc/default/rcS also gets ASYNCMOUNTNFS=no: initscripts' mountnfs.sh
     then runs the same hook itself (rcS(5)). A sysvinit root also gets a
     getty on each serial console of boot.kernel_args
-    (/etc/inittab.d/nfsroot-build-serial.tab), as systemd starts one itself.
+    (/etc/inittab.d/nfsroot-build-serial.tab), as systemd starts one itself;
+    no rpc.statd (NEED_STATD=no in /etc/default/nfs-common: the mounts are
+    nolock, and statd cannot write the read-only root before /var is
+    mounted); and /etc/mtab as the link to /proc/mounts that initscripts
+    would otherwise try to make on the read-only root.
 
     systemd needs no hook: its fstab-generator turns every NFS line into a
     mount unit pulled in by remote-fs.target (systemd.mount(5)); this step
@@ -128,7 +132,11 @@ class Mountnfs(RootFileStep):
             tab = {"/etc/inittab.d": ("dir", 0o755), SERIAL_TAB: ("file", gettys, 0o644)} if gettys \
                 else {SERIAL_TAB: ("absent",)}
             return {SEED_MOUNTNFS_LINK: ("link", "../network/if-up.d/mountnfs"),
-                    "/etc/default/rcS": ("file", R.rcs_default(ctx.config), 0o644), **tab}
+                    "/etc/default/rcS": ("file", R.rcs_default(ctx.config), 0o644),
+                    "/etc/default/nfs-common": ("file", R.nfs_common_default(ctx.config), 0o644),
+                    # initscripts' mtab_migrate (lib/init/mount-functions.sh) wants exactly
+                    # this link; it cannot make it on a read-only root.
+                    "/etc/mtab": ("link", "/proc/mounts"), **tab}
         return {"/" + REMOTE_FS_WANT: ("link", REMOTE_FS)}
 
 

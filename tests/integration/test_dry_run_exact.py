@@ -159,3 +159,10 @@ def test_seed_example_dry_run_is_exact_with_debootstrap(seed):
     transcript, state_dir = seed
     assert "debootstrap --variant=minbase" in transcript
     assert_exact(transcript, log_dir(state_dir))
+
+
+def test_seed_layout_sysvinit_dry_run_is_exact(seed_sysv):
+    """The seed example with layout "seed" and init "sysvinit" (tests/root_builds.py):
+    debootstrap, the sysvinit packages, the seed's fstab, rcS and inittab.d files."""
+    assert "sysvinit-core" in seed_sysv.dry_run and "/etc/default/rcS" in seed_sysv.dry_run
+    assert_exact(seed_sysv.dry_run, seed_sysv.first_logs)

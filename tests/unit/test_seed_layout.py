@@ -126,3 +126,8 @@ def test_sysv_failures_reads_each_line_once():
     text = "[FAIL] a failed!\r\n[ ok ] b.\n[FAIL] a failed!\n"
     assert sysv_failures(text) == "[FAIL] a failed!"
     assert sysv_failures("[ ok ] all fine.\n") == "none"
+
+
+def test_sysv_failures_without_colours():
+    text = "Starting NFS common utilities: statd\n  \x1b[31mfailed!\x1b[0m\n"
+    assert sysv_failures(text) == "failed!"
