@@ -9,8 +9,9 @@ the mountnfs hook at rcS time from the server's paths.
 """
 from __future__ import annotations
 
-from helpers import nfsroot_build
 from test_lab_boot import SERVER, assert_nfs_root, boot, lab_up, report_times  # noqa: F401 (lab_up: fixture)
+
+from helpers import nfsroot_build
 
 
 def test_check_says_which_part_of_the_seed_layout_is_left_out_and_why(seed_sysv):
