@@ -9,9 +9,12 @@ the mountnfs hook at rcS time from the server's paths.
 """
 from __future__ import annotations
 
-from test_lab_boot import SERVER, assert_nfs_root, boot, lab_up, report_times  # noqa: F401 (lab_up: fixture)
+import test_lab_boot
+from test_lab_boot import SERVER, assert_nfs_root, boot, report_times
 
 from helpers import nfsroot_build
+
+lab_up = test_lab_boot.lab_up   # the fixture: lab up, and down afterwards whatever happened
 
 
 def test_check_says_which_part_of_the_seed_layout_is_left_out_and_why(seed_sysv):
