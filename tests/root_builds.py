@@ -173,17 +173,22 @@ def new_build(tmp_path_factory, key, **kw) -> Build:
     return Build(cfg, base / "stage", key)
 
 
-@pytest.fixture(scope="session")
-def mm(tmp_path_factory) -> Build:
-    b = new_build(tmp_path_factory, "mm", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
-    # test_dry_run_exact.py compares it with what the build below does.
+def plan_then_build(b: Build) -> None:
+    """`all --dry-run` on the fresh prefix (test_dry_run_exact.py compares it
+    with what the build does), then the build, with its figures."""
     b.dry_run = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--dry-run", check=True).stdout
     t0 = time.monotonic()
     nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
     b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
-    b.first_logs = (b.stage / "var/lib/nfsroot-build/mm/logs/last").resolve()
+    b.first_logs = (b.stage / f"var/lib/nfsroot-build/{b.name}/logs/last").resolve()
     b.figures["root_bytes"] = du(b.root)
     b.figures["initrd_bytes"] = (b.root / f"boot/initrd.img-{b.kernel()}").stat().st_size
+
+
+@pytest.fixture(scope="session")
+def mm(tmp_path_factory) -> Build:
+    b = new_build(tmp_path_factory, "mm", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
+    plan_then_build(b)
     record(tmp_path_factory, "mmdebstrap", b.figures)
     return b
 
@@ -299,12 +304,7 @@ def seed_sysv(tmp_path_factory) -> Build:
     cfg = base / "cluster.toml"
     cfg.write_text(seed_sysvinit_text())
     b = Build(cfg, base / "stage", "kerrighed", root_path="/NFSROOT/kerrighed")
-    b.dry_run = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--dry-run", check=True).stdout
-    t0 = time.monotonic()
-    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
-    b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
-    b.first_logs = (b.stage / "var/lib/nfsroot-build/kerrighed/logs/last").resolve()
-    b.figures["root_bytes"] = du(b.root)
+    plan_then_build(b)
     record(tmp_path_factory, "seed-sysvinit", b.figures)
     return b
 
