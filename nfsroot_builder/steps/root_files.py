@@ -96,11 +96,11 @@ SEED_MOUNTNFS_LINK = "/etc/rcS.d/S35mountnfs"
 SERIAL_TAB = "/etc/inittab.d/nfsroot-build-serial.tab"
 # Why the seed's link no longer mounts anything (`check` prints it with layout "seed").
 MOUNTNFS_NOTE = (f"the page's {SEED_MOUNTNFS_LINK} -> ../network/if-up.d/mountnfs is made but mounts "
-                 "nothing today: sysv-rc runs rcS.d through startpar in the order insserv wrote to "
-                 "/etc/init.d/.depend.boot, which names only init scripts with LSB headers, and the hook "
-                 "mounts only when ifupdown calls it (ADDRFAM set) or with FROMINITD=yes; "
-                 "/etc/default/rcS gets ASYNCMOUNTNFS=no instead, so initscripts' own mountnfs.sh "
-                 "calls that hook with FROMINITD=yes and it mounts fstab's NFS lines")
+                 "nothing today: initscripts' hook mounts only when ifupdown runs it (ADDRFAM set) or "
+                 "when called with FROMINITD=yes, and sysv-rc starts rcS.d in the order insserv wrote to "
+                 "/etc/init.d/.depend.boot, which does not list the link; /etc/default/rcS gets "
+                 "ASYNCMOUNTNFS=no instead, so initscripts' own mountnfs.sh calls that hook with "
+                 "FROMINITD=yes and it mounts fstab's NFS lines")
 
 
 class Mountnfs(RootFileStep):
@@ -109,8 +109,8 @@ class Mountnfs(RootFileStep):
     sysvinit: the seed's `ln -sf ../network/if-up.d/mountnfs
     /etc/rcS.d/S35mountnfs` (ifupdown never runs the if-up.d hooks for an
     interface the kernel configured). On today's Debian that link alone
-    mounts nothing (sysv-rc starts only the scripts insserv ordered, and
-    the hook acts only for ifupdown or with FROMINITD=yes), so
+    mounts nothing (the hook acts only for ifupdown or with FROMINITD=yes,
+    and sysv-rc starts rcS.d in insserv's order, which lacks the link), so
     /etc/default/rcS also gets ASYNCMOUNTNFS=no: initscripts' mountnfs.sh
     then runs the same hook itself (rcS(5)). A sysvinit root also gets a
     getty on each serial console of boot.kernel_args
