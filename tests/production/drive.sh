@@ -61,8 +61,12 @@ sync
 phase ready-for-nodes
 touch $out/ready
 
+ls -lR /srv/tftp > $out/tftp-files 2>&1
+
 while [ ! -e /mnt/ctl/undo ]; do sleep 2; done
 phase undo-start
+# What the daemons said while the nodes booted (a failed boot is read from here).
+journalctl --no-pager -u isc-dhcp-server -u tftpd-hpa -u nfs-server -u nfs-mountd > $out/journal 2>&1
 nfsroot-build undo
 result undo $?
 phase undo

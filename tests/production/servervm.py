@@ -103,11 +103,17 @@ def repo_key() -> tuple[Path, bytes]:
         run(["gpg", "--homedir", tmp, "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
              "--quick-gen-key", "nfsroot-build test repository <nrb-test@example.invalid>", "rsa3072", "sign", "never"])
         (tmp / "public.asc").write_text(run(["gpg", "--homedir", tmp, "--armor", "--export"]).stdout)
+        stop_agent(tmp)   # its sockets live in the home: the renamed home gets its own agent
         try:
             tmp.rename(home)
         except OSError:   # another run made it first
             shutil.rmtree(tmp, ignore_errors=True)
     return home, pub.read_bytes()
+
+
+def stop_agent(home: Path) -> None:
+    """The gpg-agent that gpg started for this home (gpgconf(1) --kill): no process is left behind."""
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
 
 
 def local_repo(dest: Path) -> Path:
@@ -129,8 +135,11 @@ def local_repo(dest: Path) -> Path:
                    "-o", "APT::FTPArchive::Release::Architectures=amd64", "release", dists]).stdout
     (dists / "Release").write_text(release)
     gpg = ["gpg", "--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]
-    run([*gpg, "--clearsign", "-o", dists / "InRelease", dists / "Release"])
-    run([*gpg, "--detach-sign", "--armor", "-o", dists / "Release.gpg", dists / "Release"])
+    try:
+        run([*gpg, "--clearsign", "-o", dists / "InRelease", dists / "Release"])
+        run([*gpg, "--detach-sign", "--armor", "-o", dists / "Release.gpg", dists / "Release"])
+    finally:
+        stop_agent(home)
     return dest
 
 
