@@ -25,6 +25,7 @@ phase installed
 mkdir -p /etc/nfsroot-build
 cp /mnt/ctl/cluster.toml /etc/nfsroot-build/cluster.toml
 etc_sums $out/etc-before
+systemctl is-active isc-dhcp-server tftpd-hpa nfs-server > $out/active-before
 
 # 4. Check, look, build.
 nfsroot-build check > $out/check.txt 2>&1
@@ -67,8 +68,9 @@ while [ ! -e /mnt/ctl/undo ]; do sleep 2; done
 phase undo-start
 # What the daemons said while the nodes booted (a failed boot is read from here).
 journalctl --no-pager -u isc-dhcp-server -u tftpd-hpa -u nfs-server -u nfs-mountd > $out/journal 2>&1
-nfsroot-build undo
+nfsroot-build undo > $out/undo.txt 2>&1
 result undo $?
+cat $out/undo.txt
 phase undo
 etc_sums $out/etc-after
 systemctl is-active isc-dhcp-server tftpd-hpa nfs-server > $out/active-after-undo
