@@ -14,7 +14,7 @@ from nfsroot_builder.runner import Runner
 
 from helpers import example_text
 
-REAL_PROCESS_DIRS = ("integration", "e2e", "bench")
+REAL_PROCESS_DIRS = ("integration", "e2e", "bench", "production")
 
 # The real roots (built once per session) for the integration and e2e tests.
 pytest_plugins = ["root_builds"]

@@ -60,8 +60,18 @@ def grub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
 
 
 def grub_fallback(cfg: Config) -> str:
-    """boot/grub/grub.cfg: what a machine with no menu of its own sees."""
+    """boot/grub/grub.cfg: what a machine with no menu of its own sees.
+
+    It asks for the node's menu once more by name first: GRUB normally
+    finds grub.cfg-01-<mac> by itself (normal.mod's net config search),
+    but the GRUB 2.12 of a trixie server came straight here (the production
+    server VM, tests/production).
+    """
+    octets = " ".join(f"--set={i}:m{i}" for i in range(1, 7))
     return (header(cfg) +
+            f"if regexp {octets} '^(..):(..):(..):(..):(..):(..)$' \"$net_default_mac\"; then\n"
+            '  configfile "$prefix/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6"\n'
+            "fi\n"
             'echo "nfsroot-build: no grub.cfg-01-<mac> for this machine (${net_default_mac})"\n'
             "sleep 10\nreboot\n")
 

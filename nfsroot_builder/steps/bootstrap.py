@@ -19,6 +19,11 @@ FROM_HOST = ("etc/resolv.conf", "etc/hostname")
 # Where mmdebstrap writes its --dpkgopt options in the root (mmdebstrap(1)).
 DPKG_CFG = "etc/dpkg/dpkg.cfg.d/99mmdebstrap"
 ARCHIVES = '"$1"/var/cache/apt/archives'   # apt's .deb cache in the root, in a hook
+# mmdebstrap's own hook that bind-mounts every file: mirror into the chroot
+# for the apt and dpkg that run inside (mmdebstrap(1), --hook-dir, example 3):
+# apt's file method does not copy the .debs, so dpkg in the chroot opens
+# them at the mirror's path.
+FILE_MIRROR_HOOKS = "/usr/share/mmdebstrap/hooks/file-mirror-automount"
 
 
 def _link_debs(src: str, dst: str) -> str:
@@ -45,7 +50,9 @@ class Bootstrap(Step):
     The seed's `debootstrap sid /NFSROOT/kerrighed <mirror>`: root.bootstrapper
     picks debootstrap (the seed's tool) or mmdebstrap (faster: apt resolves
     and downloads in one pass). root.mirror defaults to the build host's own
-    Debian mirror (its apt sources).
+    Debian mirror (its apt sources); a `file:` mirror (an air-gapped
+    site's local repository) is bind-mounted into the chroot by
+    mmdebstrap's file-mirror-automount hook.
 
     mmdebstrap installs the root's packages (see root-packages) in the same
     apt pass (--include), with INITRD=No (no initrd per kernel install: the
@@ -133,6 +140,7 @@ class Bootstrap(Step):
                         "--skip=download/empty", "--skip=essential/unlink", "--skip=check/empty",
                         '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
                         f"--setup-hook={_link_debs(cache, ARCHIVES)}",
+                        *([f"--hook-dir={FILE_MIRROR_HOOKS}"] if mirror.startswith("file:") else []),
                         f"--customize-hook={_link_debs(ARCHIVES, cache)}",
                         f'--customize-hook=rm "$1"/{DPKG_CFG}',
                         r.suite, str(ctx.root), mirror]

@@ -1,0 +1,197 @@
+"""The production path, proven (issue 14): a Debian trixie server VM with
+systemd and the kernel NFS server, on an air-gapped network, gets the tool
+from a wheelhouse and runs `nfsroot-build all` as root without --prefix
+(docs/server.md, top to bottom); two node VMs PXE-boot from it to `login:`
+with `/` from its kernel NFS server; `undo` puts its /etc back.
+
+Slow under TCG: each phase's time is printed. The server image is cached by
+its inputs (tests/production/servervm.py)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from nfsroot_builder import config as config_mod
+from nfsroot_builder.lab.nodes import NodeResult, judge
+
+import servervm
+from helpers import require
+from root_builds import HASH, NODES, config
+
+pytestmark = pytest.mark.production
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+ADDRESS = "192.168.0.1"
+# The server VM's Python (trixie's python3): the wheelhouse is made for it.
+SERVER_PYTHON = "3.13"
+# Not the lab's published hash (check refuses that outside --prefix): password "prodvm".
+PASSWORD_HASH = "$6$nrbprodvm$oTKOPHFoq8Xc66ZV8kSKT7WqKeC2BbOpF96Csw4dfih5SFZ63fCI1bJkFL8kBxQEUIe/kMdNQJxgZJaW1mN/z0"
+BOOT_TIMEOUT = 1500      # server VM: power-on to the script's start
+ALL_TIMEOUT = 3600       # install, check, dry-run and `all` (a node root built under TCG)
+NODE_TIMEOUT = 1200      # both nodes at once, from power-on to login
+UNDO_TIMEOUT = 900
+
+
+def server_config() -> str:
+    """The shared mm build's cluster (same packages: the .deb cache holds
+    them all), on the VM's eth0, served by the kernel NFS server, from the
+    local repository."""
+    text = config("prod", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
+    text = text.replace('interface = "nrb-br0"', 'interface = "eth0"')
+    text = text.replace('[nfs]\nserver = "ganesha"', '[nfs]\nserver = "kernel"')
+    text = text.replace("[root]\n", '[root]\nmirror = "file:///mnt/repo"\n')
+    text = text.replace(HASH, PASSWORD_HASH)
+    assert 'server = "kernel"' in text and "eth0" in text and "file:///mnt/repo" in text and PASSWORD_HASH in text
+    return text
+
+
+def phases(out: Path) -> dict[str, float]:
+    """Seconds of each phase inside the VM (its own clock), from out/phases."""
+    try:
+        lines = [line.split() for line in (out / "phases").read_text().splitlines() if line.strip()]
+    except OSError:
+        return {}
+    return {name: round(float(t) - float(prev), 1) for (_, prev), (name, t) in zip(lines, lines[1:], strict=False)}
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return f"({path.name} missing)"
+
+
+@pytest.fixture
+def prerequisites():
+    require(os.geteuid() == 0, "needs root")
+    require(os.path.exists("/dev/net/tun"), "no /dev/net/tun")
+    for tool in ("qemu-system-x86_64", "mmdebstrap", "apt-ftparchive", "gpg", "mke2fs"):
+        require(shutil.which(tool) is not None, f"{tool} not installed")
+
+
+def test_server_vm_boots_two_nodes_then_undo(prerequisites, mm, tmp_path, capsys):
+    """`mm` (the shared trixie root build) first: the .deb cache then holds
+    every package the VM's node root needs."""
+    figures: dict = {}
+    t_total = time.monotonic()
+    image, figures["image"] = servervm.server_image(f"{ADDRESS}/24")
+
+    t0 = time.monotonic()
+    shares = {tag: tmp_path / tag for tag in servervm.SHARES}
+    servervm.local_repo(shares["repo"])
+    figures["repo_seconds"] = round(time.monotonic() - t0, 1)
+    figures["repo_debs"] = len(list((shares["repo"] / "pool").glob("*.deb")))
+    t0 = time.monotonic()
+    shares["wheels"].mkdir()
+    servervm.wheelhouse(shares["wheels"], CHECKOUT, SERVER_PYTHON)
+    figures["wheelhouse_seconds"] = round(time.monotonic() - t0, 1)
+    for tag in ("ctl", "out"):
+        shares[tag].mkdir()
+    shutil.copy(Path(__file__).with_name("drive.sh"), shares["ctl"] / "drive.sh")
+    (shares["ctl"] / "cluster.toml").write_text(server_config())
+    cfg = config_mod.load(shares["ctl"] / "cluster.toml")
+    out = shares["out"]
+
+    lab = servervm.Lab(tmp_path)
+    lab.up(taps=1 + len(NODES))
+    try:
+        t0 = time.monotonic()
+        serial = lab.server(image, shares)
+        alive = lambda: lab.procs["server"].poll() is None   # noqa: E731
+        try:
+            figures["server_boot_seconds"] = servervm.wait_for(out / "phases", BOOT_TIMEOUT, alive, "start of the script")
+            servervm.wait_for(out / "ready", ALL_TIMEOUT, alive, "end of `all`")
+            figures["until_nodes_seconds"] = round(time.monotonic() - t0, 1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- drive.log\n{servervm.tail(out / 'drive.log', 80)}\n"
+                                 f"--- serial\n{servervm.tail(serial, 80)}") from None
+        rc = {name: read(out / f"rc.{name}").strip() for name in ("install", "check", "dry-run", "all", "report-unit")}
+        log = servervm.tail(out / "drive.log", 120)
+        dry_err = read(out / "dry-run.err")[-3000:]
+        assert rc == {"install": "0", "check": "0", "dry-run": "0", "all": "0", "report-unit": "0"}, \
+            f"{rc}\n--- check\n{read(out / 'check.txt')}\n--- dry-run errors\n{dry_err}\n--- drive.log\n{log}"
+        # Real units, really active: DHCP, TFTP, the kernel's NFS server.
+        assert read(out / "active").split() == ["active", "active", "active"], read(out / "active")
+        assert "/srv/nfsroot/prod" in read(out / "exports"), read(out / "exports")
+        # No --resume: the first run succeeded (rc.all) and ran everything once.
+        assert "--resume" not in log
+
+        t0 = time.monotonic()
+        results = boot_nodes(lab, cfg)
+        figures["nodes"] = {r.name: {"ok": r.ok, "login_seconds": r.seconds, "facts": r.facts} for r in results}
+        figures["node_boot_seconds"] = round(time.monotonic() - t0, 1)
+
+        # undo whatever the nodes did: the server's journal comes with it.
+        t0 = time.monotonic()
+        (shares["ctl"] / "undo").write_text("")
+        try:
+            servervm.wait_for(out / "done", UNDO_TIMEOUT, alive, "end of `undo`")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- drive.log\n{servervm.tail(out / 'drive.log', 80)}") from None
+        figures["undo_seconds"] = round(time.monotonic() - t0, 1)
+        for r in results:
+            assert r.ok, (f"{r.name}: {r.problem}\n" + "\n".join(r.tail) +
+                          f"\n--- server journal\n{servervm.tail(out / 'journal', 60)}")
+            assert r.facts["root"] == f"nfs,{ADDRESS}:/srv/nfsroot/prod", r.facts
+        if read(out / "rc.undo").strip() != "0":
+            # A daemon that did not run before the build (the fresh server's
+            # isc-dhcp-server has no subnet for eth0) cannot start again with
+            # the admin's own config: undo says so and exits 1. Nothing else may fail.
+            before_units = dict(zip(["isc-dhcp-server", "tftpd-hpa", "nfs-server"],
+                                    read(out / "active-before").split(), strict=False))
+            undo_out = read(out / "undo.txt")
+            failed = re.findall(r"restart of (\S+) failed", undo_out)
+            others = [line for line in undo_out.splitlines()
+                      if line.startswith("error:") and "restart of" not in line]
+            assert failed and not others and all(before_units.get(u) != "active" for u in failed), undo_out
+            figures["undo_restart_failed"] = failed
+        before, after = read(out / "etc-before").splitlines(), read(out / "etc-after").splitlines()
+        changed = sorted(set(before) ^ set(after))
+        assert before == after, "undo left /etc changed:\n" + "\n".join(changed[:60])
+    finally:
+        figures["in_vm_phases"] = phases(out)
+        figures["total_seconds"] = round(time.monotonic() - t_total, 1)
+        lab.down()
+        (tmp_path / "figures.json").write_text(json.dumps(figures, indent=2))
+        with capsys.disabled():
+            print("\nproduction server VM:", json.dumps(figures, indent=2))
+
+
+def boot_nodes(lab: servervm.Lab, cfg) -> list[NodeResult]:
+    """Power on every node at once on its tap; judge each console as the lab does
+    (nodes.judge: login prompt with the DHCP host name, / from the server)."""
+    # judge() reads the config and the served paths from a lab: here no prefix.
+    shim = SimpleNamespace(cfg=cfg, ctx=SimpleNamespace(served=SimpleNamespace(path=lambda p: p)))
+    started = {}
+    for i, node in enumerate(cfg.nodes):
+        started[node.name] = (node, lab.node(i + 1, node.name, node.mac), time.monotonic())
+    results = {name: NodeResult(name, serial_log=str(log)) for name, (_, log, _) in started.items()}
+    pending = set(started)
+    deadline = time.monotonic() + NODE_TIMEOUT
+    while pending and time.monotonic() < deadline:
+        time.sleep(2)
+        for name in sorted(pending):
+            node, log, t0 = started[name]
+            text = Path(log).read_text(errors="replace").replace("\r", "")
+            res = results[name]
+            if res.seconds is None and re.search(r"^\S+ login:", text, re.MULTILINE):
+                res.seconds = round(time.monotonic() - t0, 1)
+            if judge(shim, node, text, res):
+                pending.discard(name)
+            elif lab.procs[name].poll() is not None:
+                res.problem = "QEMU exited before the node reached login"
+                pending.discard(name)
+    for name in pending:
+        results[name].problem = f"no login prompt within {NODE_TIMEOUT} s"
+    for name, (_, log, _) in started.items():
+        lab.stop(name)
+        if not results[name].ok:
+            results[name].tail = Path(log).read_text(errors="replace").replace("\r", "").splitlines()[-30:]
+    return list(results.values())

@@ -1,0 +1,57 @@
+"""A file: mirror (an air-gapped site's local repository, issue 14): the
+bootstrap, the package lookup and apt in the root read it."""
+from __future__ import annotations
+
+import hashlib
+import lzma
+
+from nfsroot_builder import chroot, packages_index, session
+from nfsroot_builder import config as config_mod
+from nfsroot_builder.steps.bootstrap import FILE_MIRROR_HOOKS, Bootstrap
+
+from fakes import FakeRunner
+from helpers import example_text
+
+
+def _mm_ctx(tmp_path, monkeypatch, mirror: str):
+    monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
+    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(packages_index, "check_exist", lambda ctx, names: None)
+    monkeypatch.setattr(packages_index, "mirror", lambda ctx: mirror)
+    cfg = config_mod.parse(example_text("lab"))
+    c = session.make_context(cfg, prefix=tmp_path / "stage", state_dir=tmp_path / "state",
+                             runner=FakeRunner(), emit=lambda line: None)
+    c.apt_cache = tmp_path / "cache"
+    return c
+
+
+def _mmdebstrap_argv(ctx) -> list[str]:
+    Bootstrap().run(ctx)
+    return next(a for a in ctx.runner.executed if "mmdebstrap" in a)
+
+
+def test_a_file_mirror_is_bind_mounted_into_the_chroot_by_mmdebstraps_hook(tmp_path, monkeypatch):
+    argv = _mmdebstrap_argv(_mm_ctx(tmp_path, monkeypatch, "file:///srv/repo"))
+    assert f"--hook-dir={FILE_MIRROR_HOOKS}" in argv
+    assert argv[-1] == "file:///srv/repo"
+
+
+def test_a_network_mirror_needs_no_hook(tmp_path, monkeypatch):
+    argv = _mmdebstrap_argv(_mm_ctx(tmp_path, monkeypatch, "http://mirror.invalid/debian"))
+    assert not [a for a in argv if a.startswith("--hook-dir")]
+
+
+def test_package_lookup_reads_a_file_mirror(tmp_path, monkeypatch):
+    """The Release and Packages.xz of a local repository, read through file: URLs."""
+    repo = tmp_path / "repo"
+    index = lzma.compress(b"Package: nfs-common\nVersion: 1\n\nPackage: mawk\nProvides: awk\n")
+    (repo / "dists/trixie/main/binary-amd64").mkdir(parents=True)
+    (repo / "dists/trixie/main/binary-amd64/Packages.xz").write_bytes(index)
+    (repo / "dists/trixie/Release").write_text(
+        "Suite: trixie\nSHA256:\n"
+        f" {hashlib.sha256(index).hexdigest()} {len(index)} main/binary-amd64/Packages.xz\n")
+    text = example_text("lab").replace('mirror = ""', f'mirror = "file://{repo}"', 1)
+    ctx = session.make_context(config_mod.parse(text), prefix=tmp_path / "stage", state_dir=tmp_path / "state",
+                               runner=FakeRunner(), emit=lambda line: None)
+    ctx.apt_cache = tmp_path / "cache"
+    assert packages_index.available(ctx) >= {"nfs-common", "mawk", "awk"}
