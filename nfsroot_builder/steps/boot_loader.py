@@ -8,6 +8,18 @@ from .base import Step, StepResult, stale_files
 
 GRUB_PLATFORMS = {"i386-pc": "core.0", "x86_64-efi": "core.efi"}
 IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/lib/ipxe/ipxe.efi"}
+# From the host's pxelinux, syslinux-common and syslinux-efi packages (one
+# source package, one version: pxelinux.0 refuses an ldlinux.c32 of another
+# build). lpxelinux.0, not pxelinux.0: under QEMU's iPXE ROM (and any iPXE
+# that hands over its PXE stack) pxelinux.0 6.04 loads ldlinux.c32 and then
+# never asks for pxelinux.cfg/ (docs/troubleshooting.md, "PXELINUX");
+# lpxelinux.0 brings its own TCP/IP stack (lwIP) over the UNDI driver, which
+# is also what lets it fetch http:// URLs. syslinux.efi and ldlinux.e64
+# answer UEFI clients (served, not booted in the lab yet).
+PXELINUX_FILES = {"lpxelinux.0": "/usr/lib/PXELINUX/lpxelinux.0",
+                  "ldlinux.c32": "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+                  "syslinux.efi": "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
+                  "ldlinux.e64": "/usr/lib/syslinux/modules/efi64/ldlinux.e64"}
 
 
 def grub_version(ctx: Context) -> str:
@@ -37,6 +49,12 @@ class BootLoader(Step):
       machine without one.
     - "ipxe": undionly.kpxe (BIOS) and ipxe.efi (UEFI) from the host's ipxe
       package, and ipxe/boot.ipxe, which chains the node's own script.
+    - "pxelinux": lpxelinux.0 and ldlinux.c32 (BIOS) and syslinux.efi with
+      ldlinux.e64 (UEFI) from the host's pxelinux, syslinux-common and
+      syslinux-efi packages, and pxelinux.cfg/default for a machine without
+      its own pxelinux.cfg/01-<mac>. lpxelinux.0 rather than pxelinux.0: it
+      also boots under an iPXE firmware (QEMU's NIC ROM), where pxelinux.0
+      never fetches its config, and it fetches http:// URLs.
     - "pxegrub": nothing is installed (bring your own /pxegrub binary); the
       node-menus step writes the legacy menus.
 
@@ -61,6 +79,9 @@ class BootLoader(Step):
         elif cfg.boot.loader == "ipxe":
             wanted = {t / name: _read(Path(src)) for name, src in IPXE_FILES.items()}
             bad += stale_files({**wanted, t / "ipxe/boot.ipxe": menus.ipxe_boot(cfg)})
+        elif cfg.boot.loader == "pxelinux":
+            wanted = {t / name: _read(Path(src)) for name, src in PXELINUX_FILES.items()}
+            bad += stale_files({**wanted, t / "pxelinux.cfg/default": menus.pxelinux_fallback(cfg)})
         return [f"missing or not as configured: {' '.join(bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
@@ -81,6 +102,10 @@ class BootLoader(Step):
             for name, src in IPXE_FILES.items():
                 changed |= ctx.files.copy_file(Path(src), t / name, 0o644)
             changed |= ctx.files.ensure_file(t / "ipxe/boot.ipxe", menus.ipxe_boot(cfg))
+        elif cfg.boot.loader == "pxelinux":
+            for name, src in PXELINUX_FILES.items():
+                changed |= ctx.files.copy_file(Path(src), t / name, 0o644)
+            changed |= ctx.files.ensure_file(t / "pxelinux.cfg/default", menus.pxelinux_fallback(cfg))
         elif not (t / "pxegrub").exists():
             ctx.note(f"boot.loader = pxegrub: put your pxegrub binary at {t}/pxegrub")
         return StepResult(changed=changed, outputs=outputs)
