@@ -26,20 +26,19 @@ def nginx_test_argv(main_conf: Path | str, workdir: Path | str) -> list[str]:
 
 def nginx_checker(ctx: Context):
     """A FileOps validator: `nginx -t` on a small nginx.conf that includes the
-    new drop-in alone. nginx -t binds the listen address: when server.address
-    is not on this machine (a staged build: it lives in the lab's namespace)
-    a copy listening on 127.0.0.1 is tested, the rest as written."""
-    interface = ctx.config.server.interface
-
+    new drop-in alone. nginx -t binds the listen address, so under a staging
+    prefix (server.address lives in the lab's namespace, not here) a copy
+    listening on 127.0.0.1 is tested, in a network namespace of its own
+    (unshare --net: no listener of the host can collide); the rest as written."""
     def check(candidate: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="nfsroot-build-nginx-t.") as work:
-            include = candidate
-            if not Path("/sys/class/net", interface).exists():
-                include = Path(work, "dropin.conf")
+            include, wrap = candidate, []
+            if ctx.staging:
+                include, wrap = Path(work, "dropin.conf"), ["unshare", "--net"]
                 atomic_write(include, nginx_dropin(ctx.config, ctx.served, address="127.0.0.1").encode(), 0o644)
             main = Path(work, "nginx.conf")
             atomic_write(main, nginx_main(str(include), work).encode(), 0o644)
-            ctx.runner.run(nginx_test_argv(main, work), probe=True)
+            ctx.runner.run([*wrap, *nginx_test_argv(main, work)], probe=True)
     check.shown = "nginx -t -c <nginx.conf including the new file>"
     return check
 

@@ -85,7 +85,8 @@ def test_tftp_server_step_writes_the_dropin_checked_then_removes_it_on_tftp(tmp_
     assert step.verify(ctx)
     result = step.run(ctx)
     assert "nginx" in result.restart
-    tests = [argv for argv in runner.executed if argv[:2] == ["nginx", "-t"]]
+    # Staged: the test copy runs in a network namespace of its own.
+    tests = [argv for argv in runner.executed if argv[:4] == ["unshare", "--net", "nginx", "-t"]]
     assert len(tests) == 1 and "-c" in tests[0]
     assert (tmp_path / "stage" / DROPIN).is_file() and step.verify(ctx) == []
     assert "nginx" not in step.run(ctx).restart
@@ -102,7 +103,7 @@ def test_tftp_server_step_writes_the_dropin_checked_then_removes_it_on_tftp(tmp_
 
 
 def test_a_rejected_dropin_is_not_written(tmp_path, seed_text):
-    runner = FakeRunner({"nginx -t": (1, "", "nginx: [emerg] unknown directive\n")})
+    runner = FakeRunner({"unshare --net nginx -t": (1, "", "nginx: [emerg] unknown directive\n")})
     http = config_mod.parse(seed_text.replace('loader = "grub"', 'loader = "grub"\ntransport = "http"'))
     ctx = session.make_context(http, prefix=tmp_path / "stage", runner=runner)
     with pytest.raises(Exception) as exc:
