@@ -18,11 +18,7 @@ SERVER = "10.0.0.1"   # gen_config's server.address
 
 
 def initrd_transfer(h: Harness) -> None:
-    reason = ""
-    if h.quick:
-        reason = "--quick (QUICK=1) skips the lab"
-    elif not h.has_command("lab", "up"):
-        reason = "nfsroot-build has no `lab up` command yet"
+    reason = h.lab_unavailable()
     if reason:
         for key, title, _ in KEYS:
             h.skip(key, title, reason)
