@@ -8,14 +8,17 @@ from .base import Step, StepResult, stale_files
 
 GRUB_PLATFORMS = {"i386-pc": "core.0", "x86_64-efi": "core.efi"}
 IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/lib/ipxe/ipxe.efi"}
-# From the host's pxelinux, syslinux-common and syslinux-efi packages (one
-# source package, one version: pxelinux.0 refuses an ldlinux.c32 of another
-# build). lpxelinux.0, not pxelinux.0: under QEMU's iPXE ROM (and any iPXE
-# that hands over its PXE stack) pxelinux.0 6.04 loads ldlinux.c32 and then
-# never asks for pxelinux.cfg/ (docs/troubleshooting.md, "PXELINUX");
-# lpxelinux.0 brings its own TCP/IP stack (lwIP) over the UNDI driver, which
-# is also what lets it fetch http:// URLs. syslinux.efi and ldlinux.e64
-# answer UEFI clients (served, not booted in the lab yet).
+# From the host's pxelinux, syslinux-common and syslinux-efi packages, not
+# the root's suite: the loader runs before any root kernel, and the host's
+# packages are one syslinux build (pxelinux.0/lpxelinux.0 and ldlinux.c32
+# must be: the core loads ldlinux.c32 of its own build only). ldlinux.c32
+# and pxelinux.cfg/ sit in the directory of the DHCP filename (PXELINUX's
+# path prefix), here the TFTP root. lpxelinux.0 rather than pxelinux.0: it
+# brings its own TCP/IP stack (lwIP) over the PXE stack's UNDI driver, so
+# the same binary fetches http:// URLs (boot.transport "http"); under TFTP
+# both boot in the lab under QEMU's iPXE ROM (docs/troubleshooting.md,
+# "PXELINUX"). syslinux.efi and ldlinux.e64 answer UEFI clients (served,
+# not booted in the lab yet).
 PXELINUX_FILES = {"lpxelinux.0": "/usr/lib/PXELINUX/lpxelinux.0",
                   "ldlinux.c32": "/usr/lib/syslinux/modules/bios/ldlinux.c32",
                   "syslinux.efi": "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
@@ -52,9 +55,8 @@ class BootLoader(Step):
     - "pxelinux": lpxelinux.0 and ldlinux.c32 (BIOS) and syslinux.efi with
       ldlinux.e64 (UEFI) from the host's pxelinux, syslinux-common and
       syslinux-efi packages, and pxelinux.cfg/default for a machine without
-      its own pxelinux.cfg/01-<mac>. lpxelinux.0 rather than pxelinux.0: it
-      also boots under an iPXE firmware (QEMU's NIC ROM), where pxelinux.0
-      never fetches its config, and it fetches http:// URLs.
+      its own pxelinux.cfg/01-<mac>. lpxelinux.0 rather than pxelinux.0:
+      the same binary also fetches http:// URLs (boot.transport "http").
     - "pxegrub": nothing is installed (bring your own /pxegrub binary); the
       node-menus step writes the legacy menus.
 
