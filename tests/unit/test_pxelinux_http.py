@@ -15,6 +15,7 @@ from nfsroot_builder.render.server import dhcpd_block
 from nfsroot_builder.steps.tftp import TftpServer
 
 from fakes import FakeRunner
+from helpers import require
 
 IMAGES = M.Images("/kerrighed/vmlinuz-6.12.1", "/kerrighed/initrd.img-6.12.1")
 DROPIN = "etc/nginx/conf.d/nfsroot-build-kerrighed.conf"
@@ -110,3 +111,23 @@ def test_a_rejected_dropin_is_not_written(tmp_path, seed_text):
         TftpServer().run(ctx)
     assert "nginx -t" in str(exc.value)
     assert not (tmp_path / "stage" / DROPIN).exists()
+
+
+def test_boot_loader_step_serves_pxelinux_from_the_host_packages(tmp_path, seed_text):
+    from pathlib import Path
+
+    from nfsroot_builder.steps.boot_loader import PXELINUX_FILES, BootLoader
+    missing = [src for src in PXELINUX_FILES.values() if not Path(src).is_file()]
+    require(not missing, f"not installed (scripts/install-system-deps installs them): {missing}")
+    cfg = config_mod.parse(seed_text.replace('loader = "grub"', 'loader = "pxelinux"'))
+    ctx = session.make_context(cfg, prefix=tmp_path / "stage", runner=FakeRunner())
+    step = BootLoader()
+    assert step.verify(ctx)
+    assert step.run(ctx).changed
+    tftp = tmp_path / "stage/srv/tftp"
+    for name, src in PXELINUX_FILES.items():
+        assert (tftp / name).read_bytes() == Path(src).read_bytes()
+    assert "LOCALBOOT" in (tftp / "pxelinux.cfg/default").read_text()
+    assert step.verify(ctx) == [] and not step.run(ctx).changed
+    (tftp / "ldlinux.c32").write_bytes(b"another build")
+    assert "ldlinux.c32" in step.verify(ctx)[0]
