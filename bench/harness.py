@@ -101,6 +101,14 @@ class Harness:
         out = subprocess.run([self.nb, "list"], text=True, capture_output=True, check=True).stdout
         return [m.group(1) for m in re.finditer(r"^\s*\d+\.\s+(\S+)", out, re.M)]
 
+    def lab_unavailable(self) -> str:
+        """Why a lab benchmark cannot run here, or "" when it can."""
+        if self.quick:
+            return "--quick (QUICK=1) skips the lab"
+        if not self.has_command("lab", "boot"):
+            return "nfsroot-build has no `lab boot` command yet"
+        return ""
+
     def has_command(self, *words) -> bool:
         p = subprocess.run([self.nb, *words, "--help"], capture_output=True, text=True)
         return p.returncode == 0

@@ -12,12 +12,8 @@ KEYS = [("lab-boot-1", "lab boot: power-on to login, one node alone"),
 
 
 def lab_boot(h: Harness) -> None:
-    reason = ""
-    if h.quick:
-        reason = "--quick (QUICK=1) skips the lab"
-    elif not h.has_command("lab", "boot"):
-        reason = "nfsroot-build has no `lab boot` command yet"
-    elif not h.full_prefix:
+    reason = h.lab_unavailable()
+    if not reason and not h.full_prefix:
         reason = "needs the full build, which was not measured"
     if reason:
         for key, title in KEYS:

@@ -33,12 +33,13 @@ import benchmarks  # noqa: E402
 import report  # noqa: E402
 from full_build import PAIRS, full_build  # noqa: E402
 from harness import Harness, load  # noqa: E402
+from initrd_transfer import initrd_transfer  # noqa: E402
 from lab_boot import lab_boot  # noqa: E402
 
 # The order they run in: the full build first (the later ones reuse its root).
 BENCHMARKS = (benchmarks.startup, full_build, benchmarks.noop_resume, benchmarks.dry_run,
               benchmarks.inventory, benchmarks.add_one, benchmarks.tmpfs_copy, benchmarks.unknown_package,
-              lab_boot, benchmarks.breakdown)
+              lab_boot, initrd_transfer, benchmarks.breakdown)
 DPKG_VERSION = "dpkg-query -W -f '${Version}' "
 
 

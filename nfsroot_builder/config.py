@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -315,8 +316,18 @@ class Tftp(Model):
     root: DataDir = "/srv/tftp"
 
 
+# What each boot.loader can fetch the kernel and initrd over: GRUB 2 (its
+# http module), iPXE and lpxelinux.0 speak HTTP; the seed's GRUB legacy
+# (pxegrub) only TFTP.
+LOADER_TRANSPORTS = {"grub": ("tftp", "http"), "ipxe": ("tftp", "http"), "pxelinux": ("tftp", "http"),
+                     "pxegrub": ("tftp",)}
+
+
 class Boot(Model):
-    loader: Literal["grub", "ipxe", "pxegrub"] = "grub"
+    loader: Literal["grub", "ipxe", "pxelinux", "pxegrub"] = "grub"
+    # http: kernel and initrd come from nginx on server.address (the loader
+    # itself and the menus still come over TFTP).
+    transport: Literal["tftp", "http"] = "tftp"
     kernel_args: list[str] = ["console=ttyS0,115200n8", "console=tty0"]
     timeout: int = Field(1, ge=0, le=3600)
 
@@ -327,6 +338,15 @@ class Boot(Model):
             if not KERNEL_ARG.match(arg):
                 raise ValueError(f"kernel argument {arg!r} has characters that are not "
                                  "safe in a boot menu (spaces, quotes, ;, $, ...)")
+        return v
+
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, v: str, info: ValidationInfo) -> str:
+        loader = info.data.get("loader")   # absent when loader itself is invalid
+        if loader and v not in LOADER_TRANSPORTS[loader]:
+            raise ValueError(f'boot.loader "{loader}" fetches kernel and initrd over TFTP only: '
+                             'use "tftp", or loader "grub", "ipxe" or "pxelinux" for "http"')
         return v
 
 

@@ -156,6 +156,15 @@ def _kea_edited(stage, root):
     conf.write_text(conf.read_text().replace("52:54:00:00:00:03", "52:54:00:00:00:33"))
 
 
+def _use_http(text: str) -> str:
+    return text.replace('loader = "grub"', 'loader = "grub"\ntransport = "http"')
+
+
+def _nginx_edited(stage, root):
+    conf = stage / "etc/nginx/conf.d/nfsroot-build-kerrighed.conf"
+    conf.write_text(conf.read_text().replace("listen 192.168.0.1:80;", "listen 192.168.0.1:8080;"))
+
+
 def _collision(stage, root):
     conf = stage / "etc/dhcp/dhcpd.conf"
     conf.write_text("host printer { hardware ethernet 52:54:00:00:00:02; fixed-address 192.168.0.250; }\n"
@@ -197,6 +206,7 @@ SCENES = [
     Scene("dhcpd-syntax", "dhcpd -t rejects", _dhcpd_admin_broken, manual=True),
     Scene("dhcp-nodes", "the config says MAC 52:54:00:00:00:03", _dhcp_nodes),
     Scene("dhcp-config", "differs from what the config makes", _kea_edited, config_edit=_use_kea),
+    Scene("http-server", "differs from what the config makes", _nginx_edited, config_edit=_use_http),
     Scene("host-collisions", "same MAC as node ssi2", _collision, manual=True),
     Scene("world-no-root-squash", "exported to '*' with no_root_squash", _world, manual=True),
     Scene("world-no-root-squash", "exported to '*' with no_root_squash", _world_ours),

@@ -47,6 +47,7 @@ CHECKS: list[CheckDef] = []
 # The seed's five problems first, in the page's order, then the newer ones.
 ORDER = ("writable-exports", "root-interfaces", "root-udev-net", "nfs-state-files", "exports-syntax",
          "root-hostname", "tftp-readable", "initrd-nfs", "tftp-kernel", "dhcpd-syntax", "dhcp-nodes", "dhcp-config",
+         "http-server",
          "host-collisions", "world-no-root-squash", "nfs-threads", "chroot-leftovers")
 
 

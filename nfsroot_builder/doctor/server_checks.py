@@ -15,6 +15,7 @@ from ..context import Context
 from ..errors import CommandFailed
 from ..files import split_block
 from ..render import node_dir
+from ..render.http import nginx_dropin
 from ..render.server import dhcpd_block
 from ..steps.dhcp import (
     DHCP_UNIT,
@@ -26,7 +27,7 @@ from ..steps.dhcp import (
     wanted_files,
 )
 from ..steps.nfs import EXPORTS_DROPIN, GANESHA_DROPIN, GANESHA_MAIN, NfsExports
-from ..steps.tftp import TFTPD_DEFAULTS
+from ..steps.tftp import TFTPD_DEFAULTS, TftpServer, nginx_checker, nginx_dropin_path
 from .base import Finding, check, ok
 from .parse import (
     Export,
@@ -398,6 +399,35 @@ def dhcp_config(ctx: Context) -> Finding:
     return ok(f"{ctx.host(conf)} matches the build and passes {checker.shown}"
               + ("; the site's DHCP server must give each node its ip and host name"
                  if kind == "dnsmasq-proxy" else ""))
+
+
+def rewrite_tftp(ctx: Context) -> set[str]:
+    """The tftp-server step again: tftpd's block and nginx's drop-in, checked with nginx -t."""
+    return TftpServer().run(ctx).restart
+
+
+@check("http-server")
+def http_server(ctx: Context) -> Finding:
+    """boot.transport "http": nginx's drop-in matches the build and passes `nginx -t`."""
+    if ctx.config.boot.transport != "http":
+        return ok("boot.transport is tftp: nginx is not used")
+    dropin = ctx.host(nginx_dropin_path(ctx))
+    fix = "rewrite it from the config (the tftp-server step, checked with nginx -t first) and restart nginx"
+    if not dropin.is_file():
+        return Finding("fail", f"{dropin} does not exist: nodes cannot fetch kernel and initrd", fix, rewrite_tftp)
+    if dropin.read_text() != nginx_dropin(ctx.config, ctx.served):
+        return Finding("fail", f"{dropin} differs from what the config makes (edited by hand, or the config "
+                       "changed)", fix, rewrite_tftp)
+    checker = nginx_checker(ctx)
+    try:
+        checker(dropin)
+    except CommandFailed as e:
+        if e.returncode == 127:
+            return Finding("warn", "nginx is not installed: cannot check", "nfsroot-build run server-packages")
+        return Finding("fail", f"nginx -t rejects {dropin}: " + " | ".join(e.output_tail[-3:]),
+                       "read nginx's message: another server block may already listen on "
+                       f"{ctx.config.server.address}:80")
+    return ok(f"{dropin} matches the build and passes nginx -t")
 
 
 @check("host-collisions")

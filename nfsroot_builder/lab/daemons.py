@@ -17,8 +17,10 @@ from ..config import Config
 from ..errors import NfsrootError
 from ..files import atomic_write
 from ..render import header
+from ..render.http import nginx_main
 from ..render.server import kea_json
 from ..steps.dhcp import KEA_CONFIG, dnsmasq_dropin_path
+from ..steps.tftp import nginx_dropin_path
 
 # rpcbind and ganesha.nfsd keep sockets and PID files in /run; the lab's get
 # a private one (a bind mount made in the mount namespace `ip netns exec`
@@ -103,6 +105,30 @@ def start_dhcp(lab, spawn) -> None:
         spawn("dnsmasq", dnsmasq_argv(str(ctx.host(dnsmasq_dropin_path(ctx))), iface, str(d)), "dnsmasq")
 
 
+def nginx_argv(conf: str, workdir: str) -> list[str]:
+    # In the foreground (daemon off): the recorded PID is the master's.
+    return ["nginx", "-c", conf, "-p", workdir, "-e", f"{workdir}/nginx-error.log", "-g", "daemon off;"]
+
+
+def start_nginx(lab, spawn) -> None:
+    """nginx with the staged drop-in, its PID, logs and temporary files in the
+    lab's directory; the access log (logs/nginx-access.log) shows what the
+    nodes fetched over HTTP, with bytes and seconds."""
+    dropin = lab.ctx.host(nginx_dropin_path(lab.ctx))
+    if not dropin.is_file():
+        raise NfsrootError(f"lab: {dropin} (boot.transport \"http\") does not exist: "
+                           f"run 'nfsroot-build all' with the same -c/--prefix first")
+    work = lab.dir / "nginx"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    conf = work / "nginx.conf"
+    # user root: the staged TFTP root may sit under directories only root
+    # may enter (pytest's 0700 basetemp); the lab serves nothing else.
+    atomic_write(conf, nginx_main(str(dropin), str(work), str(lab.dir / "logs/nginx-access.log"),
+                                  user="root").encode(), 0o644)
+    spawn("nginx", nginx_argv(str(conf), str(work)), "nginx")
+
+
 def start_daemons(lab, record: dict) -> None:
     ctx, cfg, ns, d = lab.ctx, lab.cfg, lab.ns, lab.dir
     runner = ctx.runner
@@ -126,6 +152,8 @@ def start_daemons(lab, record: dict) -> None:
     # for the packaged daemon), bound to the server address only.
     spawn("tftpd", ["in.tftpd", "-L", "-v", "-u", "tftp", "-s", str(ctx.tftp_root),
                     "-a", f"{cfg.server.address}:69"], "in.tftpd")
+    if cfg.boot.transport == "http":
+        start_nginx(lab, spawn)
     spawn("ra", [sys.executable, "-m", "nfsroot_builder.lab.ra", cfg.server.interface],
           os.path.realpath(sys.executable))
     spawn("rpcbind", ["sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "rpcbind", "-f"], "rpcbind")

@@ -1,4 +1,4 @@
-"""Per-node boot menus: GRUB 2 (network), iPXE scripts, legacy GRUB (pxegrub).
+"""Per-node boot menus: GRUB 2 (network), iPXE scripts, PXELINUX, legacy GRUB (pxegrub).
 
 Kernel and initrd paths are TFTP paths (tftpd-hpa --secure resolves them
 inside the TFTP root), so they never carry the staging prefix; the NFS root
@@ -22,6 +22,21 @@ class Images:
     @property
     def initrd_name(self) -> str:
         return self.initrd.rsplit("/", 1)[-1]
+
+
+def image_source(cfg: Config, path: str) -> str:
+    """Where the loader fetches a kernel or initrd (given as a TFTP path) from.
+
+    boot.transport "http": from nginx on the server (steps/tftp.py), whose
+    root is the TFTP root, so the URL path is the TFTP path. GRUB names it
+    as a device, (http,<server>)/path (GRUB manual, "Network"); iPXE and
+    lpxelinux.0 take a URL.
+    """
+    if cfg.boot.transport == "tftp":
+        return path
+    if cfg.boot.loader == "grub":
+        return f"(http,{cfg.server.address}){path}"
+    return f"http://{cfg.server.address}{path}"
 
 
 def kernel_cmdline(cfg: Config, served: Served, node: Node) -> str:
@@ -49,7 +64,9 @@ def grub_cfg_name(node: Node) -> str:
 # per-node): equal menus are written once and hard-linked (FileOps.ensure_files).
 def grub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
     title = f"Debian {cfg.root.suite} (NFS root, cluster {cfg.name})"
-    return (header(cfg) +
+    # The http module is not in core.0: load it before (http,...) is named.
+    http = "insmod http\n" if cfg.boot.transport == "http" else ""
+    return (header(cfg) + http +
             f"set timeout={cfg.boot.timeout}\n"
             "set default=0\n"
             f'menuentry "{title}" {{\n'
@@ -102,6 +119,36 @@ def ipxe_name(node: Node) -> str:
     return f"{mac_dashes(node)}.ipxe"
 
 
+def pxelinux_cfg_name(node: Node) -> str:
+    """PXELINUX's first config name: pxelinux.cfg/01-<mac>, ARP type 1, lowercase
+    hex, dashes (syslinux wiki, PXELINUX, "Configuration filename")."""
+    return f"01-{mac_dashes(node)}"
+
+
+def pxelinux_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
+    # PROMPT 0 with no UI module: the DEFAULT label boots at once; TIMEOUT
+    # counts tenths of a second (0 would mean "wait forever" at a prompt).
+    return (header(cfg) +
+            "DEFAULT nfsroot\n"
+            "PROMPT 0\n"
+            f"TIMEOUT {max(1, cfg.boot.timeout * 10)}\n"
+            f"SAY nfsroot-build: booting {images.kernel}\n"
+            "LABEL nfsroot\n"
+            f"  KERNEL {images.kernel}\n"
+            f"  INITRD {images.initrd}\n"
+            f"  APPEND {kernel_cmdline(cfg, served, node)}\n")
+
+
+def pxelinux_fallback(cfg: Config) -> str:
+    """pxelinux.cfg/default: what a machine with no 01-<mac> file sees."""
+    return (header(cfg) +
+            "SAY nfsroot-build: no pxelinux.cfg/01-<mac> for this machine\n"
+            "DEFAULT local\n"
+            "PROMPT 0\n"
+            "LABEL local\n"
+            "  LOCALBOOT -1\n")
+
+
 def pxegrub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
     """The seed's /srv/tftp/grub/<node>: GRUB legacy, fetched via DHCP option 150."""
     return (header(cfg) +
@@ -116,8 +163,10 @@ def menu_files(cfg: Config, served: Served, images: Images) -> dict[str, str]:
     """TFTP-relative path -> content, for every node, for the configured loader."""
     loader = cfg.boot.loader
     render, name = {"grub": (grub_menu, grub_cfg_name), "ipxe": (ipxe_menu, ipxe_name),
+                    "pxelinux": (pxelinux_menu, pxelinux_cfg_name),
                     "pxegrub": (pxegrub_menu, lambda n: n.name)}[loader]
-    directory = {"grub": "boot/grub/", "ipxe": "ipxe/", "pxegrub": "grub/"}[loader]
+    directory = {"grub": "boot/grub/", "ipxe": "ipxe/", "pxelinux": "pxelinux.cfg/", "pxegrub": "grub/"}[loader]
+    images = Images(image_source(cfg, images.kernel), image_source(cfg, images.initrd))
     if cfg.root.layout == "per-node" or not cfg.nodes:
         return {directory + name(node): render(cfg, served, node, images) for node in cfg.nodes}
     # The menu does not depend on the node: render it once (10,000 nodes: 0.3 s -> 10 ms).

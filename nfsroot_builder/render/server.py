@@ -12,6 +12,8 @@ UEFI_X64 = (7, 9)
 LOADER_FILES = {
     "grub": ("boot/grub/i386-pc/core.0", "boot/grub/x86_64-efi/core.efi"),
     "ipxe": ("undionly.kpxe", "ipxe.efi"),
+    # lpxelinux.0, not pxelinux.0: see steps/boot_loader.py (PXELINUX_FILES).
+    "pxelinux": ("lpxelinux.0", "syslinux.efi"),
 }
 
 
@@ -71,7 +73,7 @@ def dhcpd_block(cfg: Config, served: Served) -> str:
         lines.append(f"    filename {quote(bios)};")
         lines.append("  }")
     else:
-        bios, uefi = LOADER_FILES["grub"]
+        _ipxe, bios, uefi = boot_files(cfg)
         lines.append(f"  if option nfsroot-build-client-arch = {UEFI_X64[0]} "
                      f"or option nfsroot-build-client-arch = {UEFI_X64[1]} {{")
         lines.append(f"    filename {quote(uefi)};")
@@ -93,7 +95,7 @@ def boot_files(cfg: Config) -> tuple[str | None, str, str]:
     """
     if cfg.boot.loader == "ipxe":
         return ("ipxe/boot.ipxe", *LOADER_FILES["ipxe"])
-    return (None, *LOADER_FILES["grub"])
+    return (None, *LOADER_FILES["pxelinux" if cfg.boot.loader == "pxelinux" else "grub"])
 
 
 def kea_json(text: str) -> dict:

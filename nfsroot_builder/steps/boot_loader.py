@@ -8,6 +8,21 @@ from .base import Step, StepResult, stale_files
 
 GRUB_PLATFORMS = {"i386-pc": "core.0", "x86_64-efi": "core.efi"}
 IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/lib/ipxe/ipxe.efi"}
+# From the host's pxelinux, syslinux-common and syslinux-efi packages, not
+# the root's suite: the loader runs before any root kernel, and the host's
+# packages are one syslinux build (pxelinux.0/lpxelinux.0 and ldlinux.c32
+# must be: the core loads ldlinux.c32 of its own build only). ldlinux.c32
+# and pxelinux.cfg/ sit in the directory of the DHCP filename (PXELINUX's
+# path prefix), here the TFTP root. lpxelinux.0 rather than pxelinux.0: it
+# brings its own TCP/IP stack (lwIP) over the PXE stack's UNDI driver, so
+# the same binary fetches http:// URLs (boot.transport "http"); under TFTP
+# both boot in the lab under QEMU's iPXE ROM (docs/troubleshooting.md,
+# "PXELINUX"). syslinux.efi and ldlinux.e64 answer UEFI clients (served,
+# not booted in the lab yet).
+PXELINUX_FILES = {"lpxelinux.0": "/usr/lib/PXELINUX/lpxelinux.0",
+                  "ldlinux.c32": "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+                  "syslinux.efi": "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
+                  "ldlinux.e64": "/usr/lib/syslinux/modules/efi64/ldlinux.e64"}
 
 
 def grub_version(ctx: Context) -> str:
@@ -37,6 +52,11 @@ class BootLoader(Step):
       machine without one.
     - "ipxe": undionly.kpxe (BIOS) and ipxe.efi (UEFI) from the host's ipxe
       package, and ipxe/boot.ipxe, which chains the node's own script.
+    - "pxelinux": lpxelinux.0 and ldlinux.c32 (BIOS) and syslinux.efi with
+      ldlinux.e64 (UEFI) from the host's pxelinux, syslinux-common and
+      syslinux-efi packages, and pxelinux.cfg/default for a machine without
+      its own pxelinux.cfg/01-<mac>. lpxelinux.0 rather than pxelinux.0:
+      the same binary also fetches http:// URLs (boot.transport "http").
     - "pxegrub": nothing is installed (bring your own /pxegrub binary); the
       node-menus step writes the legacy menus.
 
@@ -61,6 +81,9 @@ class BootLoader(Step):
         elif cfg.boot.loader == "ipxe":
             wanted = {t / name: _read(Path(src)) for name, src in IPXE_FILES.items()}
             bad += stale_files({**wanted, t / "ipxe/boot.ipxe": menus.ipxe_boot(cfg)})
+        elif cfg.boot.loader == "pxelinux":
+            wanted = {t / name: _read(Path(src)) for name, src in PXELINUX_FILES.items()}
+            bad += stale_files({**wanted, t / "pxelinux.cfg/default": menus.pxelinux_fallback(cfg)})
         return [f"missing or not as configured: {' '.join(bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
@@ -81,6 +104,10 @@ class BootLoader(Step):
             for name, src in IPXE_FILES.items():
                 changed |= ctx.files.copy_file(Path(src), t / name, 0o644)
             changed |= ctx.files.ensure_file(t / "ipxe/boot.ipxe", menus.ipxe_boot(cfg))
+        elif cfg.boot.loader == "pxelinux":
+            for name, src in PXELINUX_FILES.items():
+                changed |= ctx.files.copy_file(Path(src), t / name, 0o644)
+            changed |= ctx.files.ensure_file(t / "pxelinux.cfg/default", menus.pxelinux_fallback(cfg))
         elif not (t / "pxegrub").exists():
             ctx.note(f"boot.loader = pxegrub: put your pxegrub binary at {t}/pxegrub")
         return StepResult(changed=changed, outputs=outputs)

@@ -5,7 +5,8 @@ from ..files import differing
 from ..render import header, menus
 from .base import Step, StepResult, digest
 
-MENU_DIRS = {"grub": ("boot/grub", "grub.cfg-01-*"), "ipxe": ("ipxe", "*.ipxe"), "pxegrub": ("grub", "*")}
+MENU_DIRS = {"grub": ("boot/grub", "grub.cfg-01-*"), "ipxe": ("ipxe", "*.ipxe"),
+             "pxelinux": ("pxelinux.cfg", "01-*"), "pxegrub": ("grub", "*")}
 
 
 class NodeMenus(Step):
@@ -16,8 +17,11 @@ class NodeMenus(Step):
     initramfs mounts NFSv3 only), the layout's `nrb.layout=`/`nrb.var=`
     (per-node: the node's own /var directory) and boot.kernel_args. By boot.loader:
     boot/grub/grub.cfg-01-<mac-with-dashes> (GRUB 2 looks that name up by
-    itself), ipxe/<mac-with-dashes>.ipxe (chained from ipxe/boot.ipxe), or
-    the seed's legacy GRUB menu grub/<node> (DHCP option 150 points there).
+    itself), ipxe/<mac-with-dashes>.ipxe (chained from ipxe/boot.ipxe),
+    pxelinux.cfg/01-<mac-with-dashes> (PXELINUX's first try), or the seed's
+    legacy GRUB menu grub/<node> (DHCP option 150 points there). With
+    boot.transport = "http" the menus name kernel and initrd by URL on the
+    server's nginx (GRUB: `(http,<server>)/path`).
     Menus this build wrote for nodes no longer in the config are removed.
     Menus with the same content (every layout but per-node) are one file
     under many names (hard links); undo knows them by their header.

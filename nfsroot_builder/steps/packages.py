@@ -5,13 +5,16 @@ from .base import Step, StepResult
 from .dhcp import DHCP_PACKAGE
 
 NFS_SERVER_PACKAGES = {"kernel": ["nfs-kernel-server"], "ganesha": ["nfs-ganesha", "nfs-ganesha-vfs", "rpcbind"]}
-LOADER_PACKAGES = {"grub": ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin"], "ipxe": ["ipxe"], "pxegrub": []}
+LOADER_PACKAGES = {"grub": ["grub-common", "grub-pc-bin", "grub-efi-amd64-bin"], "ipxe": ["ipxe"],
+                   "pxelinux": ["pxelinux", "syslinux-common", "syslinux-efi"], "pxegrub": []}
 
 
 def wanted_packages(ctx: Context) -> list[str]:
     cfg = ctx.config
     pkgs = [DHCP_PACKAGE[cfg.dhcp.server], "tftpd-hpa", cfg.root.bootstrapper, "python3"]
     pkgs += NFS_SERVER_PACKAGES[cfg.nfs.server] + LOADER_PACKAGES[cfg.boot.loader]
+    if cfg.boot.transport == "http":
+        pkgs.append("nginx")
     return sorted(set(pkgs))
 
 
