@@ -102,17 +102,19 @@ class Runner:
         except FileNotFoundError:
             return 127, "", f"{argv[0]}: command not found\n"
         except subprocess.TimeoutExpired as e:   # run() has killed it
-            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            return 124, out, f"timed out after {timeout}s\n"
-        for line in (p.stdout + p.stderr).splitlines(keepends=True):
+            out, err = (x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
+            code, err = 124, err + f"timed out after {timeout}s\n"
+        else:
+            # A signal's death: 128 + its number, as _execute and the shell say it.
+            code, out, err = (p.returncode if p.returncode >= 0 else 128 - p.returncode), p.stdout, p.stderr
+        for line in (out + err).splitlines(keepends=True):
             if self.log:
                 self.log.write(line)
             if self.on_line:
                 self.on_line(line)
         if self.log:
             self.log.flush()
-        # A signal's death: 128 + its number, as _execute and the shell say it.
-        return (p.returncode if p.returncode >= 0 else 128 - p.returncode), p.stdout, p.stderr
+        return code, out, err
 
     def _execute(self, argv, input, env, cwd, timeout, contained=False, probe=False) -> tuple[int, str, str]:
         if probe and not contained:
