@@ -101,6 +101,8 @@ class Runner:
                                env={**os.environ, **(env or {})}, cwd=str(cwd) if cwd else None, timeout=timeout)
         except FileNotFoundError:
             return 127, "", f"{argv[0]}: command not found\n"
+        except OSError as e:   # not executable, ...: the shell's 126
+            return 126, "", f"{argv[0]}: {e.strerror}\n"
         except subprocess.TimeoutExpired as e:   # run() has killed it
             out, err = (x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
             code, err = 124, err + f"timed out after {timeout}s\n"
