@@ -92,8 +92,9 @@ class Runner:
         return result
 
     def _probe(self, argv, input, env, cwd, timeout) -> tuple[int, str, str]:
-        """A read-only probe (dpkg-query, ip -j, ...): short output that nobody
-        watches live, so subprocess.run, with the lines logged afterwards.
+        """A read-only probe (dpkg-query, ip -j, ...) that nobody watches live
+        (no on_line: the plan, the checks), so subprocess.run, with the lines
+        logged afterwards.
         Through sh (its import and its reader threads) each probe cost ~50 ms:
         a no-op resume runs one (server-packages' dpkg-query)."""
         try:
@@ -119,7 +120,9 @@ class Runner:
         return code, out, err
 
     def _execute(self, argv, input, env, cwd, timeout, contained=False, probe=False) -> tuple[int, str, str]:
-        if probe and not contained:
+        # A probe while a step runs streams like any command: the live
+        # progress line shows its last output (dhcpd -t's "parsing line N").
+        if probe and not contained and self.on_line is None:
             return self._probe(argv, input, env, cwd, timeout)
         out_lines: collections.deque[str] = collections.deque()
         err_lines: collections.deque[str] = collections.deque()
