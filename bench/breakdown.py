@@ -28,7 +28,8 @@ def main() -> int:
 
     t = time.perf_counter()
     importlib.import_module("nfsroot_builder.cli")   # what every command pays at start
-    from nfsroot_builder import config as config_mod, session
+    from nfsroot_builder import config as config_mod
+    from nfsroot_builder import session
     mark("import nfsroot_builder.cli (typer, rich, pydantic, sh)", t)
 
     import tomllib

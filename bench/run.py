@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 import benchmarks  # noqa: E402
 import report  # noqa: E402
 from full_build import PAIRS, full_build  # noqa: E402
-from harness import Harness, load  # noqa: E402
+from harness import BUILD_NAME, Harness, load  # noqa: E402
 from initrd_transfer import initrd_transfer  # noqa: E402
 from lab_boot import lab_boot  # noqa: E402
 
@@ -103,6 +103,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lab-timeout", default="900", help="seconds a lab node may take to reach login")
     ap.add_argument("--only", action="append", default=[], metavar="NAME",
                     help="run only this benchmark (repeatable): " + ", ".join(b.__name__ for b in BENCHMARKS))
+    ap.add_argument("--build", metavar="PREFIX",
+                    help="a finished full build of the base config (bench-mm, 2 nodes; e.g. the "
+                         "full-mmdebstrap prefix of a --keep run) for the benchmarks that need one, "
+                         "when full_build is not run: partial runs with --only")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -116,6 +120,10 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"no benchmark named {', '.join(sorted(unknown))}")
     h = Harness(a)
+    if a.build:
+        if not (Path(a.build) / "var/lib/nfsroot-build" / BUILD_NAME / "state.json").is_file():
+            ap.error(f"--build {a.build}: no finished {BUILD_NAME} build there")
+        h.full_prefix = Path(a.build).absolute()
     meta = run_all(h, tuple(b for b in BENCHMARKS if not a.only or b.__name__ in a.only))
     Path(a.out).write_text(report.render(h.results, meta))
     print(f"bench: wrote {a.out}", file=sys.stderr)

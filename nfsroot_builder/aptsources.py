@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from debian.deb822 import Deb822
-
 from .errors import UsageError
 
 
 def _candidates(etc_apt: Path):
+    from debian.deb822 import Deb822  # here: python-debian is ~12 ms of every command's start-up
     lists = [etc_apt / "sources.list"] + sorted((etc_apt / "sources.list.d").glob("*.list"))
     for path in sorted((etc_apt / "sources.list.d").glob("*.sources")):
         with open(path) as f:

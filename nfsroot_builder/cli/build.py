@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from .. import session
 from .common import (
@@ -165,6 +162,10 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
         for r in rows:
             print(f"{r['step']:<{width}}  {r['status']:<11}  {r['why']}".rstrip())
     else:
+        # Here, not at the top: rich's table is ~8 ms of every command's start-up.
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
         table = Table("step", "status", "why", title=f"build {ctx.config.name}",
                       box=box.ASCII if ascii_only() else box.HEAVY_HEAD)
         colour = {"done": "green", "stale": "yellow", "pending": "blue", "failed": "red", "interrupted": "red"}

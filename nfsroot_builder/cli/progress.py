@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.live import Live
-from rich.spinner import Spinner
 from rich.text import Text
 
 from ..pipeline import Progress
 from ..steps.base import Step
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 HEARTBEAT = 15.0   # seconds between plain progress lines of one step
 LINE_MAX = 160     # characters of a command's output line shown
@@ -72,6 +74,9 @@ class ConsoleProgress(Progress):
         # The first words are the step's name: bench/run.py reads which steps ran from them.
         self.console.print(Text.assemble((step.name, "bold"), f": {step.summary()} [{number}/{total}]"))
         if self.live_enabled:
+            # Here, not at the top: rich.live (and its table) is ~5 ms of every command's start-up.
+            from rich.live import Live
+            from rich.spinner import Spinner
             self._live = Live(Spinner("dots", _StatusText(self)), console=self.console, transient=True,
                               refresh_per_second=4, redirect_stdout=False, redirect_stderr=True)
             self._live.start()

@@ -3,8 +3,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from debian.debian_support import Version
-
 from .. import chroot
 from ..context import Context
 from ..errors import NfsrootError
@@ -15,6 +13,7 @@ from .base import Step, StepResult, digest
 def newest_kernel(root: Path) -> str | None:
     """The newest /boot/vmlinuz-<version> of the root, by Debian version ordering
     (python-debian; 6.12.10 > 6.12.9, which a string sort gets wrong)."""
+    from debian.debian_support import Version  # here: ~12 ms of every command's start-up
     versions = [p.name.removeprefix("vmlinuz-") for p in (Path(root) / "boot").glob("vmlinuz-*")]
     return max(versions, key=Version, default=None)
 
