@@ -24,6 +24,7 @@ from .context import Context
 from .errors import NfsrootError
 from .files import BEGIN, read_head, with_block
 from .procs import mounts_under
+from .render import base_root_path
 
 KINDS = ("owned", "block", "replaced", "dir", "glob")
 # Steps whose results live in the root (kept without --purge-root) or are not
@@ -231,7 +232,7 @@ def undo(ctx: Context, purge_root: bool = False) -> UndoReport:
     if purge_root:
         if ctx.files.ensure_absent(ctx.root):
             report.done.append(f"removed the root {ctx.root}")
-        nodes = ctx.host(ctx.config.root.path + ".nodes")
+        nodes = ctx.host(base_root_path(ctx.config.root.path) + ".nodes")
         if ctx.files.ensure_absent(nodes):
             report.done.append(f"removed the nodes' own directories {nodes}")
     _forget(ctx, report, purge_root)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .. import session
+from .. import session, versions
 from .common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -102,6 +102,10 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
         with session.locked(ctx):
             pipe = session.pipeline(ctx, progress=progress)
             report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
+            if not dry_run:
+                done = versions.finish_run(ctx, report)
+                if done:
+                    err.print(done, markup=False)
     finally:
         if dry_run and lines:   # what was planned up to a failure is shown too
             for line in summarize(lines, ctx.root).lines(ctx.staging):
