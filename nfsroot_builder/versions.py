@@ -315,3 +315,134 @@ def why_kept(ctx, vid: int, clients: dict[str, list[str]] | None = None) -> str 
     if who:
         return f"NFS client(s) {', '.join(sorted(who))} have it mounted"
     return None
+
+
+# -- what `root list`, `switch`, `rollback` and `prune` do ---------------------
+def state_word(state, vid: int) -> str:
+    rec = state.versions()[vid]
+    if vid == state.current_version():
+        return "current"
+    if rec["status"] in ("building", "failed"):
+        return rec["status"]
+    return "previous" if vid == state.previous_version() else "older"
+
+
+def tree_size(tree: Path) -> int | None:
+    """Bytes in the tree's files (st_blocks: what a clone really costs), None if it is gone."""
+    if not tree.is_dir():
+        return None
+    import os
+    total = 0
+    for dirpath, _dirs, files in os.walk(tree):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def package_count(tree: Path) -> int | None:
+    """Installed packages, from dpkg's status file (no process)."""
+    try:
+        text = (tree / "var/lib/dpkg/status").read_text(errors="replace")
+    except OSError:
+        return None
+    return sum(1 for stanza in text.split("\n\n") if "\nStatus: install ok installed" in "\n" + stanza)
+
+
+def switch(ctx, vid: int, nodes: list[str]) -> str:
+    """Record that the next boot of every node (or of nodes: a canary) gets vid."""
+    state = ctx.state
+    recs = state.versions()
+    if vid not in recs:
+        raise UsageError(f"no root version {label(vid)}; `nfsroot-build root list` shows them")
+    if recs[vid]["status"] != "ready":
+        raise UsageError(f"root version {label(vid)} is {recs[vid]['status']}, not finished: it cannot be booted")
+    cfg = ctx.base_config or ctx.config
+    known = {n.name for n in cfg.nodes}
+    unknown = [n for n in nodes if n not in known]
+    if unknown:
+        raise UsageError(f"--nodes: no node named {', '.join(unknown)} in the config")
+    if nodes:
+        pins = state.pins()
+        for n in nodes:
+            if vid == state.current_version():
+                pins.pop(n, None)
+            else:
+                pins[n] = vid
+        state.set_pins(pins)
+        state.save()
+        return f"{', '.join(nodes)} boot {label(vid)} next; the others {label(state.current_version())}"
+    state.set_current(vid)
+    state.set_pins({})
+    state.save()
+    return f"current root version: {label(vid)}; every node boots it next"
+
+
+def serve(ctx) -> None:
+    """Menus and the DHCP root-path for the state's current version and pins:
+    the pipeline's own steps, so they are checked, recorded and undoable like
+    any run of them (exports list every version already: nothing there)."""
+    from .pipeline import Pipeline
+    from .steps import STEPS
+    wanted = ("dhcp-server", "node-menus", "services")
+    Pipeline(ctx, [s for s in STEPS if s.name in wanted]).run()
+
+
+def nfs_clients(ctx) -> dict[str, list[str]]:
+    """Served path -> addresses of NFS clients that mount it, asked of the server.
+
+    The kernel server: /var/lib/nfs/rmtab (rpc.mountd's record of NFSv3 mounts,
+    "host:path:count") and /proc/fs/nfsd/clients/*/info (NFSv4 clients: their
+    address only, so they count for every version, "*"). NFS-Ganesha: its
+    DBus client list through `ganesha_mgr show_clients` (addresses only: "*").
+    """
+    out: dict[str, list[str]] = {}
+    rmtab = Path("/var/lib/nfs/rmtab")
+    try:
+        for line in rmtab.read_text().splitlines():
+            host, _, rest = line.partition(":")
+            path = rest.rsplit(":", 1)[0]
+            if host and path:
+                out.setdefault(path, []).append(host)
+    except OSError:
+        pass
+    import glob
+    import re as _re
+    for info in glob.glob("/proc/fs/nfsd/clients/*/info"):
+        try:
+            m = _re.search(r"^address: \"?([^\"\n]+)", Path(info).read_text(), _re.MULTILINE)
+        except OSError:
+            continue
+        if m:
+            out.setdefault("*", []).append(m.group(1).rsplit(":", 1)[0])
+    if ctx.config.nfs.server == "ganesha":
+        res = ctx.runner.run(["ganesha_mgr", "show_clients"], probe=True, check=False)
+        if res.ok:
+            for addr in _re.findall(r"(\d+\.\d+\.\d+\.\d+)", res.stdout):
+                out.setdefault("*", []).append(addr)
+    return out
+
+
+def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]]]:
+    """Remove finished versions beyond the keep newest (and failed ones);
+    (removed, [(kept, why)]) for those it would have removed but must keep."""
+    state = ctx.state
+    recs = state.versions()
+    ready = sorted((v for v, r in recs.items() if r["status"] == "ready"), reverse=True)
+    candidates = ready[keep:] + [v for v, r in recs.items() if r["status"] == "failed"]
+    clients = nfs_clients(ctx)
+    anyone = clients.pop("*", [])
+    removed, refused = [], []
+    for vid in sorted(candidates):
+        why = why_kept(ctx, vid, clients)
+        if why is None and anyone and recs[vid]["status"] == "ready":
+            why = (f"NFS client(s) {', '.join(sorted(set(anyone)))} are connected and the server "
+                   f"does not say what they mount")
+        if why:
+            refused.append((vid, why))
+            continue
+        discard(ctx, vid)
+        removed.append(vid)
+    return removed, refused

@@ -18,7 +18,7 @@ lab_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 def _lab(config, prefix, state_dir):
     from ..lab import Lab
     session.require_root("the lab")
-    return Lab(make_ctx(config, prefix, state_dir, dry_run=False))
+    return Lab(make_ctx(config, prefix, state_dir, dry_run=False, version="current"))
 
 
 @lab_app.command()

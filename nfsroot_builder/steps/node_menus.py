@@ -32,6 +32,10 @@ class NodeMenus(Step):
     def _files(self, ctx: Context) -> dict[str, str]:
         kernel = ctx.output("kernel-to-tftp", "kernel_path")
         initrd = ctx.output("kernel-to-tftp", "initrd_path")
+        rec = ctx.state.versions().get(ctx.version_id, {})
+        if rec.get("status") == "ready" and rec.get("kernel_path"):
+            # A finished version (after `root switch` or `root rollback`): its own kernel.
+            kernel, initrd = rec["kernel_path"], rec["initrd_path"]
         images = menus.Images(ctx.placeholder("kernel-path", kernel), ctx.placeholder("initrd-path", initrd))
         groups = versions.node_groups(ctx)
         if len(groups) == 1:   # every node on one version (the usual case, and 10,000 nodes: no copy)
