@@ -97,6 +97,11 @@ def target(cfg: Config, state) -> Target:
     current = state.current_version()
     if current and recs[current]["digest"] == digest and recs[current]["status"] == "ready":
         return Target(current, recs[current]["path"], False, None)
+    # An older version made from the same inputs (a config change undone):
+    # it becomes current again, nothing is rebuilt.
+    for vid, rec in sorted(recs.items(), reverse=True):
+        if rec["status"] == "ready" and rec["digest"] == digest:
+            return Target(vid, rec["path"], False, None)
     # A build of the same inputs that did not finish: resume it (all --resume).
     for vid, rec in sorted(recs.items(), reverse=True):
         if rec["status"] == "building" and rec["digest"] == digest:

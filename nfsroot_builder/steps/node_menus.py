@@ -44,7 +44,7 @@ class NodeMenus(Step):
         recs = ctx.state.versions()
         for cfg, nodes, vid in groups:
             its = images if vid == ctx.version_id else menus.Images(recs[vid]["kernel_path"], recs[vid]["initrd_path"])
-            out.update(menus.menu_files(cfg.model_copy(update={"nodes": nodes}), ctx.served, its))
+            out.update(menus.menu_files(cfg.model_copy(update={"node": nodes}), ctx.served, its))
         return out
 
     def fingerprint(self, ctx: Context) -> dict:
