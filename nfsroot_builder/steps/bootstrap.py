@@ -73,7 +73,7 @@ class Bootstrap(Step):
     only a directory holding it is ever removed, and `check` refuses a
     non-empty root.path without it. A finished bootstrap leaves
     /etc/nfsroot-build/bootstrap.json in the root; when it matches the config
-    the step does nothing but name the tree's version in
+    the step does nothing. A tree it makes names its version in
     /etc/nfsroot-build/version. Changing the suite, variant, bootstrapper,
     architecture, components or mirror builds a new root version from
     scratch beside the others (docs/versions.md); any other change to the
@@ -137,7 +137,7 @@ class Bootstrap(Step):
 
     def run(self, ctx: Context) -> StepResult:
         if self._done(ctx):
-            return StepResult(changed=self._name_version(ctx), outputs=ctx.state.outputs(self.name))
+            return StepResult(changed=False)
         r = ctx.config.root
         versions.require_building(ctx)
         source = versions.clone_source(ctx)
