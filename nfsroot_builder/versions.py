@@ -66,14 +66,17 @@ def bootstrap_identity(cfg: Config) -> dict:
 
 
 def root_digest(cfg: Config) -> str:
-    """Everything a build writes into the tree depends on, but where it lives.
+    """What a build writes into the tree depends on, but where it lives and
+    the inventory: the root section without its path, the server address and
+    [nfs] (fstab, the initrd's mounts). A change to any makes a new version.
 
-    The root section without its path, and the nodes (the root's /etc/hosts
-    names them): a change to any makes a new version.
+    The nodes are not in it: adding a node rewrites the current version's
+    /etc/hosts in place (one atomic rename, as 0.1 did), so running nodes
+    learn the new name, and a cluster of 10,000 nodes does not copy its
+    root for each one it adds.
     """
     data = cfg.root.model_dump(mode="json")
     data.pop("path", None)
-    data["nodes"] = [[n.name, n.ip] for n in cfg.nodes]
     data["server"] = cfg.server.address
     data["nfs"] = cfg.nfs.model_dump(mode="json")
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
