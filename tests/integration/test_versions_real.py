@@ -1,7 +1,8 @@
-"""Root versions with real builds (issue 10, points 1, 2 and 6): a changed
+"""Root versions with real builds (issue 10, points 1, 2, 6 and 7): a changed
 package list makes v2 as a clone beside v1, v1's tree unchanged (checksums
 and inodes); switch, canary, rollback and prune; a suite change bootstraps
-v3 from scratch; a 0.1 state is adopted as v1."""
+v3 from scratch; kill -9 while a version builds leaves the current one, and
+`all --resume` finishes it."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ import pytest
 
 from helpers import nfsroot_build
 from root_builds import config, new_build, record, remove_stage
+from test_kill_resume import kill_during
 from versions_helpers import checksums, root_list
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real builds)")
@@ -101,3 +103,24 @@ def test_suite_change_bootstraps_a_new_version_and_leaves_the_others(ver):
     # prune --keep 1: the older trixie version that is neither current nor previous goes.
     res = nfsroot_build("root", "prune", "--keep", "1", "-c", b.cfg, "--prefix", b.stage)
     assert "removed" in res.stderr or "kept" in res.stderr
+
+
+def test_kill_9_while_building_a_version_leaves_the_current_one_then_resume_finishes(ver):
+    b = ver
+    before = root_list(b)
+    current = next(v for v, r in before.items() if r["state"] == "current")
+    current_path = before[current]["path"]
+    menu_before = menu(b, "52:54:00:12:35:01")
+    text = b.cfg.read_text()
+    b.cfg.write_text(text.replace('packages = ["iproute2"]', 'packages = ["iproute2", "hello"]'))
+    killed = kill_during(b, "root-packages", 2.0)
+    assert killed["killed_in"] == "running" and not killed["processes_after_kill"], killed
+    rows = root_list(b)
+    new = max(rows, key=lambda v: int(v[1:]))
+    assert rows[new]["state"] == "building" and rows[current]["state"] == "current", rows
+    assert menu(b, "52:54:00:12:35:01") == menu_before and f"{current_path}," in menu_before
+    res = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--resume", check=True)
+    assert f"version {new} is current (was {current})" in res.stderr, res.stderr
+    rows = root_list(b)
+    assert rows[new]["state"] == "current" and rows[current]["state"] == "previous"
+    assert (b.stage / rows[new]["path"].lstrip("/") / "usr/bin/hello").exists()
