@@ -187,3 +187,27 @@ def lab_config():
 
     from helpers import example_text
     return config_mod.parse(example_text("lab"))
+
+
+def test_nfs_clients_from_rmtab_and_nfsd_clients(tmp_path, lab_config, monkeypatch):
+    rmtab = tmp_path / "rmtab"
+    rmtab.write_text("192.168.0.102:/srv/nfsroot/lab.v2:0x00000001\n")
+    clients = tmp_path / "clients"
+    (clients / "7").mkdir(parents=True)
+    (clients / "7/info").write_text('clientid: 0x1\naddress: "192.168.0.103:811"\nname: "Linux NFSv4.2 n3"\n')
+    monkeypatch.setattr(versions, "RMTAB", rmtab)
+    monkeypatch.setattr(versions, "NFSD_CLIENTS", clients)
+    ctx = ctx_with(tmp_path, lab_config.model_copy(update={"nfs": lab_config.nfs.model_copy(
+        update={"server": "kernel"})}), version="current")
+    assert versions.nfs_clients(ctx) == {"/srv/nfsroot/lab.v2": ["192.168.0.102"], "*": ["192.168.0.103"]}
+
+
+def test_prune_names_connected_clients_it_cannot_place(tmp_path, lab_config, monkeypatch):
+    ctx = ctx_with(tmp_path, lab_config, version="current")
+    for vid in (1, 2, 3):
+        ready(ctx.state, vid, lab_config)
+    monkeypatch.setattr(versions, "nfs_clients", lambda c: {"*": ["192.168.0.101"]})
+    removed, refused = versions.prune(ctx, keep=1)
+    assert removed == [] and refused == [
+        (1, "NFS client(s) 192.168.0.101 are connected and the server does not say what they mount"),
+        (2, "it is the previous version (`root rollback` goes back to it)")]
