@@ -226,12 +226,25 @@ def export_roots(ctx) -> list[tuple[int, str]]:
         or [(vid, ctx.config.root.path)]
 
 
+def menu_target(ctx) -> int | None:
+    """The version this run's menus send unpinned nodes to: the run's own,
+    once its kernel is published (kernel-to-tftp ran for it), else the
+    current one (`run node-menus` after a config change must not send nodes
+    to a tree that is not built)."""
+    vid = ctx.version_id
+    if ctx.state.versions().get(vid, {}).get("status") == "ready":
+        return vid
+    published = ctx.state.outputs("kernel-to-tftp").get("kernel_path") or ""
+    name = (ctx.base_config or ctx.config).name
+    return vid if published.startswith(f"/{tftp_dir_of(name, vid)}/") else ctx.state.current_version()
+
+
 def node_groups(ctx) -> list[tuple[Config, list, int]]:
     """The nodes by the version they boot next: (config with that version's
     root.path, nodes, version id); this run's target first."""
     recs = ctx.state.versions()
     by_version: dict[int, list] = {}
-    wanted = node_versions(ctx.config, ctx.state, ctx.version_id)
+    wanted = node_versions(ctx.config, ctx.state, menu_target(ctx))
     for node in ctx.config.nodes:
         by_version.setdefault(wanted[node.name], []).append(node)
     out = []

@@ -112,6 +112,10 @@ def test_context_root_follows_the_target_and_menus_follow_pins(tmp_path, lab_con
     # Before v2 is ready no node may be pinned to... v1 while v2 builds: menus
     # of this run name v2 for unpinned nodes and v1 for the pinned one.
     ctx2.state.set_pins({lab_config.nodes[-1].name: 1})
+    # v2's kernel is not published yet (`run node-menus` right after the
+    # config change): every node stays on the current version.
+    assert [vid for _c, _n, vid in versions.node_groups(ctx2)] == [1]
+    ctx2.state.set_step("kernel-to-tftp", outputs={"kernel_path": f"/{versions.tftp_dir_of(lab_config.name, 2)}/k"})
     groups = versions.node_groups(ctx2)
     assert [(vid, [n.name for n in nodes]) for _c, nodes, vid in groups] == \
         [(2, [n.name for n in lab_config.nodes[:-1]]), (1, [lab_config.nodes[-1].name])]
