@@ -53,12 +53,15 @@ def list_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), sta
               f"{nodes}".rstrip())
 
 
-def _serve(config, prefix, state_dir) -> None:
+def _serve(ctx) -> None:
     """Menus and DHCP follow the state's current version and pins (running
-    nodes keep the tree they mounted: nothing else changes)."""
-    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
-    with session.locked(ctx):
-        versions.serve(ctx)
+    nodes keep the tree they mounted: nothing else changes). A context made
+    again from the config already parsed (10,000 nodes: 0.16 s a parse)."""
+    cfg = ctx.base_config or ctx.config
+    again = session.make_context(cfg, prefix=ctx.prefix, state_dir=ctx.state_dir, dry_run=False,
+                                 emit=ctx.emit, note=ctx.note, version="current")
+    with session.locked(again):
+        versions.serve(again)
 
 
 @root_app.command()
@@ -74,7 +77,7 @@ def switch(version: Annotated[str, typer.Argument(help="the version (v1, v2, ...
     names = [n for n in (nodes or "").split(",") if n]
     with session.locked(ctx):
         line = versions.switch(ctx, vid, names)
-    _serve(config, prefix, state_dir)
+    _serve(ctx)
     err.print(line, markup=False)
 
 
@@ -89,7 +92,7 @@ def rollback(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), 
         raise UsageError("no previous root version to roll back to (`root list`)")
     with session.locked(ctx):
         line = versions.switch(ctx, prev, [])
-    _serve(config, prefix, state_dir)
+    _serve(ctx)
     err.print(f"rolled back: {line}", markup=False)
 
 

@@ -49,3 +49,22 @@ def test_root_switch_to_an_unknown_version_exits_2_and_changes_nothing(cli, tmp_
         res = cli.invoke(app, ["root", *args, "-c", str(cfg_path), "--prefix", str(prefix)])
         assert res.exit_code == 2, (args, res.output)
     assert state.read_bytes() == before
+
+
+def test_root_switch_canary_then_rollback_rewrite_the_menus(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    cfg_path, prefix, cfg = _setup(tmp_path)   # v2 current, node 0 pinned to v1
+    args = ["-c", str(cfg_path), "--prefix", str(prefix)]
+    menus = prefix / cfg.tftp.root.lstrip("/") / "boot/grub"
+
+    def menu(i: int) -> str:
+        return (menus / f"grub.cfg-01-{cfg.nodes[i].mac.replace(':', '-')}").read_text()
+    res = cli.invoke(app, ["root", "switch", "v2", "--nodes", cfg.nodes[0].name, *args])   # unpinned
+    assert res.exit_code == 0, res.output
+    assert f"{cfg.root.path}.v2," in menu(0) and f"{cfg.root.path}.v2," in menu(1)
+    res = cli.invoke(app, ["root", "switch", "v1", "--nodes", cfg.nodes[1].name, *args])   # a canary
+    assert res.exit_code == 0, res.output
+    assert f"{cfg.root.path}.v2," in menu(0) and f"{cfg.root.path}," in menu(1)
+    res = cli.invoke(app, ["root", "rollback", *args])
+    assert res.exit_code == 0 and "rolled back" in res.output, res.output
+    assert all(f"{cfg.root.path}," in menu(i) for i in range(len(cfg.nodes)))
