@@ -35,11 +35,12 @@ from full_build import PAIRS, full_build  # noqa: E402
 from harness import BUILD_NAME, Harness, load  # noqa: E402
 from initrd_transfer import initrd_transfer  # noqa: E402
 from lab_boot import lab_boot  # noqa: E402
+from versions_bench import new_version, switch_rollback  # noqa: E402
 
 # The order they run in: the full build first (the later ones reuse its root).
 BENCHMARKS = (benchmarks.startup, full_build, benchmarks.noop_resume, benchmarks.dry_run,
               benchmarks.inventory, benchmarks.add_one, benchmarks.tmpfs_copy, benchmarks.unknown_package,
-              lab_boot, initrd_transfer, benchmarks.breakdown)
+              lab_boot, initrd_transfer, benchmarks.breakdown, new_version, switch_rollback)
 DPKG_VERSION = "dpkg-query -W -f '${Version}' "
 
 

@@ -16,6 +16,7 @@ from .build import build_app
 from .common import CONTEXT, Flags
 from .doctor import doctor_app
 from .lab import lab_app
+from .root import root_app
 
 __all__ = ["app"]
 
@@ -40,4 +41,5 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 
 app.add_typer(build_app)
 app.add_typer(lab_app, name="lab")
+app.add_typer(root_app, name="root")
 app.add_typer(doctor_app)

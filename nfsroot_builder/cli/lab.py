@@ -18,7 +18,7 @@ lab_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 def _lab(config, prefix, state_dir):
     from ..lab import Lab
     session.require_root("the lab")
-    return Lab(make_ctx(config, prefix, state_dir, dry_run=False))
+    return Lab(make_ctx(config, prefix, state_dir, dry_run=False, version="current"))
 
 
 @lab_app.command()
@@ -49,7 +49,8 @@ def boot(config: ConfigOpt,
     for r in results:
         if r.ok:
             err.print(f"[green]pass[/] {r.name}: login after {r.seconds:.1f}s; "
-                      f"root {r.facts.get('root', '?')}, var {r.facts.get('var', '?')}")
+                      f"root {r.facts.get('root', '?')}, var {r.facts.get('var', '?')}, "
+                      f"version {r.facts.get('version', '?')}, {r.facts.get('pkgs', '?')} packages")
         else:
             err.print(f"[red]FAIL[/] {r.name}: {r.problem} (console: {r.serial_log})")
             for line in r.tail:
