@@ -228,6 +228,8 @@ class Root(Model):
     architecture: str = "amd64"
     components: list[str] = ["main"]
     kernel_package: str = "linux-image-amd64"
+    # The kernel the nodes boot: "newest", a release (uname -r) or a package name (kernels.py).
+    kernel: str = "newest"
     packages: list[str] = []
     local_debs: list[AbsPath] = []
     password_hash: str = "!"
@@ -286,6 +288,15 @@ class Root(Model):
         for name in ([v] if isinstance(v, str) else v):
             if not PACKAGE.match(name):
                 raise ValueError(f"not a Debian package name: {name!r}")
+        return v
+
+    @field_validator("kernel")
+    @classmethod
+    def _kernel(cls, v: str) -> str:
+        from .kernels import NEWEST, is_release
+        if v != NEWEST and not is_release(v) and not PACKAGE.match(v):
+            raise ValueError(f"must be \"newest\", a kernel release as `uname -r` prints it "
+                             f"(6.1.0-57-amd64) or a Debian package name: {v!r}")
         return v
 
     @field_validator("password_hash")

@@ -128,7 +128,7 @@ def check_exist(ctx: Context, packages: list[str]) -> None:
     if missing:
         r = ctx.config.root
         raise UsageError(f"package(s) not in {r.suite}/{','.join(r.components)} for {r.architecture}: "
-                         f"{' '.join(missing)} (root.packages / root.kernel_package; nothing was downloaded)")
+                         f"{' '.join(missing)} (root.packages / root.kernel_package / root.kernel; nothing was downloaded)")
 
 
 def installed(root: Path) -> dict[str, str]:
@@ -142,3 +142,15 @@ def installed(root: Path) -> dict[str, str]:
             if para.get("Status", "").endswith(" installed"):
                 out[para["Package"]] = para.get("Version", "")
     return out
+
+
+def status_field(root: Path, package: str, field: str) -> str | None:
+    """One field of an installed package's record in the root's dpkg status."""
+    status = Path(root) / "var/lib/dpkg/status"
+    if not status.exists():
+        return None
+    with open(status, "rb") as f:
+        for para in Deb822.iter_paragraphs(f, fields=["Package", "Status", field], use_apt_pkg=False):
+            if para.get("Package") == package and para.get("Status", "").endswith(" installed"):
+                return para.get(field)
+    return None

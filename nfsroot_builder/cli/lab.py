@@ -49,7 +49,8 @@ def boot(config: ConfigOpt,
     for r in results:
         if r.ok:
             err.print(f"[green]pass[/] {r.name}: login after {r.seconds:.1f}s; "
-                      f"root {r.facts.get('root', '?')}, var {r.facts.get('var', '?')}")
+                      f"root {r.facts.get('root', '?')}, var {r.facts.get('var', '?')}, "
+                      f"kernel {r.facts.get('kernel', '?')}")
         else:
             err.print(f"[red]FAIL[/] {r.name}: {r.problem} (console: {r.serial_log})")
             for line in r.tail:

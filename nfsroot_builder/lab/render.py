@@ -41,7 +41,8 @@ root=$(awk '$2 == "/" {print $3 "," $1}' /proc/mounts | tail -n 1)
 var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
 failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
 printf '\n' > /dev/ttyS0
-echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} state=$(systemctl is-system-running)" > /dev/ttyS0
+echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} \
+state=$(systemctl is-system-running) kernel=$(uname -r)" > /dev/ttyS0
 """.replace("MARK", FACTS_MARK)
 
 FACTS_UNIT_TEXT = """[Unit]

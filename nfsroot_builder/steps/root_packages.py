@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import chroot, packages_index
+from .. import chroot, kernels, packages_index
 from ..context import Context
 from .base import Step, StepResult
 
@@ -25,7 +25,9 @@ def wanted(ctx: Context) -> list[str]:
     # netbase: /etc/protocols, without which userspace NFS mounts fail with
     # "Protocol not supported" (lab-notes RECIPE.md, pitfall 6).
     base = [r.kernel_package, "initramfs-tools", "zstd", "nfs-common", "netbase", *INIT_PACKAGES[r.init]]
-    return list(dict.fromkeys(base + r.packages))
+    # root.kernel naming a kernel that no local .deb ships: installed from the archive.
+    chosen = kernels.package_to_install(r.kernel, r.local_debs)
+    return list(dict.fromkeys(base + ([chosen] if chosen else []) + r.packages))
 
 
 def tidy(ctx: Context) -> None:
@@ -71,7 +73,9 @@ class RootPackages(Step):
     from DHCP (see the hostname step).
 
     root.local_debs (a custom kernel such as Kerrighed's) are copied into
-    the root and installed with apt, which pulls their dependencies.
+    the root and installed with apt, which pulls their dependencies. A
+    root.kernel that names a kernel release or package no local .deb ships
+    is installed from the archive too (linux-image-<release>).
 
     Runs in a chroot session (proc, sysfs, devpts, policy-rc.d exit 101: no
     daemon starts in the build) with the .deb cache bound on
