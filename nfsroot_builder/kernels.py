@@ -84,10 +84,11 @@ def describe_missing(root: Path, spec: str) -> str:
 
 @lru_cache(maxsize=64)
 def _deb_package(path: str, size: int, mtime_ns: int) -> str | None:
+    from debian.arfile import ArError
     from debian.debfile import DebError, DebFile
     try:
         return DebFile(path).debcontrol()["Package"]
-    except (DebError, OSError, KeyError, EOFError, ValueError):
+    except (ArError, DebError, OSError, KeyError, EOFError, ValueError):
         return None
 
 
