@@ -219,6 +219,23 @@ def default_root_path(root: dict) -> str:
     return f"/srv/nfsroot/{suite}" if isinstance(suite, str) and SUITE.match(suite) else "/srv/nfsroot/trixie"
 
 
+class ExtraSource(Model):
+    """A site's own apt repository: a deb822 stanza (sources.list(5)) and its armored key."""
+    stanza: str
+    key: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self):
+        from .aptsources import parse_extra_source
+        parse_extra_source(self.stanza, self.key)
+        return self
+
+    @property
+    def parsed(self):
+        from .aptsources import parse_extra_source
+        return parse_extra_source(self.stanza, self.key)
+
+
 class Root(Model):
     path: DataDir = "/srv/nfsroot/trixie"
     suite: str = "trixie"
@@ -232,6 +249,7 @@ class Root(Model):
     kernel: str = "newest"
     packages: list[str] = []
     local_debs: list[AbsPath] = []
+    extra_sources: list[ExtraSource] = []
     password_hash: str = "!"
     layout: Literal["tmpfs", "per-node", "overlay", "seed"] = "tmpfs"
     init: Literal["systemd", "sysvinit"] = "systemd"
