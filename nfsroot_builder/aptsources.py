@@ -37,6 +37,14 @@ def _candidates(etc_apt: Path):
                 yield words[0], [words[1]]
 
 
+def host_security_uri(etc_apt: Path = Path("/etc/apt")) -> str | None:
+    """The first security archive URI in the host's apt sources (a *-security suite)."""
+    for uri, suites in _candidates(etc_apt):
+        if any(s.endswith("-security") for s in suites):
+            return uri.rstrip("/")
+    return None
+
+
 def _without_options(words: list[str]) -> list[str]:
     """The words after "deb" without the option group: sources.list(5)'s
     one-line format allows `[ opt=v opt=v ... ]`, any number of options,

@@ -250,6 +250,8 @@ class Root(Model):
     packages: list[str] = []
     local_debs: list[AbsPath] = []
     extra_sources: list[ExtraSource] = []
+    # `update` adds the suite's -security archive for a stable suite (update.py).
+    security: bool = True
     password_hash: str = "!"
     layout: Literal["tmpfs", "per-node", "overlay", "seed"] = "tmpfs"
     init: Literal["systemd", "sysvinit"] = "systemd"

@@ -29,6 +29,10 @@ class RootDiff:
     etc_changed: list[str] = field(default_factory=list)
 
     @property
+    def packages_changed(self) -> bool:
+        return bool(self.added or self.removed or self.upgraded or self.downgraded)
+
+    @property
     def empty(self) -> bool:
         return not any(asdict(self).values())
 

@@ -39,7 +39,8 @@ def test_package_from_a_signed_file_repository(tmp_path_factory, repo, bootstrap
         with_source(b, repo, '["iproute2", "nrb-absent"]')
         before = snapshot(b.stage) if b.stage.exists() else {}
         res = nfsroot_build("check", "-c", b.cfg, "--prefix", b.stage)
-        assert res.returncode == 1 and "nrb-absent" in res.stderr and "extra_sources" in res.stderr, res.stderr
+        out = res.stdout + res.stderr
+        assert res.returncode == 1 and "nrb-absent" in out and "nor root.extra_sources" in out, out
         assert (snapshot(b.stage) if b.stage.exists() else {}) == before
 
         b.cfg.write_text(b.cfg.read_text().replace('"nrb-absent"', '"nrb-probe"'))
