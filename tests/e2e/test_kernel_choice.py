@@ -10,15 +10,12 @@ import re
 import subprocess
 
 import pytest
-import test_lab_boot
-from test_lab_boot import assert_nfs_root, boot, report_times
+from test_lab_boot import assert_nfs_root, boot, lab_up, report_times  # noqa: F401 (lab_up: a fixture)
 
 from nfsroot_builder.kernels import installed_releases
 
 from helpers import nfsroot_build, require
 from root_builds import new_build, remove_stage
-
-lab_up_fixture = test_lab_boot.lab_up   # pytest registers it under its own name, lab_up
 
 
 def host_kernel_deb(dest) -> tuple[str, str]:
@@ -45,7 +42,7 @@ def older_kernel_build(tmp_path_factory):
     remove_stage(b.stage)
 
 
-def test_older_kernel_from_local_deb_boots(older_kernel_build, lab_up):
+def test_older_kernel_from_local_deb_boots(older_kernel_build, lab_up):  # noqa: F811
     b, release = older_kernel_build
     nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
     kernels = installed_releases(b.root)
