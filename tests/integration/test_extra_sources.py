@@ -4,25 +4,12 @@ after the bootstrap) and with debootstrap; a package no source has fails
 `check` before anything changes."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from local_repo import LocalRepo
 
 from nfsroot_builder.aptsources import EXTRA_SOURCES
 
-from helpers import nfsroot_build, require, snapshot
+from helpers import nfsroot_build, snapshot
 from root_builds import installed, new_build, remove_stage
-
-
-@pytest.fixture
-def repo(tmp_path):
-    for tool in ("gpg", "apt-ftparchive", "dpkg-deb"):
-        require(shutil.which(tool) is not None, f"{tool} not installed")
-    r = LocalRepo(tmp_path)
-    r.add("nrb-probe", "1.0")
-    yield r
-    r.stop()
 
 
 def with_source(build, repo, packages: str) -> None:
@@ -31,7 +18,8 @@ def with_source(build, repo, packages: str) -> None:
 
 
 @pytest.mark.parametrize("bootstrapper", ["mmdebstrap", "debootstrap"])
-def test_package_from_a_signed_file_repository(tmp_path_factory, repo, bootstrapper):
+def test_package_from_a_signed_file_repository(tmp_path_factory, probe_repo, bootstrapper):
+    repo = probe_repo
     b = new_build(tmp_path_factory, f"xs-{bootstrapper[:2]}", bootstrapper=bootstrapper, layout="tmpfs",
                   loader="grub")
     try:

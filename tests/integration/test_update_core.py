@@ -4,28 +4,14 @@ time and 1.1 afterwards); rootdiff names the upgrade; a second upgrade of
 the result changes no package."""
 from __future__ import annotations
 
-import shutil
 import subprocess
-
-import pytest
-from local_repo import LocalRepo
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import session, update
 from nfsroot_builder.rootdiff import diff
 
-from helpers import nfsroot_build, require
+from helpers import nfsroot_build
 from root_builds import installed, new_build, remove_stage
-
-
-@pytest.fixture
-def repo(tmp_path):
-    for tool in ("gpg", "apt-ftparchive", "dpkg-deb"):
-        require(shutil.which(tool) is not None, f"{tool} not installed")
-    r = LocalRepo(tmp_path)
-    r.add("nrb-probe", "1.0")
-    yield r
-    r.stop()
 
 
 def copy_tree(src, dst) -> None:
@@ -40,7 +26,8 @@ def upgrade_copy(b, src, dst):
     return update.upgrade(ctx, src)
 
 
-def test_upgrade_a_copy_then_nothing_more(tmp_path_factory, repo):
+def test_upgrade_a_copy_then_nothing_more(tmp_path_factory, probe_repo):
+    repo = probe_repo
     b = new_build(tmp_path_factory, "upd", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
     text = b.cfg.read_text().replace('packages = ["iproute2"]', 'packages = ["iproute2", "nrb-probe"]', 1)
     b.cfg.write_text(text.replace("[tftp]\n", repo.toml() + "[tftp]\n", 1))
