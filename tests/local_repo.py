@@ -55,3 +55,9 @@ class LocalRepo:
         stanza = f"Types: deb\nURIs: file:{self.dir}\nSuites: ./\n" + ("" if signed else "Trusted: yes\n")
         key = f"key = '''{self.key}'''\n" if signed else ""
         return f'[[root.extra_sources]]\nstanza = """{stanza}"""\n{key}'
+
+
+def use_repo(build, repo: LocalRepo, packages: str = '["iproute2", "nrb-probe"]') -> None:
+    """Give a root_builds build's config the repository and these root.packages."""
+    text = build.cfg.read_text().replace('packages = ["iproute2"]', f"packages = {packages}", 1)
+    build.cfg.write_text(text.replace("[tftp]\n", repo.toml() + "[tftp]\n", 1))

@@ -5,16 +5,12 @@ after the bootstrap) and with debootstrap; a package no source has fails
 from __future__ import annotations
 
 import pytest
+from local_repo import use_repo
 
 from nfsroot_builder.aptsources import EXTRA_SOURCES
 
 from helpers import nfsroot_build, snapshot
 from root_builds import installed, new_build, remove_stage
-
-
-def with_source(build, repo, packages: str) -> None:
-    text = build.cfg.read_text().replace('packages = ["iproute2"]', f"packages = {packages}", 1)
-    build.cfg.write_text(text.replace("[tftp]\n", repo.toml() + "[tftp]\n", 1))
 
 
 @pytest.mark.parametrize("bootstrapper", ["mmdebstrap", "debootstrap"])
@@ -24,7 +20,7 @@ def test_package_from_a_signed_file_repository(tmp_path_factory, probe_repo, boo
                   loader="grub")
     try:
         # A name neither the suite nor the extra source has: check fails, naming it.
-        with_source(b, repo, '["iproute2", "nrb-absent"]')
+        use_repo(b, repo, '["iproute2", "nrb-absent"]')
         before = snapshot(b.stage) if b.stage.exists() else {}
         res = nfsroot_build("check", "-c", b.cfg, "--prefix", b.stage)
         out = res.stdout + res.stderr

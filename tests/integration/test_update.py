@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from local_repo import use_repo
+
 from helpers import nfsroot_build
 from root_builds import installed, new_build, remove_stage
 
@@ -18,8 +20,7 @@ def versions_of(b) -> dict[str, dict]:
 def test_update_makes_a_version_with_the_upgrade_then_none(tmp_path_factory, probe_repo):
     repo = probe_repo
     b = new_build(tmp_path_factory, "upd", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
-    text = b.cfg.read_text().replace('packages = ["iproute2"]', 'packages = ["iproute2", "nrb-probe"]', 1)
-    b.cfg.write_text(text.replace("[tftp]\n", repo.toml() + "[tftp]\n", 1))
+    use_repo(b, repo)
     try:
         nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
         assert list(versions_of(b)) == ["v1"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 
+from local_repo import use_repo
+
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import session, update
 from nfsroot_builder.rootdiff import diff
@@ -29,8 +31,7 @@ def upgrade_copy(b, src, dst):
 def test_upgrade_a_copy_then_nothing_more(tmp_path_factory, probe_repo):
     repo = probe_repo
     b = new_build(tmp_path_factory, "upd", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
-    text = b.cfg.read_text().replace('packages = ["iproute2"]', 'packages = ["iproute2", "nrb-probe"]', 1)
-    b.cfg.write_text(text.replace("[tftp]\n", repo.toml() + "[tftp]\n", 1))
+    use_repo(b, repo)
     try:
         nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
         assert "nrb-probe\t1.0" in installed(b.root)
