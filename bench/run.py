@@ -34,11 +34,12 @@ import report  # noqa: E402
 from full_build import PAIRS, full_build  # noqa: E402
 from harness import Harness, load  # noqa: E402
 from lab_boot import lab_boot  # noqa: E402
+from versions_bench import new_version, switch_rollback  # noqa: E402
 
 # The order they run in: the full build first (the later ones reuse its root).
 BENCHMARKS = (benchmarks.startup, full_build, benchmarks.noop_resume, benchmarks.dry_run,
               benchmarks.inventory, benchmarks.add_one, benchmarks.tmpfs_copy, benchmarks.unknown_package,
-              lab_boot, benchmarks.breakdown)
+              lab_boot, benchmarks.breakdown, new_version, switch_rollback)
 DPKG_VERSION = "dpkg-query -W -f '${Version}' "
 
 

@@ -27,6 +27,10 @@ class Context:
     emit: Callable[[str], None] = print
     note: Callable[[str], None] = lambda msg: None   # progress line for the admin (stderr)
     apt_cache: Path = APT_CACHE
+    # The root version this run builds or serves (versions.py); config.root.path is its path.
+    version_id: int = 1
+    # The config as the admin wrote it (root.path: the configured base, i.e. version 1's).
+    base_config: Config | None = None
     # Set only by the pipeline; steps never read it (see placeholder()).
     _dry_run: bool = field(default=False, repr=False)
 

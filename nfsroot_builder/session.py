@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import chroot
+from . import chroot, versions
 from . import config as config_mod
 from .context import APT_CACHE, DEFAULT_STATE_ROOT, Context
 from .errors import Interrupted, UsageError
@@ -34,7 +34,10 @@ def emit_stdout(line: str) -> None:
 def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir: Path | None = None,
                  dry_run: bool = False, runner: Runner | None = None,
                  emit: Callable[[str], None] = emit_stdout,
-                 note: Callable[[str], None] = lambda msg: None) -> Context:
+                 note: Callable[[str], None] = lambda msg: None, version: str | int = "build") -> Context:
+    """The run's context. version: "build" (the version this config builds:
+    versions.target), "current" (what nodes get: the lab, doctor, undo), or
+    a version id (root switch)."""
     prefix = Path(prefix).absolute()
     if not config_mod.SAFE_PATH.match(str(prefix)):
         # The prefix is part of every served path (exports, root-path, menus).
@@ -44,13 +47,26 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     state = State.load(sdir / "state.json", readonly=dry_run)
     runner = runner or Runner(dry_run=dry_run, emit=emit)
     runner.dry_run = dry_run
+    base = cfg
+    versions.adopt_legacy(cfg, state, prefix / cfg.root.path.lstrip("/"), now())
+    if version == "build":
+        target = versions.target(cfg, state)
+        versions.begin(cfg, state, target, now())
+        vid, path = target.vid, target.path
+    else:
+        vid = state.current_version() or 1 if version == "current" else int(version)
+        recs = state.versions()
+        if recs and vid not in recs:
+            raise UsageError(f"no root version {versions.label(vid)}; `nfsroot-build root list` shows them")
+        path = recs[vid]["path"] if vid in recs else versions.path_of(cfg.root.path, vid)
+    cfg = versions.with_root_path(cfg, path)
     root = prefix / cfg.root.path.lstrip("/")
     # Not recorded for undo: the root (--purge-root removes it whole) and the
     # package caches every build shares (outside any staging prefix).
     files = FileOps(dry_run=dry_run, emit=emit, backup_dir=sdir / "backup",
                     undo=state.undo, untracked=[root, APT_CACHE.parent])
     ctx = Context(config=cfg, runner=runner, files=files, state=state, prefix=prefix,
-                  state_dir=sdir, emit=emit, note=note)
+                  state_dir=sdir, emit=emit, note=note, version_id=vid, base_config=base)
     ctx._dry_run = dry_run
     return ctx
 
@@ -99,6 +115,7 @@ def locked(ctx: Context):
     with RunLock(ctx.state_dir, guarded_paths(ctx)):
         # Re-read under the lock: another run may have finished meanwhile.
         ctx.state.reload()
+        versions.relock(ctx, now())
         if ctx.state.steps_started() or chroot.session_interrupted(ctx):
             for done in chroot.recover(ctx):
                 ctx.note(f"after an interrupted run: {done}")

@@ -114,6 +114,41 @@ class State:
         return [name for name, rec in self._data["steps"].items()
                 if rec.get("status") == "running" or (since and rec.get("started", "") >= since)]
 
+    # -- versions (nfsroot_builder.versions decides; the state keeps) ---------
+    def versions(self) -> dict[int, dict]:
+        """Version id -> its record (path, status building/ready/failed, created, ...)."""
+        return {int(k): dict(v) for k, v in self._data.get("versions", {}).get("list", {}).items()}
+
+    def set_version(self, vid: int, **fields) -> None:
+        v = self._data.setdefault("versions", {}).setdefault("list", {})
+        v.setdefault(str(vid), {}).update(fields)
+
+    def drop_version(self, vid: int) -> None:
+        v = self._data.setdefault("versions", {})
+        v.get("list", {}).pop(str(vid), None)
+        v["pins"] = {n: p for n, p in v.get("pins", {}).items() if p != vid}
+        if v.get("previous") == vid:
+            v["previous"] = None
+
+    def current_version(self) -> int | None:
+        return self._data.get("versions", {}).get("current")
+
+    def previous_version(self) -> int | None:
+        return self._data.get("versions", {}).get("previous")
+
+    def set_current(self, vid: int, previous: int | None = -1) -> None:
+        """vid becomes current; the old current becomes previous (or previous= given)."""
+        v = self._data.setdefault("versions", {})
+        old = v.get("current")
+        v["previous"] = (old if old != vid else v.get("previous")) if previous == -1 else previous
+        v["current"] = vid
+
+    def pins(self) -> dict[str, int]:
+        return dict(self._data.get("versions", {}).get("pins", {}))
+
+    def set_pins(self, pins: dict[str, int]) -> None:
+        self._data.setdefault("versions", {})["pins"] = dict(pins)
+
     # -- restarts -------------------------------------------------------------
     @property
     def pending_restarts(self) -> list[str]:

@@ -24,6 +24,7 @@ from .context import Context
 from .errors import NfsrootError
 from .files import BEGIN, read_head, with_block
 from .procs import mounts_under
+from .render import base_root_path
 
 KINDS = ("owned", "block", "replaced", "dir", "glob")
 # Steps whose results live in the root (kept without --purge-root) or are not
@@ -208,13 +209,29 @@ class _Undo:
             self.remove_dir(Path(path))
 
 
+def version_trees(ctx: Context) -> list[Path]:
+    """Every root version's tree and TFTP directory (docs/versions.md), the
+    run's own root first; a half-copied clone (<tree>.part) too."""
+    trees = [ctx.root]
+    for rec in ctx.state.versions().values():
+        tree = ctx.host(rec["path"])
+        for t in (tree, tree.with_name(tree.name + ".part")):
+            if t not in trees:
+                trees.append(t)
+        if rec.get("tftp_dir") and rec["tftp_dir"] != ctx.config.name:
+            trees.append(ctx.tftp_root / rec["tftp_dir"])
+    return trees
+
+
 def undo(ctx: Context, purge_root: bool = False) -> UndoReport:
     report = UndoReport()
-    if purge_root and (mounted := mounts_under(ctx.root)):
-        raise NfsrootError(f"refusing --purge-root: something is mounted under {ctx.root}: "
-                           f"{', '.join(mounted[:5])}; unmount it first (umount -R {mounted[0]})")
-    if purge_root and ctx.root.exists():
-        pathguard.require_removable(ctx.root, ctx.config.name)   # only a root this build marked
+    trees = version_trees(ctx) if purge_root else []
+    for tree in trees:
+        if mounted := mounts_under(tree):
+            raise NfsrootError(f"refusing --purge-root: something is mounted under {tree}: "
+                               f"{', '.join(mounted[:5])}; unmount it first (umount -R {mounted[0]})")
+        if tree.exists() and not str(tree).startswith(str(ctx.tftp_root) + "/"):
+            pathguard.require_removable(tree, ctx.config.name)   # only a root this build marked
     u = _Undo(ctx, report)
     u.run()
     # Restart the daemons whose files changed (skipped under a staging prefix).
@@ -229,9 +246,10 @@ def undo(ctx: Context, purge_root: bool = False) -> UndoReport:
         except NfsrootError as e:
             report.problems.append(f"restart of {service} failed: {str(e).splitlines()[0]}")
     if purge_root:
-        if ctx.files.ensure_absent(ctx.root):
-            report.done.append(f"removed the root {ctx.root}")
-        nodes = ctx.host(ctx.config.root.path + ".nodes")
+        for tree in trees:   # every version of the root (docs/versions.md)
+            if ctx.files.ensure_absent(tree):
+                report.done.append(f"removed the root {tree}" if tree == ctx.root else f"removed {tree}")
+        nodes = ctx.host(base_root_path(ctx.config.root.path) + ".nodes")
         if ctx.files.ensure_absent(nodes):
             report.done.append(f"removed the nodes' own directories {nodes}")
     _forget(ctx, report, purge_root)

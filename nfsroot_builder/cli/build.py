@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .. import session
+from .. import session, versions
 from .common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -102,6 +102,10 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
         with session.locked(ctx):
             pipe = session.pipeline(ctx, progress=progress)
             report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
+            if not dry_run:
+                done = versions.finish_run(ctx, report)
+                if done:
+                    err.print(done, markup=False)
     finally:
         if dry_run and lines:   # what was planned up to a failure is shown too
             for line in summarize(lines, ctx.root).lines(ctx.staging):
@@ -155,9 +159,19 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
         failed = p.status in ("failed", "interrupted")
         rows.append({"step": p.step.name, "status": p.status, "why": p.why, "finished": rec.get("finished"),
                      "log": rec.get("log") if failed else None})
+    st = ctx.state
+    cur = st.current_version()
+    building = ctx.version_id != cur
+    version = {"target": versions.label(ctx.version_id), "current": versions.label(cur) if cur else None,
+               "previous": versions.label(st.previous_version()) if st.previous_version() else None,
+               "pins": {n: versions.label(v) for n, v in st.pins().items()}}
     if as_json:
-        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts}, indent=2))
+        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts, "version": version},
+                         indent=2))
         return
+    # Which root version `all` works on: the current one, or a new one it would build.
+    print(f"root version: {version['target']} ({ctx.config.root.path})"
+          + (f", to become current (now {version['current'] or 'none'})" if building else ", current"))
     out = Console(file=sys.stdout, highlight=False)
     if not out.is_terminal:   # a pipe or a file: plain columns, no box, no colour
         width = max(len(r["step"]) for r in rows)

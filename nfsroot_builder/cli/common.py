@@ -103,7 +103,7 @@ def say(line: str) -> None:
 
 
 def make_ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, *, json_stdout: bool = False,
-             emit=None):
+             emit=None, version: str | int = "build"):
     """Load the config and build the run's context. With json_stdout the
     dry-run transcript goes to stderr, leaving stdout to the JSON; emit
     (a dry-run's collector) takes it instead of either."""
@@ -113,7 +113,7 @@ def make_ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, 
     cfg = config_mod.load(config)
     return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
                                 emit=emit or (say if json_stdout else session.emit_stdout),
-                                note=lambda m: err.print(f"  {m}", markup=False, style="dim"))
+                                note=lambda m: err.print(f"  {m}", markup=False, style="dim"), version=version)
 
 
 def _exit_code(e: NfsrootError) -> int:

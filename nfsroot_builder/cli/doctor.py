@@ -26,7 +26,7 @@ def doctor(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
     """Check for the seed's common problems and newer ones; --fix repairs what is safe."""
     from ..doctor import apply_fixes, run_checks
     real_fix = fix and not dry_run
-    ctx = make_ctx(config, prefix, state_dir, dry_run=not real_fix, json_stdout=as_json)
+    ctx = make_ctx(config, prefix, state_dir, dry_run=not real_fix, json_stdout=as_json, version="current")
     if real_fix:
         session.require_root("doctor --fix")
     outcome: dict[str, str] = {}
@@ -80,7 +80,7 @@ def undo(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), stat
                                                   "(refused while anything is mounted under it)")] = False):
     """Remove what the tool wrote on the server and restore the files it changed."""
     from ..undo import undo as do_undo
-    ctx = make_ctx(config, prefix, state_dir, dry_run=dry_run)
+    ctx = make_ctx(config, prefix, state_dir, dry_run=dry_run, version="current")
     if not dry_run:
         session.require_root("undo")
     if not ctx.state.files and not purge_root:

@@ -18,7 +18,7 @@ lab_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 def _lab(config, prefix, state_dir):
     from ..lab import Lab
     session.require_root("the lab")
-    return Lab(make_ctx(config, prefix, state_dir, dry_run=False))
+    return Lab(make_ctx(config, prefix, state_dir, dry_run=False, version="current"))
 
 
 @lab_app.command()
@@ -50,6 +50,7 @@ def boot(config: ConfigOpt,
         if r.ok:
             err.print(f"[green]pass[/] {r.name}: login after {r.seconds:.1f}s; "
                       f"root {r.facts.get('root', '?')}, var {r.facts.get('var', '?')}, "
+                      f"version {r.facts.get('version', '?')}, {r.facts.get('pkgs', '?')} packages, "
                       f"kernel {r.facts.get('kernel', '?')}")
         else:
             err.print(f"[red]FAIL[/] {r.name}: {r.problem} (console: {r.serial_log})")

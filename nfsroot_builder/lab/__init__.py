@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from .. import versions
 from ..context import Context
 from ..errors import NfsrootError, UsageError
 from ..files import atomic_write
@@ -71,8 +72,7 @@ class Lab:
             raise UsageError(f"lab {self.ns} is already up (or was not cleaned): run 'nfsroot-build lab down' first")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.install_report_unit()
-        ganesha = self.dir / "ganesha.conf"
-        atomic_write(ganesha, ganesha_conf(self.cfg, self.ctx.served, str(self.dir)).encode(), 0o644)
+        self.write_ganesha_conf()
         (self.dir / "dhcpd.leases").write_text("")
         # Recorded before it exists: `down` deletes only a namespace it made.
         record["namespace"] = self.ns
@@ -85,15 +85,50 @@ class Lab:
             raise
         return [Proc(**p) for p in record["procs"]]
 
+    def write_ganesha_conf(self) -> bool:
+        """The lab's ganesha.conf, exporting every live root version; True if it changed."""
+        path = self.dir / "ganesha.conf"
+        text = ganesha_conf(self.cfg, self.ctx.served, str(self.dir), versions.export_roots(self.ctx)).encode()
+        if path.exists() and path.read_bytes() == text:
+            return False
+        atomic_write(path, text, 0o644)
+        return True
+
+    def refresh(self) -> None:
+        """Before a boot: a root version built since `up` gets its export and
+        the report unit. ganesha.nfsd re-reads its exports on SIGHUP
+        (ganesha.conf(5)), adding new ones without touching the others'
+        clients."""
+        import signal
+        self.install_report_unit()
+        if self.write_ganesha_conf():
+            for p in self.load()["procs"]:
+                if p["name"] == "ganesha" and self.alive(p):
+                    os.kill(p["pid"], signal.SIGHUP)
+
+    def trees(self) -> list:
+        """Every live root version's tree (each node boots its own)."""
+        return [self.ctx.host(path) for _vid, path in versions.export_roots(self.ctx)]
+
     def install_report_unit(self) -> None:
-        files, root = self.ctx.files, self.ctx.root
+        for root in self.trees():
+            self._install_report_unit(root)
+
+    def _install_report_unit(self, root) -> None:
+        files = self.ctx.files
         files.ensure_file(root / "usr/local/sbin/nfsroot-build-lab-report", FACTS_SCRIPT, 0o755)
         files.ensure_file(root / "etc/systemd/system" / FACTS_UNIT, FACTS_UNIT_TEXT)
         files.ensure_symlink(root / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT,
                              f"/etc/systemd/system/{FACTS_UNIT}")
 
     def remove_report_unit(self) -> None:
-        files, root = self.ctx.files, self.ctx.root
+        for root in self.trees():
+            self._remove_report_unit(root)
+
+    def _remove_report_unit(self, root) -> None:
+        files = self.ctx.files
+        if not root.is_dir():
+            return
         files.ensure_absent(root / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT)
         files.ensure_absent(root / "etc/systemd/system" / FACTS_UNIT)
         files.ensure_absent(root / "usr/local/sbin/nfsroot-build-lab-report")

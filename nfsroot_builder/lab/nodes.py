@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import versions
 from ..errors import UsageError
 from ..procs import stop
 from .netns import tap_name
@@ -68,6 +69,14 @@ def parse_facts(text: str) -> dict:
     return dict(w.split("=", 1) for w in found[-1].split() if "=" in w)
 
 
+def node_root(lab, node) -> str:
+    """The root path (config-level) of the version the node boots next."""
+    state = lab.ctx.state
+    vid = versions.node_versions(lab.cfg, state, None)[node.name]
+    rec = state.versions().get(vid)
+    return rec["path"] if rec else lab.cfg.root.path
+
+
 def judge(lab, node, text: str, result: NodeResult) -> bool:
     """Fill result from the console text; True once the node's fate is known."""
     cfg = lab.cfg
@@ -78,7 +87,7 @@ def judge(lab, node, text: str, result: NodeResult) -> bool:
     want_facts = cfg.root.init == "systemd"
     if m and (facts or not want_facts):
         result.facts = facts
-        expected_root = f"{cfg.server.address}:{lab.ctx.served.path(cfg.root.path)}"
+        expected_root = f"{cfg.server.address}:{lab.ctx.served.path(node_root(lab, node))}"
         problems = []
         if result.hostname != node.name:
             problems.append(f"hostname is {result.hostname!r}, not {node.name!r} (DHCP name not taken)")
@@ -110,7 +119,14 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
     if not lab.status()["up"]:
         raise UsageError("the lab is not up: run 'nfsroot-build lab up' first")
     accel = accelerator()
+    lab.refresh()
     record = lab.load()
+    # `lab boot` of a node still running (--keep) power-cycles it: its next boot.
+    running = {p["pid"]: p for p in record["procs"] if p["name"] in {f"qemu-{n}" for n in names} and lab.alive(p)}
+    if running:
+        stop(list(running), grace=5, alive=lambda pid: lab.alive(running[pid]))
+        record["procs"] = [p for p in record["procs"] if p["pid"] not in running]
+        lab.save(record)
     consoles = lab.dir / "consoles"
     consoles.mkdir(parents=True, exist_ok=True)
     started: dict[str, tuple[int, float, Path]] = {}

@@ -10,7 +10,7 @@ FACTS_UNIT = "nfsroot-build-lab-report.service"
 FACTS_MARK = "NRB-LAB-REPORT"
 
 
-def ganesha_conf(cfg: Config, served: Served, run_dir: str) -> str:
+def ganesha_conf(cfg: Config, served: Served, run_dir: str, roots=None) -> str:
     """Core parameters for the lab's ganesha.nfsd, then the cluster's exports.
 
     NFSv3 because the Debian initramfs (klibc nfsmount) mounts v3 only; NLM
@@ -29,7 +29,7 @@ def ganesha_conf(cfg: Config, served: Served, run_dir: str) -> str:
         f"  RecoveryRoot = {quote(run_dir + '/ganesha-recovery')};\n"
         "}\n"
         "LOG { Default_Log_Level = EVENT; }\n"
-        + ganesha_exports(cfg, served)
+        + ganesha_exports(cfg, served, roots)
     )
 
 
@@ -40,10 +40,20 @@ systemctl is-system-running --wait >/dev/null 2>&1
 root=$(awk '$2 == "/" {print $3 "," $1}' /proc/mounts | tail -n 1)
 var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
 failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
+version=$(cat /etc/nfsroot-build/version 2>/dev/null)
+pkgs=$(dpkg-query -W -f '${db:Status-Abbrev}\n' 2>/dev/null | grep -c '^ii')
 printf '\n' > /dev/ttyS0
-echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} \
-state=$(systemctl is-system-running) kernel=$(uname -r)" > /dev/ttyS0
-""".replace("MARK", FACTS_MARK)
+state=$(systemctl is-system-running)
+echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} state=$state" \
+  "version=${version:-none} pkgs=$pkgs kernel=$(uname -r)" > /dev/ttyS0
+# A heartbeat read from a file in the root, over NFS: it stops when the node
+# loses its root (issue 10: a build or switch of another version must not).
+n=0
+while sleep 3; do
+  n=$((n + 1))
+  echo "HEARTBEAT $n $(cat /etc/nfsroot-build/version 2>/dev/null || echo lost)" > /dev/ttyS0
+done
+""".replace("MARK", FACTS_MARK).replace("HEARTBEAT", FACTS_MARK + "-HEARTBEAT")
 
 FACTS_UNIT_TEXT = """[Unit]
 Description=nfsroot-build lab: report boot facts on the serial console

@@ -1,6 +1,7 @@
 """Pure functions: config (+ where things live) -> file text. No I/O here."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -21,9 +22,19 @@ class Served:
         return str(PurePosixPath(self.prefix) / p.lstrip("/"))
 
 
+VERSION_SUFFIX = re.compile(r"\.v\d+$")
+
+
+def base_root_path(path: str) -> str:
+    """root.path as configured, from any version's path (versions.path_of:
+    version N >= 2 lives at <root.path>.v<N>)."""
+    return VERSION_SUFFIX.sub("", path)
+
+
 def node_dir(cfg: Config, served: Served, node: str) -> str:
-    """A node's own read-write directory on the server (layout per-node)."""
-    return served.path(f"{cfg.root.path}.nodes/{node}")
+    """A node's own read-write directory on the server (layout per-node): one
+    for all root versions, beside the configured root.path."""
+    return served.path(f"{base_root_path(cfg.root.path)}.nodes/{node}")
 
 
 def header(cfg: Config, comment: str = "#") -> str:

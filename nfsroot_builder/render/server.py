@@ -231,7 +231,23 @@ def tftpd_defaults_block(cfg: Config, served: Served) -> str:
     )
 
 
-def exports(cfg: Config, served: Served) -> str:
+def _root_versions(cfg: Config, roots: list[tuple[int, str]] | None) -> list[tuple[int, str]]:
+    """(version id, config-level path) of every root version to export; by
+    default the config's root.path alone, as version 1."""
+    return roots if roots else [(1, cfg.root.path)]
+
+
+def export_id(vid: int, index: int) -> int:
+    """Ganesha's Export_Id of a version's index-th export. It is part of every
+    NFS file handle the server gives out, so it must never change while the
+    version exists: derived from the version id, never from a position in the
+    list. Version 1 keeps 0.1's ids (100 the root, then its writable trees or
+    the nodes' directories: up to 10,100 for 10,000 nodes); version N >= 2
+    gets 20000 + 10 N + index (Export_Id is 16 bits: up to version 4,550)."""
+    return (100 if vid == 1 else 20000 + 10 * vid) + index
+
+
+def exports(cfg: Config, served: Served, roots: list[tuple[int, str]] | None = None) -> str:
     """/etc/exports.d drop-in: read-only root, the layout's writable exports.
 
     Options follow the seed: no_root_squash (root on the nodes owns the
@@ -239,13 +255,14 @@ def exports(cfg: Config, served: Served) -> str:
     writable trees so a node crash loses nothing acknowledged.
     """
     clients = cfg.nfs_clients
-    root = served.path(cfg.root.path)
     out = [header(cfg).rstrip("\n")]
-    out.append(f"{root} {clients}(ro,async,no_root_squash,no_subtree_check)")
-    for d in cfg.root.writable_dirs:
-        if cfg.root.layout == "per-node":
-            continue
-        out.append(f"{root}/{d} {clients}(rw,sync,no_root_squash,no_subtree_check)")
+    for _vid, path in _root_versions(cfg, roots):
+        root = served.path(path)
+        out.append(f"{root} {clients}(ro,async,no_root_squash,no_subtree_check)")
+        for d in cfg.root.writable_dirs:
+            if cfg.root.layout == "per-node":
+                continue
+            out.append(f"{root}/{d} {clients}(rw,sync,no_root_squash,no_subtree_check)")
     if cfg.root.layout == "per-node":
         for node in cfg.nodes:
             out.append(f"{node_dir(cfg, served, node.name)} {node.ip}(rw,sync,no_root_squash,no_subtree_check)")
@@ -260,20 +277,25 @@ def ganesha_client(spec: str) -> str:
     return quote(spec) if any(c in spec for c in "*?[") else spec
 
 
-def ganesha_exports(cfg: Config, served: Served) -> str:
+def ganesha_exports(cfg: Config, served: Served, roots: list[tuple[int, str]] | None = None) -> str:
     """NFS-Ganesha exports equivalent to exports(): NFSv3 (what the Debian
     initramfs mounts) and v4, no root squash, restricted to the clients."""
     clients = cfg.nfs_clients
-    entries: list[tuple[str, str, str]] = [(served.path(cfg.root.path), "RO", clients)]
+    entries: list[tuple[int, str, str, str]] = []
+    for vid, root in _root_versions(cfg, roots):
+        entries.append((export_id(vid, 0), served.path(root), "RO", clients))
+        if cfg.root.layout != "per-node":
+            entries += [(export_id(vid, i), f"{served.path(root)}/{d}", "RW", clients)
+                        for i, d in enumerate(cfg.root.writable_dirs, start=1)]
     if cfg.root.layout == "per-node":
-        entries += [(node_dir(cfg, served, n.name), "RW", n.ip) for n in cfg.nodes]
-    else:
-        entries += [(f"{served.path(cfg.root.path)}/{d}", "RW", clients) for d in cfg.root.writable_dirs]
+        # The nodes' own directories follow version 1's root export (ids as in 0.1).
+        entries += [(export_id(1, i), node_dir(cfg, served, n.name), "RW", n.ip)
+                    for i, n in enumerate(cfg.nodes, start=1)]
     out = [header(cfg).rstrip("\n")]
-    for export_id, (path, access, who) in enumerate(entries, start=100):
+    for export_id_, path, access, who in entries:
         out += [
             "EXPORT {",
-            f"  Export_Id = {export_id};",
+            f"  Export_Id = {export_id_};",
             f"  Path = {quote(path)};",
             f"  Pseudo = {quote(path)};",
             "  Protocols = 3, 4;",

@@ -4,12 +4,14 @@ import json
 import shlex
 from pathlib import Path
 
-from .. import chroot, debcache, packages_index, pathguard
+from .. import chroot, debcache, packages_index, pathguard, versions
 from ..context import Context
 from .base import Step, StepResult
 from .root_packages import expect_installed, wanted
 
 MARKER = "etc/nfsroot-build/bootstrap.json"
+# The root version this tree is (v1, v2, ...): the lab's report line shows it.
+VERSION_FILE = "etc/nfsroot-build/version"
 # What a bootstrapped root holds that later steps act on: base-files'
 # directories, and the build host's resolver and name, which debootstrap and
 # mmdebstrap both copy in (the hostname and node-network steps replace them).
@@ -71,8 +73,13 @@ class Bootstrap(Step):
     only a directory holding it is ever removed, and `check` refuses a
     non-empty root.path without it. A finished bootstrap leaves
     /etc/nfsroot-build/bootstrap.json in the root; when it matches the config
-    the step does nothing. Changing the suite, variant, bootstrapper,
-    architecture, components or mirror rebuilds the root from scratch.
+    the step does nothing. A tree it makes names its version in
+    /etc/nfsroot-build/version. Changing the suite, variant, bootstrapper,
+    architecture, components or mirror builds a new root version from
+    scratch beside the others (docs/versions.md); any other change to the
+    root makes a new version that starts as a copy of the current one
+    (`cp -a -x --reflink=auto` into <version>.part, then renamed). A
+    finished version is never removed or rebuilt in place.
     """
     name = "bootstrap"
     uses_mirror = True
@@ -88,12 +95,54 @@ class Bootstrap(Step):
             return False
 
     def verify(self, ctx: Context) -> list[str]:
-        return [] if self._done(ctx) else [f"{ctx.root} holds no finished bootstrap"]
+        if not self._done(ctx):
+            return [f"{ctx.root} holds no finished bootstrap"]
+        try:
+            ok = (ctx.root / VERSION_FILE).read_text() == versions.label(ctx.version_id) + "\n"
+        except FileNotFoundError:
+            ok = True   # a 0.1 root (adopted as v1 as it is): named at its next run
+        except OSError:
+            ok = False
+        return [] if ok else [f"{ctx.root / VERSION_FILE} does not name {versions.label(ctx.version_id)}"]
+
+    def _name_version(self, ctx: Context) -> bool:
+        return ctx.files.ensure_file(ctx.root / VERSION_FILE, versions.label(ctx.version_id) + "\n")
+
+    def _remove_half_made(self, ctx: Context, tree: Path) -> None:
+        if tree.exists() and not pathguard.is_empty(tree):
+            pathguard.require_removable(tree, ctx.config.name)
+            chroot.unmount_all(ctx, tree)
+            ctx.runner.run(["rm", "-rf", "--one-file-system", str(tree)])
+
+    def _clone(self, ctx: Context, source: Path) -> StepResult:
+        """The new version starts as a copy of the current one (same suite,
+        mirror, variant): the later steps change only what the config changed.
+        cp -a --reflink=auto shares blocks where the file system can
+        (btrfs, XFS) and copies elsewhere; never hard links, which would let
+        a dpkg in the new tree that writes in place change the tree a node
+        runs. Copied into <version>.part and renamed: a kill leaves no
+        half-copied tree with a finished bootstrap's marker."""
+        part = ctx.root.with_name(ctx.root.name + ".part")
+        self._remove_half_made(ctx, part)
+        self._remove_half_made(ctx, ctx.root)
+        if ctx.root.exists():
+            ctx.runner.run(["rmdir", str(ctx.root)])
+        # -x: never into a mount left under the source (a node's tree has none; an admin's might).
+        ctx.runner.run(["cp", "-a", "-x", "--reflink=auto", f"{source}/.", str(part)])
+        ctx.runner.run(["mv", "-T", str(part), str(ctx.root)])
+        chroot.sync_root(ctx)
+        self._name_version(ctx)
+        return StepResult(changed=True, outputs={"mirror": ctx.output(self.name, "mirror"), "included": [],
+                                                 "cloned_from": str(source)})
 
     def run(self, ctx: Context) -> StepResult:
         if self._done(ctx):
             return StepResult(changed=False)
         r = ctx.config.root
+        versions.require_building(ctx)
+        source = versions.clone_source(ctx)
+        if source is not None:
+            return self._clone(ctx, source)
         # Fail on a typo before the first download.
         packages_index.check_exist(ctx, wanted(ctx))
         mirror = packages_index.mirror(ctx)
@@ -151,6 +200,7 @@ class Bootstrap(Step):
             if (Path("/") / name).is_file():
                 ctx.files.expect(ctx.root / name, (Path("/") / name).read_bytes())
         ctx.files.ensure_file(ctx.root / MARKER, json.dumps(identity(ctx), indent=2) + "\n")
+        self._name_version(ctx)
         # root-packages reads "included" where no dpkg database exists yet
         # (a dry-run plans this bootstrap, it does not make it).
         return StepResult(changed=True, outputs={"mirror": mirror, "included": included})

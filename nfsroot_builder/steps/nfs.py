@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import versions
 from ..context import Context
+from ..render import Served, node_dir
 from ..render.server import exports, ganesha_exports
 from .base import Step, StepResult, stale_blocks, stale_files
 
@@ -18,7 +20,7 @@ def exported_paths(ctx: Context) -> list[Path]:
     """The directories the exports name, as seen under the prefix."""
     c = ctx.config
     if c.root.layout == "per-node":
-        return [ctx.root] + [ctx.host(f"{c.root.path}.nodes/{n.name}") for n in c.nodes]
+        return [ctx.root] + [ctx.host(node_dir(c, Served(), n.name)) for n in c.nodes]
     return [ctx.root] + [ctx.root / d for d in c.root.writable_dirs]
 
 
@@ -42,17 +44,18 @@ class NfsExports(Step):
         c = ctx.config
         return {"nfs": c.nfs.model_dump(), "root.path": c.root.path, "layout": c.root.layout,
                 "clients": c.nfs_clients,
-                "nodes": [(n.name, n.ip) for n in c.nodes] if c.root.layout == "per-node" else []}
+                "nodes": [(n.name, n.ip) for n in c.nodes] if c.root.layout == "per-node" else [],
+                "versions": versions.export_roots(ctx)}
 
     def verify(self, ctx: Context) -> list[str]:
         c = ctx.config
         if c.nfs.server == "kernel":
-            bad = stale_files({ctx.host(EXPORTS_DROPIN): exports(c, ctx.served)})
+            bad = stale_files({ctx.host(EXPORTS_DROPIN): exports(c, ctx.served, versions.export_roots(ctx))})
         else:
-            bad = stale_files({ctx.host(GANESHA_DROPIN): ganesha_exports(c, ctx.served)})
+            bad = stale_files({ctx.host(GANESHA_DROPIN): ganesha_exports(c, ctx.served, versions.export_roots(ctx))})
             bad += stale_blocks({ctx.host(GANESHA_MAIN): f'%include "{ctx.host(GANESHA_DROPIN)}"\n'})
         if c.root.layout == "per-node":
-            bad += [str(d) for d in (ctx.host(f"{c.root.path}.nodes/{n.name}") for n in c.nodes) if not d.is_dir()]
+            bad += [str(d) for d in (ctx.host(node_dir(c, Served(), n.name)) for n in c.nodes) if not d.is_dir()]
         return [f"missing or not as configured: {' '.join(bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
@@ -60,14 +63,14 @@ class NfsExports(Step):
         changed = False
         if c.root.layout == "per-node":
             for node in c.nodes:
-                changed |= ctx.files.ensure_dir(ctx.host(f"{c.root.path}.nodes/{node.name}"), 0o755)
+                changed |= ctx.files.ensure_dir(ctx.host(node_dir(c, Served(), node.name)), 0o755)
         if c.nfs.server == "kernel":
             changed |= ctx.files.ensure_dir(ctx.host("/etc/exports.d"), 0o755)
             # Activated by the services step: here the root may not exist yet
             # ("exportfs: Failed to stat /NFSROOT/kerrighed", issue 14).
-            dropin = ctx.files.ensure_file(ctx.host(EXPORTS_DROPIN), exports(c, ctx.served))
+            dropin = ctx.files.ensure_file(ctx.host(EXPORTS_DROPIN), exports(c, ctx.served, versions.export_roots(ctx)))
             return StepResult(changed=changed or dropin, restart={EXPORTS_RELOAD} if dropin else set())
-        dropin = ctx.files.ensure_file(ctx.host(GANESHA_DROPIN), ganesha_exports(c, ctx.served))
+        dropin = ctx.files.ensure_file(ctx.host(GANESHA_DROPIN), ganesha_exports(c, ctx.served, versions.export_roots(ctx)))
         main = ctx.files.managed_block(ctx.host(GANESHA_MAIN),
                                        f'%include "{ctx.host(GANESHA_DROPIN)}"\n')
         changed |= dropin or main

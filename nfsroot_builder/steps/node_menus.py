@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from .. import versions
 from ..context import Context
 from ..files import differing
 from ..render import header, menus
@@ -19,6 +20,9 @@ class NodeMenus(Step):
     itself), ipxe/<mac-with-dashes>.ipxe (chained from ipxe/boot.ipxe), or
     the seed's legacy GRUB menu grub/<node> (DHCP option 150 points there).
     Menus this build wrote for nodes no longer in the config are removed.
+    Each node's menu names the root version it boots next (docs/versions.md):
+    the one this run builds or `root switch` chose, or the node's pin
+    (`root switch VERSION --nodes ...`), with that version's kernel and initrd.
     Menus with the same content (every layout but per-node) are one file
     under many names (hard links); undo knows them by their header.
     """
@@ -28,8 +32,20 @@ class NodeMenus(Step):
     def _files(self, ctx: Context) -> dict[str, str]:
         kernel = ctx.output("kernel-to-tftp", "kernel_path")
         initrd = ctx.output("kernel-to-tftp", "initrd_path")
+        rec = ctx.state.versions().get(ctx.version_id, {})
+        if rec.get("status") == "ready" and rec.get("kernel_path"):
+            # A finished version (after `root switch` or `root rollback`): its own kernel.
+            kernel, initrd = rec["kernel_path"], rec["initrd_path"]
         images = menus.Images(ctx.placeholder("kernel-path", kernel), ctx.placeholder("initrd-path", initrd))
-        return menus.menu_files(ctx.config, ctx.served, images)
+        groups = versions.node_groups(ctx)
+        if len(groups) == 1:   # every node on one version (the usual case, and 10,000 nodes: no copy)
+            return menus.menu_files(ctx.config, ctx.served, images)
+        out: dict[str, str] = {}
+        recs = ctx.state.versions()
+        for cfg, nodes, vid in groups:
+            its = images if vid == ctx.version_id else menus.Images(recs[vid]["kernel_path"], recs[vid]["initrd_path"])
+            out.update(menus.menu_files(cfg.model_copy(update={"node": nodes}), ctx.served, its))
+        return out
 
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
@@ -37,7 +53,10 @@ class NodeMenus(Step):
         # per node cost 14 ms of a no-op resume at 10,000 nodes).
         return {"boot": c.boot.model_dump(), "nodes": [[n.name, n.mac] for n in c.nodes],
                 "server": c.server.address, "root.path": ctx.served.path(c.root.path), "suite": c.root.suite,
-                "layout": c.root.layout}
+                "layout": c.root.layout,
+                # Which version each node boots next (canary pins, rollback).
+                "versions": digest(versions.node_versions(c, ctx.state, ctx.version_id)) if ctx.state.pins() else
+                ctx.version_id}
 
     def _by_name(self, ctx: Context) -> dict[str, str]:
         """Menu file name -> content; all of them live in the loader's menu directory."""

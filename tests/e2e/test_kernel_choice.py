@@ -10,12 +10,12 @@ import re
 import subprocess
 
 import pytest
-from test_lab_boot import assert_nfs_root, boot, lab_up, report_times  # noqa: F401 (lab_up: a fixture)
 
 from nfsroot_builder.kernels import installed_releases
 
 from helpers import nfsroot_build, require
 from root_builds import new_build, remove_stage
+from test_lab_boot import assert_nfs_root, boot, lab_up, report_times  # noqa: F401 (lab_up: a fixture)
 
 
 def host_kernel_deb(dest) -> tuple[str, str]:

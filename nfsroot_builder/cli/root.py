@@ -1,0 +1,115 @@
+"""`nfsroot-build root list | switch | rollback | prune`: the root's versions
+(docs/versions.md, docs/day2.md)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import session, versions
+from ..errors import NfsrootError, UsageError
+from .common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
+
+root_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="The root's versions: list, switch (all nodes or a canary), roll back, prune.")
+
+
+def _rows(ctx) -> list[dict]:
+    state = ctx.state
+    wanted = versions.node_versions(ctx.base_config or ctx.config, state, None)
+    rows = []
+    for vid, rec in sorted(state.versions().items()):
+        tree = ctx.host(rec["path"])
+        rows.append({
+            "id": versions.label(vid), "path": rec["path"], "created": rec.get("created"),
+            "suite": (rec.get("identity") or {}).get("suite"), "kernel": rec.get("kernel"),
+            "size": versions.tree_size(tree), "packages": versions.package_count(tree),
+            "state": versions.state_word(state, vid),
+            "nodes": sorted(n for n, v in wanted.items() if v == vid)})
+    return rows
+
+
+@root_app.command("list")
+@guarded
+def list_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+          as_json: JsonOpt = False):
+    """The versions: id, created, suite, kernel, size, packages, state, nodes set to it."""
+    ctx = make_ctx(config, prefix, state_dir, dry_run=True, version="current")
+    rows = _rows(ctx)
+    if as_json:
+        print(json.dumps({"versions": rows}, indent=2))
+        return
+    if not rows:
+        print("no root version yet: run `nfsroot-build all`")
+        return
+    print(f"{'id':<5} {'state':<9} {'created':<25} {'suite':<10} {'kernel':<22} {'size':>8} {'pkgs':>5}  nodes")
+    for r in rows:
+        size = f"{r['size'] / 2**20:.0f}M" if r["size"] is not None else "-"
+        nodes = ",".join(r["nodes"]) if len(r["nodes"]) <= 4 else f"{len(r['nodes'])} nodes"
+        print(f"{r['id']:<5} {r['state']:<9} {(r['created'] or '-')[:25]:<25} {r['suite'] or '-':<10} "
+              f"{r['kernel'] or '-':<22} {size:>8} {r['packages'] if r['packages'] is not None else '-':>5}  "
+              f"{nodes}".rstrip())
+
+
+def _serve(config, prefix, state_dir) -> None:
+    """Menus and DHCP follow the state's current version and pins (running
+    nodes keep the tree they mounted: nothing else changes)."""
+    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
+    with session.locked(ctx):
+        versions.serve(ctx)
+
+
+@root_app.command()
+@guarded
+def switch(version: Annotated[str, typer.Argument(help="the version (v1, v2, ... as `root list` shows)")],
+           config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+           nodes: Annotated[str | None, typer.Option("--nodes", help="only these nodes (comma-separated): "
+                                                     "a canary; the others keep theirs")] = None):
+    """The next boot of every node (or only --nodes) gets VERSION; running nodes keep theirs."""
+    session.require_root("root switch")
+    vid = versions.parse_id(version)
+    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
+    names = [n for n in (nodes or "").split(",") if n]
+    with session.locked(ctx):
+        line = versions.switch(ctx, vid, names)
+    _serve(config, prefix, state_dir)
+    err.print(line, markup=False)
+
+
+@root_app.command()
+@guarded
+def rollback(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
+    """Back to the previous current version: no rebuild; menus and DHCP follow."""
+    session.require_root("root rollback")
+    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
+    prev = ctx.state.previous_version()
+    if not prev:
+        raise UsageError("no previous root version to roll back to (`root list`)")
+    with session.locked(ctx):
+        line = versions.switch(ctx, prev, [])
+    _serve(config, prefix, state_dir)
+    err.print(f"rolled back: {line}", markup=False)
+
+
+@root_app.command()
+@guarded
+def prune(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+          keep: Annotated[int, typer.Option("--keep", min=1, help="keep this many newest finished versions")] = 2):
+    """Remove old versions; never the current, the previous, a pinned one or one with NFS clients."""
+    session.require_root("root prune")
+    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
+    with session.locked(ctx):
+        removed, refused = versions.prune(ctx, keep)
+    for vid in removed:
+        err.print(f"removed {versions.label(vid)}", markup=False)
+    for vid, why in refused:
+        err.print(f"kept {versions.label(vid)}: {why}", markup=False)
+    if refused:
+        raise typer.Exit(1)
+    if not removed:
+        err.print("nothing to prune", markup=False)
+
+
+__all__ = ["root_app", "NfsrootError"]

@@ -1,0 +1,98 @@
+"""Root versions booted in the lab (issue 10): v1 booted on n1 and n2; a
+package added makes v2 while n1 keeps running from v1 (its heartbeat, read
+from a file in its root over NFS, keeps coming; v1's checksums do not
+change); n2 boots v2, then v1 after `root rollback`; a canary boots n1 on v1
+and n2 on v2 in one `lab boot`."""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from helpers import nfsroot_build
+from root_builds import config, new_build, remove_stage
+from test_lab_boot import SERVER, boot, lab, report_times
+from versions_helpers import checksums, root_list
+
+HEARTBEAT = re.compile(r"NRB-LAB-REPORT-HEARTBEAT (\d+) (\S+)")
+
+
+@pytest.fixture(scope="module")
+def vlab(tmp_path_factory):
+    b = new_build(tmp_path_factory, "vlab", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub")
+    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
+    lab(b, "up")
+    yield b
+    lab(b, "down", check=False)
+    remove_stage(b.stage)
+
+
+def beats(b, node: str) -> list[tuple[int, str]]:
+    log = b.stage / "var/lib/nfsroot-build/vlab/lab/consoles" / f"{node}.log"
+    return [(int(n), v) for n, v in HEARTBEAT.findall(log.read_text(errors="replace"))]
+
+
+def booted(b, res, results, node: str, version: str) -> dict:
+    r = results[node]
+    assert r["ok"], f"{node}: {r['problem']}\n" + "\n".join(r["tail"]) + res.stderr
+    assert r["facts"]["version"] == version, r["facts"]
+    path = rows_path(b, version)
+    assert r["facts"]["root"] in (f"nfs,{SERVER}:{path}", f"nfs4,{SERVER}:{path}"), r["facts"]
+    assert f"pass {node}: login after" in res.stderr and f"version {version}" in res.stderr
+    return r
+
+
+def rows_path(b, version: str) -> str:
+    return str(b.stage) + root_list(b)[version]["path"]
+
+
+def test_build_v2_while_v1_runs_then_boot_rollback_and_canary(vlab):
+    b = vlab
+    res = lab(b, "boot", "n1", "n2", "--keep", "--json", "--timeout", "480", check=False)
+    results = {r["name"]: r for r in json.loads(res.stdout)}
+    report_times(res)
+    for node in ("n1", "n2"):
+        booted(b, res, results, node, "v1")
+    pkgs_v1 = int(results["n1"]["facts"]["pkgs"])
+    before = checksums(b.root)
+    inode = (b.root / "etc/nfsroot-build/bootstrap.json").stat().st_ino
+    time.sleep(7)
+    start = beats(b, "n1")
+    assert start and start[-1][1] == "v1", start
+    # v2: one package more, built (cloned) while n1 and n2 run from v1.
+    b.cfg.write_text(config("vlab", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub",
+                            packages=("iproute2", "hello")))
+    t0 = time.monotonic()
+    res = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
+    print(f"v2 built in {time.monotonic() - t0:.1f} s while n1 ran")
+    assert "version v2 is current (was v1)" in res.stderr
+    during = beats(b, "n1")
+    assert len(during) > len(start) and all(v == "v1" for _n, v in during), during[-5:]
+    # Beats every 3 s: none lost while the build ran (numbers consecutive).
+    numbers = [n for n, _v in during]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+    assert checksums(b.root) == before
+    assert (b.root / "etc/nfsroot-build/bootstrap.json").stat().st_ino == inode
+    # n2's next boot gets v2 (n1 keeps running from v1 meanwhile).
+    res, results = boot(b, "n2")
+    report_times(res)
+    r = booted(b, res, results, "n2", "v2")
+    assert int(r["facts"]["pkgs"]) == pkgs_v1 + 1
+    after_switch = beats(b, "n1")
+    assert len(after_switch) > len(during) and after_switch[-1][1] == "v1"
+    # Rollback: n2 boots v1 again, nothing rebuilt.
+    t0 = time.monotonic()
+    nfsroot_build("root", "rollback", "-c", b.cfg, "--prefix", b.stage, check=True)
+    print(f"rollback in {time.monotonic() - t0:.2f} s")
+    res, results = boot(b, "n2")
+    report_times(res)
+    booted(b, res, results, "n2", "v1")
+    # Canary: v2 for n2 only; one `lab boot` boots n1 on v1 and n2 on v2.
+    nfsroot_build("root", "switch", "v2", "--nodes", "n2", "-c", b.cfg, "--prefix", b.stage, check=True)
+    res, results = boot(b, "n1", "n2")
+    report_times(res)
+    booted(b, res, results, "n1", "v1")
+    booted(b, res, results, "n2", "v2")
+    assert checksums(b.root) == before
