@@ -28,6 +28,9 @@ def update_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), s
     ctx = make_ctx(config, prefix, state_dir, dry_run=False, version=vid)
     with session.locked(ctx):
         pipe = session.pipeline(ctx)
+        # The step records as the current version left them: a copy that
+        # upgrades nothing is thrown away, and its bootstrap with it.
+        records = {step.name: ctx.state.step(step.name) for step in pipe.steps}
         try:
             pipe.run(only="bootstrap")   # the copy of the current version's tree
             changes, security = update.upgrade(ctx, before)
@@ -37,6 +40,9 @@ def update_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), s
         err.print(security.note, markup=False, style="yellow" if security.note.startswith("WARNING") else None)
         if not changes.packages_changed:
             versions.discard(ctx, vid)
+            for name, rec in records.items():
+                ctx.state.set_step(name, **rec)
+            ctx.state.save()
             made = None
             err.print(f"nothing to upgrade: {versions.label(current)} stays current, no version made", markup=False)
         else:
