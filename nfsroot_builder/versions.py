@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,9 @@ from .config import Config
 from .errors import NfsrootError, UsageError
 
 BOOTSTRAP_KEYS = ("bootstrapper", "suite", "variant", "architecture", "components", "mirror")
-# The init-bottom/scripts that let the initrd mount an NFS root (initramfs-tools(7)).
-NFS_SCRIPT = "scripts/nfs"
+# What the kernel NFS server knows of its clients (exports(5), nfsd(7)).
+RMTAB = Path("/var/lib/nfs/rmtab")
+NFSD_CLIENTS = Path("/proc/fs/nfsd/clients")
 
 
 def path_of(base: str, vid: int) -> str:
@@ -224,12 +226,25 @@ def export_roots(ctx) -> list[tuple[int, str]]:
         or [(vid, ctx.config.root.path)]
 
 
+def menu_target(ctx) -> int | None:
+    """The version this run's menus send unpinned nodes to: the run's own,
+    once its kernel is published (kernel-to-tftp ran for it), else the
+    current one (`run node-menus` after a config change must not send nodes
+    to a tree that is not built)."""
+    vid = ctx.version_id
+    if ctx.state.versions().get(vid, {}).get("status") == "ready":
+        return vid
+    published = ctx.state.outputs("kernel-to-tftp").get("kernel_path") or ""
+    name = (ctx.base_config or ctx.config).name
+    return vid if published.startswith(f"/{tftp_dir_of(name, vid)}/") else ctx.state.current_version()
+
+
 def node_groups(ctx) -> list[tuple[Config, list, int]]:
     """The nodes by the version they boot next: (config with that version's
     root.path, nodes, version id); this run's target first."""
     recs = ctx.state.versions()
     by_version: dict[int, list] = {}
-    wanted = node_versions(ctx.config, ctx.state, ctx.version_id)
+    wanted = node_versions(ctx.config, ctx.state, menu_target(ctx))
     for node in ctx.config.nodes:
         by_version.setdefault(wanted[node.name], []).append(node)
     out = []
@@ -407,28 +422,25 @@ def nfs_clients(ctx) -> dict[str, list[str]]:
     DBus client list through `ganesha_mgr show_clients` (addresses only: "*").
     """
     out: dict[str, list[str]] = {}
-    rmtab = Path("/var/lib/nfs/rmtab")
     try:
-        for line in rmtab.read_text().splitlines():
+        for line in RMTAB.read_text().splitlines():
             host, _, rest = line.partition(":")
             path = rest.rsplit(":", 1)[0]
             if host and path:
                 out.setdefault(path, []).append(host)
     except OSError:
         pass
-    import glob
-    import re as _re
-    for info in glob.glob("/proc/fs/nfsd/clients/*/info"):
+    for info in sorted(NFSD_CLIENTS.glob("*/info")):
         try:
-            m = _re.search(r"^address: \"?([^\"\n]+)", Path(info).read_text(), _re.MULTILINE)
+            m = re.search(r"^address: \"?([^\"\n]+)", info.read_text(), re.MULTILINE)
         except OSError:
             continue
         if m:
             out.setdefault("*", []).append(m.group(1).rsplit(":", 1)[0])
-    if ctx.config.nfs.server == "ganesha":
+    if ctx.config.nfs.server == "ganesha" and shutil.which("ganesha_mgr"):
         res = ctx.runner.run(["ganesha_mgr", "show_clients"], probe=True, check=False)
         if res.ok:
-            for addr in _re.findall(r"(\d+\.\d+\.\d+\.\d+)", res.stdout):
+            for addr in re.findall(r"(\d+\.\d+\.\d+\.\d+)", res.stdout):
                 out.setdefault("*", []).append(addr)
     return out
 

@@ -5,7 +5,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from .. import chroot
+from .. import chroot, versions
 from ..context import Context
 from ..files import sha256_file
 from ..steps.initramfs import boot_kernel
@@ -154,10 +154,11 @@ def chroot_leftovers(ctx: Context) -> Finding:
 
 
 def tftp_images(ctx: Context, prefix: str) -> list[Path]:
-    """Kernels/initrds the nodes can boot: the build's TFTP directory
-    (<tftp>/<name>/, kernel-to-tftp) and the seed's top level."""
+    """Kernels/initrds the nodes can boot: the TFTP directory of the root
+    version checked (<tftp>/<name>/ or <name>.v<N>/, kernel-to-tftp) and the
+    seed's top level."""
     out = []
-    for d in (ctx.tftp_root / ctx.config.name, ctx.tftp_root):
+    for d in (ctx.tftp_root / versions.tftp_dir_of(ctx.config.name, ctx.version_id), ctx.tftp_root):
         if d.is_dir():
             out += sorted(p for p in d.glob(f"{prefix}*") if p.is_file())
     return out

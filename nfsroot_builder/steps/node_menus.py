@@ -38,7 +38,7 @@ class NodeMenus(Step):
             kernel, initrd = rec["kernel_path"], rec["initrd_path"]
         images = menus.Images(ctx.placeholder("kernel-path", kernel), ctx.placeholder("initrd-path", initrd))
         groups = versions.node_groups(ctx)
-        if len(groups) == 1:   # every node on one version (the usual case, and 10,000 nodes: no copy)
+        if len(groups) == 1 and groups[0][2] == ctx.version_id:   # the usual case (10,000 nodes: no copy)
             return menus.menu_files(ctx.config, ctx.served, images)
         out: dict[str, str] = {}
         recs = ctx.state.versions()
@@ -55,8 +55,8 @@ class NodeMenus(Step):
                 "server": c.server.address, "root.path": ctx.served.path(c.root.path), "suite": c.root.suite,
                 "layout": c.root.layout,
                 # Which version each node boots next (canary pins, rollback).
-                "versions": digest(versions.node_versions(c, ctx.state, ctx.version_id)) if ctx.state.pins() else
-                ctx.version_id}
+                "versions": digest(versions.node_versions(c, ctx.state, versions.menu_target(ctx)))
+                if ctx.state.pins() else versions.menu_target(ctx)}
 
     def _by_name(self, ctx: Context) -> dict[str, str]:
         """Menu file name -> content; all of them live in the loader's menu directory."""

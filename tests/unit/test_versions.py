@@ -112,6 +112,10 @@ def test_context_root_follows_the_target_and_menus_follow_pins(tmp_path, lab_con
     # Before v2 is ready no node may be pinned to... v1 while v2 builds: menus
     # of this run name v2 for unpinned nodes and v1 for the pinned one.
     ctx2.state.set_pins({lab_config.nodes[-1].name: 1})
+    # v2's kernel is not published yet (`run node-menus` right after the
+    # config change): every node stays on the current version.
+    assert [vid for _c, _n, vid in versions.node_groups(ctx2)] == [1]
+    ctx2.state.set_step("kernel-to-tftp", outputs={"kernel_path": f"/{versions.tftp_dir_of(lab_config.name, 2)}/k"})
     groups = versions.node_groups(ctx2)
     assert [(vid, [n.name for n in nodes]) for _c, nodes, vid in groups] == \
         [(2, [n.name for n in lab_config.nodes[:-1]]), (1, [lab_config.nodes[-1].name])]
@@ -187,3 +191,27 @@ def lab_config():
 
     from helpers import example_text
     return config_mod.parse(example_text("lab"))
+
+
+def test_nfs_clients_from_rmtab_and_nfsd_clients(tmp_path, lab_config, monkeypatch):
+    rmtab = tmp_path / "rmtab"
+    rmtab.write_text("192.168.0.102:/srv/nfsroot/lab.v2:0x00000001\n")
+    clients = tmp_path / "clients"
+    (clients / "7").mkdir(parents=True)
+    (clients / "7/info").write_text('clientid: 0x1\naddress: "192.168.0.103:811"\nname: "Linux NFSv4.2 n3"\n')
+    monkeypatch.setattr(versions, "RMTAB", rmtab)
+    monkeypatch.setattr(versions, "NFSD_CLIENTS", clients)
+    ctx = ctx_with(tmp_path, lab_config.model_copy(update={"nfs": lab_config.nfs.model_copy(
+        update={"server": "kernel"})}), version="current")
+    assert versions.nfs_clients(ctx) == {"/srv/nfsroot/lab.v2": ["192.168.0.102"], "*": ["192.168.0.103"]}
+
+
+def test_prune_names_connected_clients_it_cannot_place(tmp_path, lab_config, monkeypatch):
+    ctx = ctx_with(tmp_path, lab_config, version="current")
+    for vid in (1, 2, 3):
+        ready(ctx.state, vid, lab_config)
+    monkeypatch.setattr(versions, "nfs_clients", lambda c: {"*": ["192.168.0.101"]})
+    removed, refused = versions.prune(ctx, keep=1)
+    assert removed == [] and refused == [
+        (1, "NFS client(s) 192.168.0.101 are connected and the server does not say what they mount"),
+        (2, "it is the previous version (`root rollback` goes back to it)")]
