@@ -5,6 +5,7 @@ a new version with 1.1 and makes it current; `root diff` shows
 from __future__ import annotations
 
 import json
+import time
 
 from local_repo import use_repo
 
@@ -26,8 +27,9 @@ def test_update_makes_a_version_with_the_upgrade_then_none(tmp_path_factory, pro
         assert list(versions_of(b)) == ["v1"]
         repo.add("nrb-probe", "1.1")
 
+        t0 = time.monotonic()
         res = nfsroot_build("update", "-c", b.cfg, "--prefix", b.stage, "--json", check=True)
-        print(res.stderr)
+        print(f"update with upgrades: {time.monotonic() - t0:.1f} s\n{res.stderr}")
         out = json.loads(res.stdout)
         assert out["version"] == "v2" and out["from"] == "v1"
         assert {"package": "nrb-probe", "from": "1.0", "to": "1.1"} in out["packages"]["upgraded"]
@@ -40,7 +42,9 @@ def test_update_makes_a_version_with_the_upgrade_then_none(tmp_path_factory, pro
         diff = nfsroot_build("root", "diff", "v1", "v2", "-c", b.cfg, "--prefix", b.stage, check=True)
         assert "  nrb-probe 1.0 -> 1.1" in diff.stdout.splitlines(), diff.stdout
 
+        t0 = time.monotonic()
         again = nfsroot_build("update", "-c", b.cfg, "--prefix", b.stage, check=True)
+        print(f"update with nothing to upgrade: {time.monotonic() - t0:.1f} s")
         assert "nothing to upgrade" in again.stderr, again.stderr
         assert sorted(versions_of(b)) == ["v1", "v2"]
         st = nfsroot_build("status", "-c", b.cfg, "--prefix", b.stage, "--json", check=True)
