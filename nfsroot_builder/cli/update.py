@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import rootdiff, session, update, versions
+from ..errors import UsageError
 from ..state import now
 from .build import build_app
 from .common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
@@ -70,7 +71,6 @@ def diff(a: Annotated[str, typer.Argument(help="a version (v1, v2, ... as `root 
     for text in (a, b):
         vid = versions.parse_id(text)
         if vid not in recs:
-            from ..errors import UsageError
             raise UsageError(f"no root version {versions.label(vid)}; `nfsroot-build root list` shows them")
         trees.append(ctx.host(recs[vid]["path"]))
     changes = rootdiff.diff(*trees)
