@@ -89,3 +89,21 @@ def test_bad_kernel_names_the_field(seed_text, bad):
         config_mod.parse(seed_text.replace("[root]\n", f'[root]\nkernel = "{bad}"\n', 1))
     assert exc.value.exit_code == 2
     assert "root.kernel" in dict(exc.value.problems)
+
+
+def test_fingerprints_name_root_kernel_only_when_set(seed_text, tmp_path):
+    """A build made before root.kernel existed keeps its fingerprints (default: no key)."""
+    from nfsroot_builder import session
+    from nfsroot_builder.steps.initramfs import Initramfs
+    from nfsroot_builder.steps.kernel_tftp import KernelToTftp
+
+    from fakes import FakeRunner
+
+    def prints(text):
+        ctx = session.make_context(config_mod.parse(text), prefix=tmp_path / "stage", state_dir=tmp_path / "s",
+                                   runner=FakeRunner(), emit=lambda line: None)
+        return Initramfs().fingerprint(ctx), KernelToTftp().fingerprint(ctx)
+    default = prints(seed_text)
+    chosen = prints(seed_text.replace("[root]\n", f'[root]\nkernel = "{OLD}"\n', 1))
+    assert all("root.kernel" not in fp for fp in default)
+    assert all(fp["root.kernel"] == OLD for fp in chosen)
