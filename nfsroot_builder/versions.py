@@ -445,13 +445,18 @@ def nfs_clients(ctx) -> dict[str, list[str]]:
     return out
 
 
-def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]]]:
-    """Remove finished versions beyond the keep newest (and failed ones);
-    (removed, [(kept, why)]) for those it would have removed but must keep."""
+def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]], list[tuple[int, str]]]:
+    """Remove finished versions beyond the keep newest (and failed ones).
+    Returns (removed, kept: [(id, why)] the current and previous versions,
+    which always stay, refused: [(id, why)] those it would have removed but
+    must keep: a node is pinned to it or the NFS server has clients)."""
     state = ctx.state
     recs = state.versions()
     ready = sorted((v for v, r in recs.items() if r["status"] == "ready"), reverse=True)
-    candidates = ready[keep:] + [v for v, r in recs.items() if r["status"] == "failed"]
+    always = [v for v in (state.current_version(), state.previous_version()) if v in recs]
+    kept = [(v, why_kept(ctx, v) or "") for v in always]
+    candidates = [v for v in ready[keep:] + [v for v, r in recs.items() if r["status"] == "failed"]
+                  if v not in always]
     clients = nfs_clients(ctx)
     anyone = clients.pop("*", [])
     removed, refused = [], []
@@ -465,4 +470,4 @@ def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]]]:
             continue
         discard(ctx, vid)
         removed.append(vid)
-    return removed, refused
+    return removed, kept, refused

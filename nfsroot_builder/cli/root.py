@@ -97,16 +97,18 @@ def rollback(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), 
 @guarded
 def prune(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
           keep: Annotated[int, typer.Option("--keep", min=1, help="keep this many newest finished versions")] = 2):
-    """Remove old versions; never the current, the previous, a pinned one or one with NFS clients."""
+    """Remove old versions; never the current, the previous, a pinned one or one with NFS clients (exit 1 if it refused one)."""
     session.require_root("root prune")
     ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
     with session.locked(ctx):
-        removed, refused = versions.prune(ctx, keep)
+        removed, kept, refused = versions.prune(ctx, keep)
     for vid in removed:
         err.print(f"removed {versions.label(vid)}", markup=False)
-    for vid, why in refused:
+    for vid, why in kept:
         err.print(f"kept {versions.label(vid)}: {why}", markup=False)
-    if refused:
+    for vid, why in refused:
+        err.print(f"refused to remove {versions.label(vid)}: {why}", markup=False)
+    if refused:   # asked to go, but in use: the admin should know
         raise typer.Exit(1)
     if not removed:
         err.print("nothing to prune", markup=False)

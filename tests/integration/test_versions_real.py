@@ -79,8 +79,8 @@ def test_new_package_makes_v2_beside_v1_and_switch_canary_rollback_prune(ver):
     assert rows["v1"]["state"] == "current" and rows["v2"]["state"] == "previous"
     assert "ver.v2" not in menu(b, "52:54:00:12:35:01") and "ver.v2" not in menu(b, "52:54:00:12:35:02")
     # prune --keep 1 keeps the current and the previous version: nothing to remove.
-    res = nfsroot_build("root", "prune", "--keep", "1", "-c", b.cfg, "--prefix", b.stage)
-    assert res.returncode == 1 and "kept v2: it is the previous version" in res.stderr, res.stderr
+    res = nfsroot_build("root", "prune", "--keep", "1", "-c", b.cfg, "--prefix", b.stage, check=True)
+    assert "kept v2: it is the previous version" in res.stderr and "nothing to prune" in res.stderr, res.stderr
     assert v2root.is_dir()
     assert checksums(b.root) == before
 
@@ -100,9 +100,11 @@ def test_suite_change_bootstraps_a_new_version_and_leaves_the_others(ver):
     assert marker.stat().st_ino == inode
     log = (b.stage / "var/lib/nfsroot-build/ver/logs/last/bootstrap.log").read_text()
     assert "mmdebstrap" in log and "--reflink" not in log   # from scratch, not a clone
-    # prune --keep 1: the older trixie version that is neither current nor previous goes.
-    res = nfsroot_build("root", "prune", "--keep", "1", "-c", b.cfg, "--prefix", b.stage)
-    assert "removed" in res.stderr or "kept" in res.stderr
+    # prune --keep 1: v2 (trixie + hello) is neither current (v3) nor previous (v1): it goes.
+    res = nfsroot_build("root", "prune", "--keep", "1", "-c", b.cfg, "--prefix", b.stage, check=True)
+    assert "removed v2" in res.stderr, res.stderr
+    assert not (b.stage / "srv/nfsroot/ver.v2").exists() and not (b.tftp / "ver.v2").exists()
+    assert marker.stat().st_ino == inode and sorted(root_list(b)) == ["v1", "v3"]
 
 
 def test_kill_9_while_building_a_version_leaves_the_current_one_then_resume_finishes(ver):

@@ -146,11 +146,11 @@ def test_prune_never_removes_current_previous_pinned_or_mounted(tmp_path, lab_co
     ctx.state.set_pins({lab_config.nodes[0].name: 2})
     v3 = ctx.served.path(ctx.state.versions()[3]["path"])
     monkeypatch.setattr(versions, "nfs_clients", lambda c: {v3: ["192.168.0.102"]})
-    removed, refused = versions.prune(ctx, keep=1)
+    removed, kept, refused = versions.prune(ctx, keep=1)
     assert removed == [1]
+    assert dict(kept) == {5: "it is current", 4: "it is the previous version (`root rollback` goes back to it)"}
     assert dict(refused) == {2: f"node(s) {lab_config.nodes[0].name} are set to it",
-                             3: "NFS client(s) 192.168.0.102 have it mounted",
-                             4: "it is the previous version (`root rollback` goes back to it)"}
+                             3: "NFS client(s) 192.168.0.102 have it mounted"}
     assert sorted(ctx.state.versions()) == [2, 3, 4, 5]
 
 
@@ -211,7 +211,6 @@ def test_prune_names_connected_clients_it_cannot_place(tmp_path, lab_config, mon
     for vid in (1, 2, 3):
         ready(ctx.state, vid, lab_config)
     monkeypatch.setattr(versions, "nfs_clients", lambda c: {"*": ["192.168.0.101"]})
-    removed, refused = versions.prune(ctx, keep=1)
+    removed, _kept, refused = versions.prune(ctx, keep=1)
     assert removed == [] and refused == [
-        (1, "NFS client(s) 192.168.0.101 are connected and the server does not say what they mount"),
-        (2, "it is the previous version (`root rollback` goes back to it)")]
+        (1, "NFS client(s) 192.168.0.101 are connected and the server does not say what they mount")]
