@@ -6,6 +6,9 @@ backports archives are skipped: a root is bootstrapped from the main archive.
 """
 from __future__ import annotations
 
+import re
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
@@ -31,6 +34,14 @@ def _candidates(etc_apt: Path):
             words = _without_options(words[1:])
             if len(words) >= 2:
                 yield words[0], [words[1]]
+
+
+def host_security_uri(etc_apt: Path = Path("/etc/apt")) -> str | None:
+    """The first security archive URI in the host's apt sources (a *-security suite)."""
+    for uri, suites in _candidates(etc_apt):
+        if any(s.endswith("-security") for s in suites):
+            return uri.rstrip("/")
+    return None
 
 
 def _without_options(words: list[str]) -> list[str]:
@@ -59,3 +70,102 @@ def host_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
 
 DEBIAN_SUITES = {"stable", "testing", "unstable", "sid", "oldstable", "experimental",
                  "buster", "bullseye", "bookworm", "trixie", "forky", "duke"}
+
+
+# -- root.extra_sources: a site's own repositories (sources.list(5), deb822) ----------
+
+# The file the root's apt reads them from (written by root-packages).
+EXTRA_SOURCES = "etc/apt/sources.list.d/nfsroot-build-extra.sources"
+ARMORED_KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_URI = re.compile(r"^(file:/|https?://)[^\s\"'<>]+$")
+
+
+@dataclass(frozen=True)
+class ExtraSource:
+    uris: tuple[str, ...]
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    trusted: bool
+    fields: tuple[tuple[str, str], ...]   # the stanza's own fields, in order, Signed-By last
+
+    def indexes(self, arch: str) -> list[str]:
+        """URLs of the Packages indexes apt reads for this stanza (without the
+        compression suffix): a flat repository (Suites: ./) or a dists/ tree."""
+        out = []
+        for uri in self.uris:
+            for suite in self.suites:
+                if suite.endswith("/"):
+                    out.append(f"{uri.rstrip('/')}/{suite.rstrip('/')}/Packages".replace("/./", "/"))
+                else:
+                    out += [f"{uri.rstrip('/')}/dists/{suite}/{c}/binary-{arch}/Packages" for c in self.components]
+        return out
+
+    def file_dirs(self) -> list[str]:
+        """Host directories of the file: URIs (bound into the root while apt runs)."""
+        return [urllib.parse.urlsplit(u).path.rstrip("/") or "/" for u in self.uris if u.startswith("file:")]
+
+
+def parse_extra_source(stanza: str, key: str = "") -> ExtraSource:
+    """One [[root.extra_sources]] entry: a deb822 stanza (sources.list(5)) and
+    the repository's armored public key. ValueError names what is wrong."""
+    paras = [p for p in Deb822.iter_paragraphs(stanza.strip().splitlines(True)) if p]
+    if len(paras) != 1:
+        raise ValueError(f"stanza must be one deb822 paragraph (Types, URIs, Suites, Components), "
+                         f"found {len(paras)}")
+    para = paras[0]
+    types = para.get("Types", "").split()
+    if "deb" not in types:
+        raise ValueError("stanza needs 'Types: deb'")
+    uris = tuple(para.get("URIs", "").split())
+    if not uris:
+        raise ValueError("stanza needs URIs: (file:/path, http:// or https://)")
+    for uri in uris:
+        if not _URI.match(uri):
+            raise ValueError(f"URIs: {uri!r} is not a file:/, http:// or https:// URI")
+    suites = tuple(para.get("Suites", "").split())
+    if not suites:
+        raise ValueError("stanza needs Suites: (a suite name, or ./ for a flat repository)")
+    components = tuple(para.get("Components", "").split())
+    flat = all(s.endswith("/") for s in suites)
+    if flat and components:
+        raise ValueError("Components: must be absent when Suites: is a path ending in / (a flat repository)")
+    if not flat and not components:
+        raise ValueError("stanza needs Components: (e.g. main)")
+    trusted = para.get("Trusted", "no").strip().lower() == "yes"
+    signed_by = para.get("Signed-By", "").strip()
+    if signed_by and ARMORED_KEY not in signed_by:
+        raise ValueError("Signed-By: a keyring path of the build host is not in the root; "
+                         "give the armored key in `key` instead")
+    key = key.strip()
+    if key and signed_by:
+        raise ValueError("both `key` and Signed-By: in the stanza; give one")
+    if key and not (key.startswith(ARMORED_KEY) and "-----END PGP PUBLIC KEY BLOCK-----" in key):
+        raise ValueError(f"key must be an ASCII-armored public key ({ARMORED_KEY} ..., "
+                         "as `gpg --export --armor` prints it)")
+    if not (key or signed_by or trusted):
+        raise ValueError("no signing key: give `key` (the repository's armored public key), "
+                         "or 'Trusted: yes' in the stanza for an unsigned repository")
+    fields = [(k, v.strip()) for k, v in para.items() if k != "Signed-By"]
+    armored = key or "\n".join(line.strip() for line in signed_by.splitlines())
+    if armored:
+        fields.append(("Signed-By", armored.replace("\n.\n", "\n\n")))
+    return ExtraSource(uris, suites, components, trusted, tuple(fields))
+
+
+def render_extra_sources(sources) -> str | None:
+    """The root's nfsroot-build-extra.sources; the key inline in Signed-By
+    (apt >= 2.3.10, sources.list(5): "an embedded ASCII-armored key"), its
+    empty lines as " ." as deb822 continuation lines need."""
+    if not sources:
+        return None
+    out = ["# Written by nfsroot-build from root.extra_sources; changes here are overwritten.\n"]
+    for src in sources:
+        lines = []
+        for name, value in src.fields:
+            if "\n" in value:
+                cont = "".join(f"\n {line}" if line.strip() else "\n ." for line in value.splitlines())
+                lines.append(f"{name}:{cont}")
+            else:
+                lines.append(f"{name}: {value}")
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)

@@ -223,6 +223,23 @@ def default_root_path(root: dict) -> str:
     return f"/srv/nfsroot/{suite}" if isinstance(suite, str) and SUITE.match(suite) else "/srv/nfsroot/trixie"
 
 
+class ExtraSource(Model):
+    """A site's own apt repository: a deb822 stanza (sources.list(5)) and its armored key."""
+    stanza: str
+    key: str = ""
+
+    @model_validator(mode="after")
+    def _valid(self):
+        from .aptsources import parse_extra_source
+        parse_extra_source(self.stanza, self.key)
+        return self
+
+    @property
+    def parsed(self):
+        from .aptsources import parse_extra_source
+        return parse_extra_source(self.stanza, self.key)
+
+
 class Root(Model):
     path: DataDir = "/srv/nfsroot/trixie"
     suite: str = "trixie"
@@ -232,8 +249,13 @@ class Root(Model):
     architecture: str = "amd64"
     components: list[str] = ["main"]
     kernel_package: str = "linux-image-amd64"
+    # The kernel the nodes boot: "newest", a release (uname -r) or a package name (kernels.py).
+    kernel: str = "newest"
     packages: list[str] = []
     local_debs: list[AbsPath] = []
+    extra_sources: list[ExtraSource] = []
+    # `update` adds the suite's -security archive for a stable suite (update.py).
+    security: bool = True
     password_hash: str = "!"
     layout: Literal["tmpfs", "per-node", "overlay", "seed"] = "tmpfs"
     init: Literal["systemd", "sysvinit"] = "systemd"
@@ -290,6 +312,15 @@ class Root(Model):
         for name in ([v] if isinstance(v, str) else v):
             if not PACKAGE.match(name):
                 raise ValueError(f"not a Debian package name: {name!r}")
+        return v
+
+    @field_validator("kernel")
+    @classmethod
+    def _kernel(cls, v: str) -> str:
+        from .kernels import NEWEST, is_release
+        if v != NEWEST and not is_release(v) and not PACKAGE.match(v):
+            raise ValueError(f"must be \"newest\", a kernel release as `uname -r` prints it "
+                             f"(6.1.0-57-amd64) or a Debian package name: {v!r}")
         return v
 
     @field_validator("password_hash")

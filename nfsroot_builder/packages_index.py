@@ -125,14 +125,59 @@ def available(ctx: Context) -> set[str]:
     return names
 
 
+def _extra_index(url: str) -> bytes | None:
+    """A Packages index of an extra source, as apt would find it: .xz, .gz or plain."""
+    import gzip
+    for suffix, unpack in ((".xz", lzma.decompress), (".gz", gzip.decompress), ("", bytes)):
+        try:
+            with urllib.request.urlopen(url + suffix, timeout=TIMEOUT) as r:
+                return unpack(r.read())
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise NfsrootError(f"cannot fetch {url}{suffix}: HTTP {e.code}") from None
+        except (urllib.error.URLError, OSError) as e:
+            if not isinstance(getattr(e, "reason", e), FileNotFoundError):
+                raise NfsrootError(f"cannot fetch {url}{suffix}: {getattr(e, 'reason', e)}") from None
+    return None
+
+
+def extra_names(ctx: Context) -> set[str]:
+    """Every package name of root.extra_sources' indexes (read, never cached:
+    a site's repository is small and changes under the same suite name)."""
+    memo = ctx.__dict__.setdefault("_extra_names", {})
+    if "names" in memo:
+        return memo["names"]
+    names: set[str] = set()
+    for i, source in enumerate(ctx.config.root.extra_sources):
+        for url in source.parsed.indexes(ctx.config.root.architecture):
+            data = _extra_index(url)
+            if data is None:
+                raise UsageError(f"root.extra_sources[{i}]: no Packages index at {url}(.xz|.gz)")
+            names |= package_names(data)
+    memo["names"] = names
+    return names
+
+
+def only_in_extra(ctx: Context, packages: list[str]) -> list[str]:
+    """The packages the suite lacks (root.extra_sources bring them)."""
+    if not ctx.config.root.extra_sources:
+        return []
+    names = available(ctx)
+    return [p for p in packages if p.split(":")[0] not in names]
+
+
 def check_exist(ctx: Context, packages: list[str]) -> None:
-    """Fail, naming them, if any of packages is not in the suite."""
+    """Fail, naming them, if any of packages is in neither the suite nor root.extra_sources."""
     names = available(ctx)
     missing = [p for p in packages if p.split(":")[0] not in names]
+    if missing and ctx.config.root.extra_sources:
+        extra = extra_names(ctx)
+        missing = [p for p in missing if p.split(":")[0] not in extra]
     if missing:
         r = ctx.config.root
-        raise UsageError(f"package(s) not in {r.suite}/{','.join(r.components)} for {r.architecture}: "
-                         f"{' '.join(missing)} (root.packages / root.kernel_package; nothing was downloaded)")
+        where = " nor root.extra_sources" if r.extra_sources else ""
+        raise UsageError(f"package(s) not in {r.suite}/{','.join(r.components)}{where} for {r.architecture}: "
+                         f"{' '.join(missing)} (root.packages / root.kernel_package / root.kernel; nothing was downloaded)")
 
 
 def installed(root: Path) -> dict[str, str]:
@@ -152,6 +197,19 @@ def installed(root: Path) -> dict[str, str]:
         if fields.get(b"Status", b"").rstrip().endswith(b" installed") and b"Package" in fields:
             out[fields[b"Package"].strip().decode()] = fields.get(b"Version", b"").strip().decode()
     return out
+
+
+def status_field(root: Path, package: str, field: str) -> str | None:
+    """One field of an installed package's record in the root's dpkg status."""
+    status = Path(root) / "var/lib/dpkg/status"
+    if not status.exists():
+        return None
+    from debian.deb822 import Deb822  # here: python-debian costs every command's start-up
+    with open(status, "rb") as f:
+        for para in Deb822.iter_paragraphs(f, fields=["Package", "Status", field], use_apt_pkg=False):
+            if para.get("Package") == package and para.get("Status", "").endswith(" installed"):
+                return para.get(field)
+    return None
 
 
 _STATUS_FIELD = re.compile(rb"^(Package|Status|Version):[ \t]*(.*)$", re.MULTILINE)

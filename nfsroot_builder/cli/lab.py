@@ -50,7 +50,8 @@ def boot(config: ConfigOpt,
         if r.ok:
             err.print(f"[green]pass[/] {r.name}: login after {r.seconds:.1f}s; "
                       f"root {r.facts.get('root', '?')}, var {r.facts.get('var', '?')}, "
-                      f"version {r.facts.get('version', '?')}, {r.facts.get('pkgs', '?')} packages")
+                      f"version {r.facts.get('version', '?')}, {r.facts.get('pkgs', '?')} packages, "
+                      f"kernel {r.facts.get('kernel', '?')}")
         else:
             err.print(f"[red]FAIL[/] {r.name}: {r.problem} (console: {r.serial_log})")
             for line in r.tail:

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import chroot, versions
 from ..context import Context
 from ..files import sha256_file
-from ..steps.initramfs import newest_kernel
+from ..steps.initramfs import boot_kernel
 from .base import Finding, check, ok
 from .parse import comment_out_claims, ifupdown_claims, initrd_names
 
@@ -176,8 +176,8 @@ def _run_step(name: str):
 
 @check("tftp-kernel")
 def tftp_kernel(ctx: Context) -> Finding:
-    """The kernel in TFTP is the newest kernel of the root."""
-    newest = newest_kernel(ctx.root)
+    """The kernel in TFTP is the root's kernel the nodes boot (root.kernel: by default the newest)."""
+    newest = boot_kernel(ctx)
     kernels = tftp_images(ctx, "vmlinuz")
     if newest is None:
         return ok(f"no kernel in {ctx.root}/boot yet")
@@ -237,7 +237,7 @@ def initrd_nfs(ctx: Context) -> Finding:
     initrds = tftp_images(ctx, "initrd")
     if not initrds:
         return ok(f"no initrd in {ctx.tftp_root} yet (step kernel-to-tftp)")
-    newest = newest_kernel(ctx.root)
+    newest = boot_kernel(ctx)
     problems = [p for i in initrds for p in initrd_problems(ctx, i, newest)]
     if not problems:
         return ok(f"{len(initrds)} initrd(s) in TFTP carry NFS boot support")

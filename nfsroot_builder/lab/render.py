@@ -45,7 +45,7 @@ pkgs=$(dpkg-query -W -f '${db:Status-Abbrev}\n' 2>/dev/null | grep -c '^ii')
 printf '\n' > /dev/ttyS0
 state=$(systemctl is-system-running)
 echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} state=$state" \
-  "version=${version:-none} pkgs=$pkgs" > /dev/ttyS0
+  "version=${version:-none} pkgs=$pkgs kernel=$(uname -r)" > /dev/ttyS0
 # A heartbeat read from a file in the root, over NFS: it stops when the node
 # loses its root (issue 10: a build or switch of another version must not).
 n=0

@@ -174,7 +174,9 @@ class Bootstrap(Step):
                         r.suite, str(ctx.root), mirror]
             else:
                 cache = shlex.quote(str(lease))
-                included = wanted(ctx)
+                # Packages only root.extra_sources have: root-packages installs them.
+                extra_only = set(packages_index.only_in_extra(ctx, wanted(ctx)))
+                included = [p for p in wanted(ctx) if p not in extra_only]
                 # One apt pass: the root's packages come in with the base system
                 # (--include), so root-packages finds them installed. The kernel
                 # makes no initrd here (chroot.BUILD_ENV); dpkg skips its fsyncs

@@ -1,21 +1,36 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from .. import chroot
+from .. import chroot, kernels
 from ..context import Context
 from ..errors import NfsrootError
 from ..render import root as R
 from .base import Step, StepResult, digest
 
+newest_kernel = kernels.newest_kernel   # where doctor and the tests look for it
 
-def newest_kernel(root: Path) -> str | None:
-    """The newest /boot/vmlinuz-<version> of the root, by Debian version ordering
-    (python-debian; 6.12.10 > 6.12.9, which a string sort gets wrong)."""
-    from debian.debian_support import Version  # here: ~12 ms of every command's start-up
-    versions = [p.name.removeprefix("vmlinuz-") for p in (Path(root) / "boot").glob("vmlinuz-*")]
-    return max(versions, key=Version, default=None)
+
+def boot_kernel(ctx: Context) -> str | None:
+    """The release of the kernel the nodes boot (root.kernel, see kernels.py)."""
+    return kernels.boot_kernel(ctx.root, ctx.config.root.kernel)
+
+
+def chosen_kernel(ctx: Context) -> str:
+    """boot_kernel for a step to act on: a placeholder in a dry-run before the
+    kernel is installed; in a real run, a root without that kernel fails the
+    step, naming what the root has."""
+    try:
+        return ctx.placeholder("kernel-version", boot_kernel(ctx))
+    except NfsrootError:
+        raise NfsrootError(kernels.describe_missing(ctx.root, ctx.config.root.kernel)) from None
+
+
+def kernel_key(ctx: Context) -> dict:
+    """The fingerprint part for root.kernel: absent for the default, so that
+    states of builds made before root.kernel existed stay done."""
+    spec = ctx.config.root.kernel
+    return {} if spec == kernels.NEWEST else {"root.kernel": spec}
 
 
 def _inputs(ctx: Context) -> dict[str, str | None]:
@@ -66,8 +81,10 @@ class InitramfsConfig(Step):
 class Initramfs(Step):
     """Regenerate the initrd when its inputs changed, and check it can boot from NFS.
 
-    `update-initramfs -u` runs in a chroot session when the initrd of the
-    newest kernel is missing (the kernel was installed with INITRD=No: one
+    The initrd is made for the kernel the nodes boot: root.kernel, the
+    newest installed (by Debian version ordering) unless it names a kernel
+    release (`uname -r`) or package. `update-initramfs -u -k <release>`
+    runs in a chroot session when that kernel's initrd is missing (the kernel was installed with INITRD=No: one
     initrd per build, made here with the config in place) or older than the
     conf.d drop-in or the layout's scripts. Then
     `lsinitramfs` must list the NFS boot script (scripts/nfs), nfsmount, the
@@ -77,10 +94,12 @@ class Initramfs(Step):
     needs = ("initramfs-config", "root-packages")
 
     def fingerprint(self, ctx: Context) -> dict:
-        return {"files": digest(_inputs(ctx))}
+        return {"files": digest(_inputs(ctx)), **kernel_key(ctx)}
 
     def verify(self, ctx: Context) -> list[str]:
         out = ctx.state.outputs(self.name)
+        if out.get("kernel") and out.get("kernel") != boot_kernel(ctx):
+            return [f"root.kernel = {ctx.config.root.kernel!r} is not the kernel {out.get('kernel')} of the initrd"]
         initrd = ctx.root / "boot" / f"initrd.img-{out.get('kernel')}"
         if not out.get("kernel") or not initrd.exists():
             return ["no initrd checked yet"]
@@ -90,8 +109,8 @@ class Initramfs(Step):
         return []
 
     def run(self, ctx: Context) -> StepResult:
-        found = newest_kernel(ctx.root)
-        kernel = ctx.placeholder("kernel-version", found)
+        found = boot_kernel(ctx)
+        kernel = chosen_kernel(ctx)
         initrd = ctx.root / "boot" / f"initrd.img-{kernel}"
         inputs = digest(_inputs(ctx))
         newest_input = max((p.stat().st_mtime for p in (ctx.root / k.lstrip("/") for k in _inputs(ctx))

@@ -5,7 +5,7 @@ from pathlib import Path
 from .. import versions
 from ..context import Context
 from .base import Step, StepResult
-from .initramfs import newest_kernel
+from .initramfs import boot_kernel, chosen_kernel, kernel_key
 
 
 def images(ctx: Context, kernel: str) -> dict[str, str]:
@@ -25,13 +25,14 @@ def _stamp(path: Path) -> list[int]:
 
 
 class KernelToTftp(Step):
-    """Copy the newest kernel and its initrd into the TFTP root, readable by tftpd.
+    """Copy the kernel the nodes boot and its initrd into the TFTP root, readable by tftpd.
 
     The seed's `cp /NFSROOT/kerrighed/boot/vmlinuz-xxx .../initrd-xxx /srv/tftp`.
-    The newest kernel is chosen by Debian version ordering (python-debian),
-    not by name. Files go to <tftp.root>/<name>/ (one directory per build,
-    so two clusters can share a TFTP root; <name>.v<N>/ for root version
-    N >= 2, kept as long as the version exists) with mode 0644: Debian installs
+    The kernel is root.kernel's (see initramfs): by default the newest,
+    chosen by Debian version ordering (python-debian), not by name. Files
+    go to <tftp.root>/<name>/ (one directory per build, so two clusters can
+    share a TFTP root; <name>.v<N>/ for root version N >= 2, kept as long
+    as the version exists) with mode 0644: Debian installs
     initrds 0600 and trixie's vmlinuz too, and tftpd-hpa runs as user tftp.
     Older kernels of this build are removed from the directory.
     """
@@ -39,12 +40,12 @@ class KernelToTftp(Step):
     needs = ("initramfs", "tftp-server")
 
     def fingerprint(self, ctx: Context) -> dict:
-        return {"tftp.root": ctx.config.tftp.root, "name": ctx.config.name, "dir": tftp_dir(ctx)}
+        return {"tftp.root": ctx.config.tftp.root, "name": ctx.config.name, "dir": tftp_dir(ctx), **kernel_key(ctx)}
 
     def verify(self, ctx: Context) -> list[str]:
         kernel = ctx.output(self.name, "kernel")
-        if not kernel or kernel != newest_kernel(ctx.root):
-            return ["the newest kernel of the root is not the one published"]
+        if not kernel or kernel != boot_kernel(ctx):
+            return [f"the kernel root.kernel = {ctx.config.root.kernel!r} names is not the one published"]
         bad = []
         written = ctx.output(self.name, "written", {})
         for src, dst in images(ctx, kernel).items():
@@ -58,7 +59,7 @@ class KernelToTftp(Step):
         return [f"missing or different: {' '.join(bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
-        kernel = ctx.placeholder("kernel-version", newest_kernel(ctx.root))
+        kernel = chosen_kernel(ctx)
         wanted = images(ctx, kernel)
         changed = ctx.files.ensure_dir(ctx.tftp_root / tftp_dir(ctx), 0o755)
         for src, dst in wanted.items():

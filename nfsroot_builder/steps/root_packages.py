@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
-from .. import chroot, packages_index
+from .. import aptsources, chroot, kernels, packages_index
 from ..context import Context
 from .base import Step, StepResult
 
@@ -25,7 +26,9 @@ def wanted(ctx: Context) -> list[str]:
     # netbase: /etc/protocols, without which userspace NFS mounts fail with
     # "Protocol not supported" (lab-notes RECIPE.md, pitfall 6).
     base = [r.kernel_package, "initramfs-tools", "zstd", "nfs-common", "netbase", *INIT_PACKAGES[r.init]]
-    return list(dict.fromkeys(base + r.packages))
+    # root.kernel naming a kernel that no local .deb ships: installed from the archive.
+    chosen = kernels.package_to_install(r.kernel, r.local_debs)
+    return list(dict.fromkeys(base + ([chosen] if chosen else []) + r.packages))
 
 
 def tidy(ctx: Context) -> None:
@@ -39,6 +42,44 @@ def tidy(ctx: Context) -> None:
     ctx.runner.run(["find", str(apt), str(lists), "-xdev", "-type", "f",
                     "(", "-path", f"{apt}/*.bin", "-o", "-path", f"{apt}/archives/*.deb",
                     "-o", "-path", f"{lists}/*", ")", "!", "-name", "lock", "-delete"])
+
+
+def extra_sources_text(ctx: Context) -> str | None:
+    """The root's apt source file for root.extra_sources (None: no such file)."""
+    return aptsources.render_extra_sources([s.parsed for s in ctx.config.root.extra_sources])
+
+
+def ensure_extra_sources(ctx: Context) -> bool:
+    """Write (or remove) the root's nfsroot-build-extra.sources; update reads it too."""
+    path, text = ctx.root / aptsources.EXTRA_SOURCES, extra_sources_text(ctx)
+    return ctx.files.ensure_absent(path) if text is None else ctx.files.ensure_file(path, text, 0o644)
+
+
+@contextlib.contextmanager
+def file_repositories(ctx: Context):
+    """The host directories of file: extra sources, bound read-only at the same
+    path in the root while apt runs in it (apt in a chroot sees only the root).
+    Mount points this makes are removed again; a SIGKILLed run's mounts go with
+    the chroot session's (chroot.recover unmounts all under the root)."""
+    made, mounted = [], []
+    try:
+        for source in ctx.config.root.extra_sources:
+            for host_dir in source.parsed.file_dirs():
+                point = ctx.root / host_dir.lstrip("/")
+                # The highest directory missing on the way: removed again afterwards.
+                missing = [p for p in (point, *point.parents)
+                           if p.is_relative_to(ctx.root) and p != ctx.root and not ctx.files.exists(p)]
+                if missing:
+                    made.append(missing[-1])
+                    ctx.files.ensure_dir(point, 0o755)
+                ctx.runner.run(["mount", "--bind", "-o", "ro", host_dir, str(point)])
+                mounted.append(point)
+        yield
+    finally:
+        for point in reversed(mounted):
+            ctx.runner.run(["umount", str(point)])
+        for path in reversed(made):
+            ctx.files.ensure_absent(path)
 
 
 def _local_id(path: str) -> dict:
@@ -70,8 +111,16 @@ class RootPackages(Step):
     are gone: the initramfs configures the network, and the node name comes
     from DHCP (see the hostname step).
 
+    root.extra_sources (a site's own repositories, deb822 stanzas with
+    their armored key) go to the root's
+    /etc/apt/sources.list.d/nfsroot-build-extra.sources (the key inline in
+    Signed-By) before apt runs; a file: repository's directory is bound
+    read-only into the root at its own path while apt reads it.
+
     root.local_debs (a custom kernel such as Kerrighed's) are copied into
-    the root and installed with apt, which pulls their dependencies.
+    the root and installed with apt, which pulls their dependencies. A
+    root.kernel that names a kernel release or package no local .deb ships
+    is installed from the archive too (linux-image-<release>).
 
     Runs in a chroot session (proc, sysfs, devpts, policy-rc.d exit 101: no
     daemon starts in the build) with the .deb cache bound on
@@ -89,7 +138,9 @@ class RootPackages(Step):
     uses_mirror = True
 
     def fingerprint(self, ctx: Context) -> dict:
-        return {"packages": wanted(ctx), "local_debs": [_local_id(p) for p in ctx.config.root.local_debs]}
+        extra = extra_sources_text(ctx)
+        return {"packages": wanted(ctx), "local_debs": [_local_id(p) for p in ctx.config.root.local_debs],
+                **({"extra_sources": extra} if extra else {})}
 
     def verify(self, ctx: Context) -> list[str]:
         have = packages_index.installed(ctx.root)
@@ -97,6 +148,9 @@ class RootPackages(Step):
         missing = [p for p in names if p not in have]
         # A kill in the middle of a chroot session (this step's or a later one's).
         leftovers = chroot.leftovers(ctx)
+        extra, path = extra_sources_text(ctx), ctx.root / aptsources.EXTRA_SOURCES
+        if (extra is None) != (not path.exists()) or (extra is not None and path.read_text() != extra):
+            leftovers.append(f"not as configured: /{aptsources.EXTRA_SOURCES}")
         return ([f"not installed in the root: {' '.join(missing)}"] if missing else []) + leftovers
 
     def run(self, ctx: Context) -> StepResult:
@@ -110,11 +164,12 @@ class RootPackages(Step):
         for deb in r.local_debs:
             res = ctx.runner.run(["dpkg-deb", "--field", deb, "Package"], probe=True)
             local.append(res.stdout.strip())
+        sources_changed = ensure_extra_sources(ctx)
         if not r.local_debs and all(p.split(":")[0] in before for p in names):
             tidy(ctx)   # a run killed after apt-get installed everything left its lists
-            return StepResult(changed=False, outputs={"local_packages": []})
+            return StepResult(changed=sources_changed, outputs={"local_packages": []})
         packages_index.check_exist(ctx, names)
-        with chroot.session(ctx, apt_cache=True) as ch:
+        with chroot.session(ctx, apt_cache=True) as ch, file_repositories(ctx):
             # Finish what a killed run left half-configured (dpkg(1), --configure -a).
             ch.run([*chroot.BUILD_ENV, "dpkg", "--configure", "-a"])
             ch.run(["apt-get", "update"])
@@ -133,4 +188,5 @@ class RootPackages(Step):
         tidy(ctx)
         chroot.sync_root(ctx)   # dpkg wrote with unsafe I/O: flushed before the step is done
         after = packages_index.installed(ctx.root)
-        return StepResult(changed=after != before, outputs={"local_packages": [p for p in local if p]})
+        return StepResult(changed=after != before or sources_changed,
+                          outputs={"local_packages": [p for p in local if p]})
