@@ -108,6 +108,7 @@ class ExtraSource:
 def parse_extra_source(stanza: str, key: str = "") -> ExtraSource:
     """One [[root.extra_sources]] entry: a deb822 stanza (sources.list(5)) and
     the repository's armored public key. ValueError names what is wrong."""
+    from debian.deb822 import Deb822  # here, not at start-up (see _candidates)
     paras = [p for p in Deb822.iter_paragraphs(stanza.strip().splitlines(True)) if p]
     if len(paras) != 1:
         raise ValueError(f"stanza must be one deb822 paragraph (Types, URIs, Suites, Components), "

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 
-def _version_key(version: str):
+def version_key(version: str):
     """Debian version ordering (6.12.10 > 6.12.9, which a string sort gets wrong);
     python-debian imported here, not at start-up (~12 ms of every command)."""
     from debian.debian_support import Version
@@ -35,7 +35,7 @@ def is_release(spec: str) -> bool:
 
 def installed_releases(root: Path) -> list[str]:
     """Every /boot/vmlinuz-<release> of the root, oldest first (Debian version ordering)."""
-    return sorted((p.name.removeprefix("vmlinuz-") for p in (Path(root) / "boot").glob("vmlinuz-*")), key=_version_key)
+    return sorted((p.name.removeprefix("vmlinuz-") for p in (Path(root) / "boot").glob("vmlinuz-*")), key=version_key)
 
 
 def newest_kernel(root: Path) -> str | None:
@@ -68,7 +68,7 @@ def releases_of_package(root: Path, package: str, depth: int = 2) -> list[str]:
         for dep in _depends(root, package):
             if dep.startswith("linux-image-"):
                 found += releases_of_package(root, dep, depth - 1)
-    return sorted(found, key=_version_key)
+    return sorted(found, key=version_key)
 
 
 def boot_kernel(root: Path, spec: str) -> str | None:

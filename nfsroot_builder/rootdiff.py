@@ -13,8 +13,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from debian.debian_support import Version
-
+from .kernels import version_key
 from .packages_index import installed
 
 
@@ -87,7 +86,7 @@ def diff(a: Path, b: Path) -> RootDiff:
     d.removed = [(p, pa[p]) for p in sorted(pa.keys() - pb.keys())]
     for p in sorted(pa.keys() & pb.keys()):
         if pa[p] != pb[p]:
-            (d.upgraded if Version(pb[p]) > Version(pa[p]) else d.downgraded).append((p, pa[p], pb[p]))
+            (d.upgraded if version_key(pb[p]) > version_key(pa[p]) else d.downgraded).append((p, pa[p], pb[p]))
     ea, eb = etc_files(a), etc_files(b)
     d.etc_added = sorted(eb.keys() - ea.keys())
     d.etc_removed = sorted(ea.keys() - eb.keys())

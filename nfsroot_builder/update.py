@@ -11,9 +11,7 @@ changed, the caller throws the copy away and makes no version.
 """
 from __future__ import annotations
 
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,8 @@ class Security:
 
 
 def _reachable(url: str) -> bool:
+    import urllib.error  # here: urllib.request pulls in ssl, ~8 ms of every command's start-up
+    import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=packages_index.TIMEOUT) as r:
             r.read(1)

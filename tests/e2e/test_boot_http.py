@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import shutil
 
-from test_lab_boot import boot_all_from_nfs, edit_config, lab_procs, lab_up  # noqa: F401 (fixtures)
-
 from helpers import nfsroot_build, require
+from test_lab_boot import boot_all_from_nfs, edit_config, lab_procs, lab_up  # noqa: F401 (fixtures)
 
 
 def test_kernel_and_initrd_over_http_grub(mm, lab_up, edit_config):  # noqa: F811

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-from test_lab_boot import boot_all_from_nfs, edit_config, lab_up  # noqa: F401 (fixtures)
-
 from helpers import nfsroot_build
+from test_lab_boot import boot_all_from_nfs, edit_config, lab_up  # noqa: F401 (fixtures)
 
 MACS = ("52-54-00-12-35-01", "52-54-00-12-35-02")
 

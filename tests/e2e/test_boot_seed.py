@@ -10,9 +10,8 @@ the mountnfs hook at rcS time from the server's paths.
 from __future__ import annotations
 
 import test_lab_boot
-from test_lab_boot import SERVER, assert_nfs_root, boot, report_times
-
 from helpers import nfsroot_build
+from test_lab_boot import SERVER, assert_nfs_root, boot, report_times
 
 lab_up = test_lab_boot.lab_up   # the fixture: lab up, and down afterwards whatever happened
 
