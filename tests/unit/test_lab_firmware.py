@@ -44,3 +44,10 @@ def test_node_firmware_defaults_to_bios_and_is_validated():
     with pytest.raises(ConfigError) as e:
         config_mod.parse(uefi.replace('firmware = "uefi"', 'firmware = "efi"'))
     assert "node[1].firmware" in str(e.value)
+
+
+def test_ovmf_falling_into_its_shell_fails_the_node_at_once():
+    from nfsroot_builder.lab.nodes import FATAL
+    assert FATAL.search("BdsDxe: No bootable option or device was found.")
+    assert FATAL.search("UEFI Interactive Shell v2.2")
+    assert not FATAL.search(">>Start PXE over IPv4.\n  Station IP address is 192.168.0.102")

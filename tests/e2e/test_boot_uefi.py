@@ -1,0 +1,63 @@
+"""UEFI nodes (node.firmware = "uefi") boot in the lab under OVMF, beside
+BIOS nodes, from one DHCP config that picks the loader by the client's
+architecture (DHCP option 93).
+
+Both tests use the shared `mm` root (root_builds.py) and change only its
+config: a node's firmware changes no file (the DHCP config already answers
+both kinds), the loader and DHCP server do.
+"""
+from __future__ import annotations
+
+import json
+
+from test_lab_boot import boot_all_from_nfs, lab, lab_procs, use_dhcp_server
+
+from helpers import nfsroot_build
+
+N2_UEFI = ('mac = "52:54:00:12:35:02"\nip = "192.168.0.102"\n',
+           'mac = "52:54:00:12:35:02"\nip = "192.168.0.102"\nfirmware = "uefi"\n')
+N1_UEFI = ('mac = "52:54:00:12:35:01"\nip = "192.168.0.101"\n',
+           'mac = "52:54:00:12:35:01"\nip = "192.168.0.101"\nfirmware = "uefi"\n')
+
+
+def qemu_argv_of(build, node: str) -> str:
+    """The QEMU command line `lab boot` ran for the node (its spawn log's first line)."""
+    log = build.stage / f"var/lib/nfsroot-build/{build.name}/lab/logs/qemu-{node}.log"
+    return log.read_text().splitlines()[0] if log.exists() else ""
+
+
+def served_files(build, node: str) -> list[str]:
+    """The files in.tftpd sent the node (by its address), in order."""
+    ip = {"n1": "192.168.0.101", "n2": "192.168.0.102"}[node]
+    log = (build.stage / f"var/lib/nfsroot-build/{build.name}/lab/logs/tftpd.log").read_text()
+    return [line.split("filename ")[-1].strip() for line in log.splitlines() if f"RRQ from {ip} " in line]
+
+
+def test_bios_and_uefi_nodes_with_grub_from_one_dhcpd_config(mm, lab_up, edit_config):
+    """n1 BIOS (SeaBIOS + iPXE ROM -> core.0), n2 UEFI (OVMF -> core.efi), at
+    once, ISC dhcpd. The firmware is lab-only: the build has nothing to do."""
+    edit_config(mm, *N2_UEFI)
+    res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    assert "nothing changed" in res.stderr, res.stderr
+    lab_up(mm)
+    boot_all_from_nfs(mm, "n1", "n2")
+    assert "OVMF_CODE_4M.fd" in qemu_argv_of(mm, "n2") and "OVMF" not in qemu_argv_of(mm, "n1")
+    assert served_files(mm, "n1")[0].endswith("boot/grub/i386-pc/core.0")
+    assert served_files(mm, "n2")[0].endswith("boot/grub/x86_64-efi/core.efi")
+
+
+def test_two_uefi_nodes_with_ipxe_from_dnsmasq(mm, lab_up, edit_config):
+    """OVMF's PXE gets ipxe.efi by option 93, iPXE then its script by
+    user-class; two UEFI nodes at once, dnsmasq."""
+    edit_config(mm, 'loader = "grub"', 'loader = "ipxe"')
+    edit_config(mm, *N1_UEFI)
+    edit_config(mm, *N2_UEFI)
+    use_dhcp_server(mm, edit_config, "dnsmasq", "dnsmasq")
+    lab_up(mm)
+    assert "dnsmasq" in lab_procs(mm)
+    boot_all_from_nfs(mm, "n1", "n2")
+    for node in ("n1", "n2"):
+        files = served_files(mm, node)
+        assert files[0].endswith("ipxe.efi") and any(f.endswith("ipxe/boot.ipxe") for f in files), files
+    st = json.loads(lab(mm, "status", "--json").stdout)
+    assert st["up"]
