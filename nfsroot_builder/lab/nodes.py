@@ -18,10 +18,12 @@ VIRTIO_ROM = "/usr/lib/ipxe/qemu/efi-virtio.rom"
 # Signs that a boot has failed for good: no point waiting for the timeout.
 # A refused NFS mount is retried by the initramfs for minutes; the answer
 # will not change in a lab, so the first refusal decides.
-# OVMF: when every boot entry failed it says so and falls into its built-in
-# UEFI shell, which waits forever.
+# OVMF: a PXE entry that could not boot (it goes on to HTTP boot, which
+# the lab does not serve); every entry failed, then its UEFI shell, which
+# waits forever.
 FATAL = re.compile(r"Kernel panic|\(initramfs\) |No root device|error: (file|couldn't|failed|timeout)|"
                    r"No more network devices|PXE-E\d\d|ALERT!|"
+                   r"BdsDxe: failed to load Boot\d+ \"UEFI PXEv4[^\n]*|"
                    r"No bootable option or device was found|UEFI Interactive Shell|"
                    r"mount call failed - server replied: (Permission denied|No such file or directory)", re.IGNORECASE)
 
