@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import json
 
+import test_lab_boot
 from test_lab_boot import boot_all_from_nfs, lab, lab_procs, use_dhcp_server
 
 from helpers import nfsroot_build
+
+# test_lab_boot's fixtures, shared: pytest finds fixtures among a module's names.
+lab_up = test_lab_boot.lab_up
+edit_config = test_lab_boot.edit_config
 
 N2_UEFI = ('mac = "52:54:00:12:35:02"\nip = "192.168.0.102"\n',
            'mac = "52:54:00:12:35:02"\nip = "192.168.0.102"\nfirmware = "uefi"\n')
