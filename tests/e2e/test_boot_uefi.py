@@ -59,3 +59,20 @@ def test_two_uefi_nodes_with_ipxe_from_dnsmasq(mm, lab_up, edit_config):
     for node in ("n1", "n2"):
         text = console(mm, node)
         assert "NBP filename is ipxe.efi" in text and "Filename: ipxe/boot.ipxe" in text
+
+
+def test_bios_and_uefi_with_ipxe_from_dnsmasq_proxy(mm, lab_up, edit_config):
+    """proxyDHCP beside the site's DHCP server (the lab's stand-in) serves a
+    UEFI node too: dnsmasq answers a UEFI PXE client with the file itself
+    (no PXE menu, which UEFI does not show). n1 BIOS, n2 UEFI, at once."""
+    use_dhcp_server(mm, edit_config, "dnsmasq-proxy", "dnsmasq")
+    edit_config(mm, 'loader = "grub"', 'loader = "ipxe"')
+    edit_config(mm, *N2_UEFI)
+    nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    lab_up(mm)
+    assert {"site-dhcpd", "dnsmasq"} <= lab_procs(mm)
+    boot_all_from_nfs(mm, "n1", "n2")
+    text = console(mm, "n2")
+    assert "NBP filename is ipxe.efi" in text and "Filename: ipxe/boot.ipxe" in text
+    site_log = (mm.stage / "var/lib/nfsroot-build/mm/lab/logs/site-dhcpd.log").read_text()
+    assert "DHCPACK on 192.168.0.102 to 52:54:00:12:35:02" in site_log
