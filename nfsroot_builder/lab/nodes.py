@@ -170,6 +170,9 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
         vars_file = lab.dir / "firmware" / f"{name}.vars.fd"
         fw = firmware(node.firmware, vars_file)
         if fw.vars_template:
+            if not Path(fw.vars_template).is_file():
+                raise UsageError(f"node {name} has firmware = {node.firmware!r}: {fw.vars_template} is "
+                                 "missing (apt-get install ovmf)")
             # A fresh copy at each power-on: every boot starts from the same NVRAM.
             vars_file.parent.mkdir(exist_ok=True)
             shutil.copyfile(fw.vars_template, vars_file)

@@ -2,20 +2,31 @@
 BIOS nodes, from one DHCP config that picks the loader by the client's
 architecture (DHCP option 93).
 
-Both tests use the shared `mm` root (root_builds.py) and change only its
+The tests use the shared `mm` root (root_builds.py) and change only its
 config: a node's firmware changes no file (the DHCP config already answers
 both kinds), the loader and DHCP server do.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import test_lab_boot
 from test_lab_boot import boot_all_from_nfs, lab_procs, use_dhcp_server
 
-from helpers import nfsroot_build
+from nfsroot_builder.lab.nodes import OVMF_CODE, OVMF_VARS
+
+from helpers import nfsroot_build, require
 
 # test_lab_boot's fixtures, shared: pytest finds fixtures among a module's names.
 lab_up = test_lab_boot.lab_up
 edit_config = test_lab_boot.edit_config
+
+
+@pytest.fixture(autouse=True)
+def _ovmf():
+    require(Path(OVMF_CODE).is_file() and Path(OVMF_VARS).is_file(), "OVMF not installed (package ovmf)")
+
 
 N2_UEFI = ('mac = "52:54:00:12:35:02"\nip = "192.168.0.102"\n',
            'mac = "52:54:00:12:35:02"\nip = "192.168.0.102"\nfirmware = "uefi"\n')
