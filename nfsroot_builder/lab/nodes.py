@@ -24,7 +24,7 @@ VIRTIO_ROM = "/usr/lib/ipxe/qemu/efi-virtio.rom"
 FATAL = re.compile(r"Kernel panic|\(initramfs\) |No root device|error: (file|couldn't|failed|timeout)|"
                    r"No more network devices|PXE-E\d\d|ALERT!|"
                    r"BdsDxe: failed to load Boot\d+ \"UEFI PXEv4[^\n]*|"
-                   r"No bootable option or device was found|UEFI Interactive Shell|"
+                   r"No bootable option or device was found|UEFI Interactive Shell|grub rescue>|"
                    r"mount call failed - server replied: (Permission denied|No such file or directory)", re.IGNORECASE)
 
 

@@ -87,3 +87,4 @@ def test_bios_and_uefi_with_ipxe_from_dnsmasq_proxy(mm, lab_up, edit_config):
     assert "NBP filename is ipxe.efi" in text and "Filename: ipxe/boot.ipxe" in text
     site_log = (mm.stage / "var/lib/nfsroot-build/mm/lab/logs/site-dhcpd.log").read_text()
     assert "DHCPACK on 192.168.0.102 to 52:54:00:12:35:02" in site_log
+
