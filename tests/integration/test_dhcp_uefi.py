@@ -28,21 +28,27 @@ LOADERS = {"grub": ("boot/grub/i386-pc/core.0", "boot/grub/x86_64-efi/core.efi")
 
 @pytest.fixture
 def segment():
-    """A namespace with a veth pair: eth0 (the seed's server interface,
-    192.168.0.1/24) and cli0 for the probe. Deleted afterwards."""
+    """Two namespaces joined by a veth pair: the server's (eth0, the seed's
+    server interface, 192.168.0.1/24) and the probe's (cli0). Apart, because
+    in one namespace an answer from 192.168.0.1 arriving on cli0 has a local
+    source address and the kernel drops it as martian. cli0 gets an address
+    of its own only so the kernel delivers the broadcast answer to the
+    probe's socket; the DISCOVER carries none (ciaddr 0). Deleted afterwards."""
     require(os.geteuid() == 0, "needs root")
-    ns = f"nrb-u93-{os.getpid()}"
-    ip = ["ip", "-n", ns]
-    subprocess.run(["ip", "netns", "add", ns], check=True)
+    server, client = f"nrb-u93-{os.getpid()}", f"nrb-u93c-{os.getpid()}"
     try:
-        subprocess.run([*ip, "link", "set", "lo", "up"], check=True)
-        subprocess.run([*ip, "link", "add", "eth0", "type", "veth", "peer", "name", "cli0"], check=True)
-        subprocess.run([*ip, "addr", "add", "192.168.0.1/24", "dev", "eth0"], check=True)
-        for dev in ("eth0", "cli0"):
-            subprocess.run([*ip, "link", "set", dev, "up"], check=True)
-        yield ns
+        for ns in (server, client):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+        subprocess.run(["ip", "-n", server, "link", "add", "eth0", "type", "veth", "peer", "name", "cli0",
+                        "netns", client], check=True)
+        subprocess.run(["ip", "-n", server, "addr", "add", "192.168.0.1/24", "dev", "eth0"], check=True)
+        subprocess.run(["ip", "-n", client, "addr", "add", "192.168.0.250/24", "dev", "cli0"], check=True)
+        for ns, dev in ((server, "eth0"), (client, "cli0"), (server, "lo"), (client, "lo")):
+            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+        yield server, client
     finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=False)
+        for ns in (server, client):
+            subprocess.run(["ip", "netns", "delete", ns], check=False)
 
 
 def start_daemon(ns: str, kind: str, stage: Path, work: Path) -> subprocess.Popen:
@@ -77,10 +83,11 @@ def test_one_config_answers_bios_and_uefi_by_option_93(tmp_path, segment, kind, 
     checked = daemon_accepts(kind, stage / KIND_FILE[kind], tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     bios, uefi = LOADERS[loader]
-    daemon = start_daemon(segment, kind, stage, tmp_path)
+    server_ns, client_ns = segment
+    daemon = start_daemon(server_ns, kind, stage, tmp_path)
     try:
-        efi_answer = ask(segment, 7)
-        bios_answer = ask(segment, 0)
+        efi_answer = ask(client_ns, 7)
+        bios_answer = ask(client_ns, 0)
     finally:
         stop([daemon.pid], grace=5, alive=lambda pid: daemon.poll() is None)
     log = (tmp_path / "daemon.log").read_text(errors="replace")[-2000:]
