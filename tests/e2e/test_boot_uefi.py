@@ -74,8 +74,8 @@ def test_two_uefi_nodes_with_ipxe_from_dnsmasq(mm, lab_up, edit_config):
 
 def test_bios_and_uefi_with_ipxe_from_dnsmasq_proxy(mm, lab_up, edit_config):
     """proxyDHCP beside the site's DHCP server (the lab's stand-in) serves a
-    UEFI node too: dnsmasq answers a UEFI PXE client with the file itself
-    (no PXE menu, which UEFI does not show). n1 BIOS, n2 UEFI, at once."""
+    UEFI node too: OVMF's PXE client takes the address from the site's
+    server and ipxe.efi from the proxy. n1 BIOS, n2 UEFI, at once."""
     use_dhcp_server(mm, edit_config, "dnsmasq-proxy", "dnsmasq")
     edit_config(mm, 'loader = "grub"', 'loader = "ipxe"')
     edit_config(mm, *N2_UEFI)
