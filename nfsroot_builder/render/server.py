@@ -17,6 +17,14 @@ LOADER_FILES = {
 }
 
 
+def dhcpd_is_uefi() -> str:
+    """dhcpd's test for an x86-64 UEFI client. `=` compares two data
+    expressions byte for byte (dhcp-eval(5)), and a bare number there is
+    read as one byte: `= 7` never matches the two bytes 00:07 a UEFI
+    firmware sends, and every UEFI node got the BIOS loader. Hence 00:07."""
+    return " or ".join(f"option nfsroot-build-client-arch = 00:{arch:02x}" for arch in UEFI_X64)
+
+
 def dhcpd_block(cfg: Config, served: Served) -> str:
     """The managed block for dhcpd.conf: the seed's four parts, for today's ISC dhcpd 4."""
     net = cfg.network
@@ -66,16 +74,14 @@ def dhcpd_block(cfg: Config, served: Served) -> str:
         # chainloaded binary) gets the script that picks the node's menu.
         lines.append('  if exists user-class and option user-class = "iPXE" {')
         lines.append('    filename "ipxe/boot.ipxe";')
-        lines.append(f"  }} elsif option nfsroot-build-client-arch = {UEFI_X64[0]} "
-                     f"or option nfsroot-build-client-arch = {UEFI_X64[1]} {{")
+        lines.append(f"  }} elsif {dhcpd_is_uefi()} {{")
         lines.append(f"    filename {quote(uefi)};")
         lines.append("  } else {")
         lines.append(f"    filename {quote(bios)};")
         lines.append("  }")
     else:
         _ipxe, bios, uefi = boot_files(cfg)
-        lines.append(f"  if option nfsroot-build-client-arch = {UEFI_X64[0]} "
-                     f"or option nfsroot-build-client-arch = {UEFI_X64[1]} {{")
+        lines.append(f"  if {dhcpd_is_uefi()} {{")
         lines.append(f"    filename {quote(uefi)};")
         lines.append("  } else {")
         lines.append(f"    filename {quote(bios)};")
