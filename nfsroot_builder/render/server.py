@@ -13,6 +13,8 @@ LOADER_FILES = {
     "grub": ("boot/grub/i386-pc/core.0", "boot/grub/x86_64-efi/core.efi"),
     "ipxe": ("undionly.kpxe", "ipxe.efi"),
 }
+# boot.secure_boot: UEFI nodes start Debian's signed chain at shim (signed_boot.py).
+SHIM_FILE = "boot/shim/shimx64.efi"
 
 
 def dhcpd_block(cfg: Config, served: Served) -> str:
@@ -64,16 +66,14 @@ def dhcpd_block(cfg: Config, served: Served) -> str:
         # chainloaded binary) gets the script that picks the node's menu.
         lines.append('  if exists user-class and option user-class = "iPXE" {')
         lines.append('    filename "ipxe/boot.ipxe";')
-        lines.append(f"  }} elsif option nfsroot-build-client-arch = {UEFI_X64[0]} "
-                     f"or option nfsroot-build-client-arch = {UEFI_X64[1]} {{")
+        lines.append(f"  }} elsif {_dhcpd_is_uefi()} {{")
         lines.append(f"    filename {quote(uefi)};")
         lines.append("  } else {")
         lines.append(f"    filename {quote(bios)};")
         lines.append("  }")
     else:
-        bios, uefi = LOADER_FILES["grub"]
-        lines.append(f"  if option nfsroot-build-client-arch = {UEFI_X64[0]} "
-                     f"or option nfsroot-build-client-arch = {UEFI_X64[1]} {{")
+        _, bios, uefi = boot_files(cfg)
+        lines.append(f"  if {_dhcpd_is_uefi()} {{")
         lines.append(f"    filename {quote(uefi)};")
         lines.append("  } else {")
         lines.append(f"    filename {quote(bios)};")
@@ -82,6 +82,14 @@ def dhcpd_block(cfg: Config, served: Served) -> str:
         lines.append(f"  host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip}; }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dhcpd_is_uefi() -> str:
+    # Option 93 is two bytes; dhcpd reads a bare `7` as the one-byte hex
+    # string 07 (dhcp-eval(5), data expressions), which never equals them:
+    # UEFI clients got the BIOS file. Compare as colon-separated hex.
+    return " or ".join(f"option nfsroot-build-client-arch = {arch >> 8:02x}:{arch & 0xff:02x}"
+                       for arch in UEFI_X64)
 
 
 def boot_files(cfg: Config) -> tuple[str | None, str, str]:
@@ -93,6 +101,8 @@ def boot_files(cfg: Config) -> tuple[str | None, str, str]:
     """
     if cfg.boot.loader == "ipxe":
         return ("ipxe/boot.ipxe", *LOADER_FILES["ipxe"])
+    if cfg.boot.secure_boot:   # UEFI nodes start Debian's signed chain at shim
+        return (None, LOADER_FILES["grub"][0], SHIM_FILE)
     return (None, *LOADER_FILES["grub"])
 
 
