@@ -358,6 +358,10 @@ class Node(Model):
     name: str
     mac: Mac
     ip: IPv4
+    # What the node's firmware boots with. The DHCP config serves both kinds
+    # at once (by the client's DHCP option 93), so this only tells the lab
+    # which firmware to give the node's VM (OVMF for "uefi").
+    firmware: Literal["bios", "uefi"] = "bios"
 
     @field_validator("name")
     @classmethod

@@ -20,6 +20,8 @@ VIRTIO_ROM = "/usr/lib/ipxe/qemu/efi-virtio.rom"
 # will not change in a lab, so the first refusal decides.
 FATAL = re.compile(r"Kernel panic|\(initramfs\) |No root device|error: (file|couldn't|failed|timeout)|"
                    r"No more network devices|PXE-E\d\d|ALERT!|"
+                   # Secure Boot refusals: shim's and GRUB's (shim_lock) messages.
+                   r"Verification failed: \(0x1A\) Security Violation|bad shim signature|"
                    r"mount call failed - server replied: (Permission denied|No such file or directory)", re.IGNORECASE)
 
 
@@ -91,6 +93,9 @@ def judge(lab, node, text: str, result: NodeResult) -> bool:
                 problems.append(f"/ is {facts.get('root')}, expected nfs from {expected_root}")
             if facts.get("failed", "none") != "none":
                 problems.append(f"failed units: {facts['failed']}")
+            if cfg.boot.secure_boot and facts.get("secureboot") != "on":
+                problems.append(f"Secure Boot is {facts.get('secureboot', 'not reported')}, "
+                                "not on (boot.secure_boot = true)")
         result.problem = "; ".join(problems)
         result.ok = not problems
         return True

@@ -40,8 +40,17 @@ systemctl is-system-running --wait >/dev/null 2>&1
 root=$(awk '$2 == "/" {print $3 "," $1}' /proc/mounts | tail -n 1)
 var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
 failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
+# The SecureBoot EFI variable: 4 bytes of attributes, then 1 (on) or 0 (off);
+# absent without UEFI (efivarfs(5); the GUID is EFI_GLOBAL_VARIABLE).
+sb=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e0e4a7c0fdc5
+if [ -r $sb ]; then
+  case $(od -An -tu1 -j4 -N1 $sb | tr -d ' ') in 1) secureboot=on ;; *) secureboot=off ;; esac
+else
+  secureboot=none
+fi
 printf '\n' > /dev/ttyS0
-echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} state=$(systemctl is-system-running)" > /dev/ttyS0
+state=$(systemctl is-system-running)
+echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} secureboot=$secureboot state=$state" > /dev/ttyS0
 """.replace("MARK", FACTS_MARK)
 
 FACTS_UNIT_TEXT = """[Unit]
