@@ -36,15 +36,58 @@ def accelerator() -> str:
     return "tcg"
 
 
-def qemu_argv(name: str, mac: str, tap: str, serial_log: Path, accel: str, memory_mb: int = 1024) -> list[str]:
+# Debian's ovmf package: the firmware code (read-only) and the template of
+# its variable store, copied per node (the firmware writes its boot entries
+# there). The 4M builds are the ones Debian maintains (README.Debian).
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """How a node's VM gets its firmware: QEMU options, the NIC's option ROM
+    ("" = none, the firmware's own NIC driver), and the variable store
+    template copied to the node's own vars file before power-on (None: no
+    variable store)."""
+    argv: tuple[str, ...]
+    nic_rom: str
+    vars_template: str | None = None
+
+
+def firmware(kind: str, vars_file: Path) -> Firmware:
+    """The one place that maps a node's `firmware` to QEMU options.
+
+    bios: SeaBIOS (QEMU's default) and iPXE's virtio ROM as the NIC's PXE.
+    uefi: OVMF as two pflash drives: the code read-only, a per-node copy of
+    the variable store. The NIC gets no option ROM: OVMF's own VirtioNetDxe
+    and PXE client boot it, as a server's UEFI with its NIC's UNDI does; the
+    ROM's iPXE would add a second network boot entry of its own. IPv6 PXE is
+    off (opt/org.tianocore/IPv6PXESupport, OvmfPkg/RUNTIME_CONFIG.md): the
+    lab serves IPv4 only, and OVMF would otherwise wait for a DHCPv6 answer
+    after a failed IPv4 attempt.
+    """
+    if kind == "bios":
+        return Firmware(argv=(), nic_rom=VIRTIO_ROM)
+    if kind == "uefi":
+        return Firmware(
+            argv=("-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                  "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
+                  "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"),
+            nic_rom="", vars_template=OVMF_VARS)
+    raise UsageError(f"lab: no firmware {kind!r} (bios or uefi)")
+
+
+def qemu_argv(name: str, mac: str, tap: str, serial_log: Path, accel: str, fw: Firmware,
+              memory_mb: int = 1024) -> list[str]:
     return [
         "qemu-system-x86_64", "-name", name, "-accel", accel, "-smp", "1", "-m", str(memory_mb),
-        "-nographic", "-monitor", "none", "-no-reboot", "-nodefaults",
+        "-nographic", "-monitor", "none", "-no-reboot", "-nodefaults", *fw.argv,
         "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no",
         # disable-legacy=on: ipxe-qemu's virtio ROM carries the modern PCI id
         # (1af4:1041); on the default transitional device (1af4:1000) SeaBIOS
-        # skips the ROM and the node never PXE-boots.
-        "-device", f"virtio-net-pci,netdev=net0,mac={mac},disable-legacy=on,romfile={VIRTIO_ROM},bootindex=1",
+        # skips the ROM and the node never PXE-boots. bootindex=1: the NIC is
+        # the first boot entry (SeaBIOS and OVMF both read QEMU's bootorder).
+        "-device", f"virtio-net-pci,netdev=net0,mac={mac},disable-legacy=on,romfile={fw.nic_rom},bootindex=1",
         "-serial", f"file:{serial_log}",
     ]
 
@@ -124,12 +167,18 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
         i, node = by_name[name]
         log = consoles / f"{name}.log"
         log.write_bytes(b"")
-        argv = qemu_argv(name, node.mac, tap_name(i), log, accel)
+        vars_file = lab.dir / "firmware" / f"{name}.vars.fd"
+        fw = firmware(node.firmware, vars_file)
+        if fw.vars_template:
+            # A fresh copy at each power-on: every boot starts from the same NVRAM.
+            vars_file.parent.mkdir(exist_ok=True)
+            shutil.copyfile(fw.vars_template, vars_file)
+        argv = qemu_argv(name, node.mac, tap_name(i), log, accel, fw)
         pid = lab.ctx.runner.spawn(["ip", "netns", "exec", lab.ns, *argv], log_path=lab.dir / "logs" / f"qemu-{name}.log")
         lab.add_proc(record, f"qemu-{name}", pid, shutil.which("qemu-system-x86_64") or "qemu-system-x86_64")
         started[name] = (pid, time.monotonic(), log)
         results[name].serial_log = str(log)
-        progress(f"{name}: powered on ({accel}, mac {node.mac}), console {log}")
+        progress(f"{name}: powered on ({accel}, {node.firmware}, mac {node.mac}), console {log}")
     pending = set(names)
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:

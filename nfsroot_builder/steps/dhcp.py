@@ -147,7 +147,8 @@ class DhcpServer(Step):
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
         return {"server": c.server.model_dump(), "network": c.network.model_dump(),
-                "nodes": [n.model_dump() for n in c.nodes], "boot.loader": c.boot.loader,
+                # firmware: not here, the config answers both by option 93.
+                "nodes": [n.model_dump(exclude={"firmware"}) for n in c.nodes], "boot.loader": c.boot.loader,
                 "root.path": c.root.path, "dhcp": c.dhcp.model_dump(), "name": c.name}
 
     def verify(self, ctx: Context) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import session
 from nfsroot_builder.lab import Lab, netns
-from nfsroot_builder.lab.nodes import NodeResult, judge, parse_facts, qemu_argv
+from nfsroot_builder.lab.nodes import NodeResult, firmware, judge, parse_facts, qemu_argv
 from nfsroot_builder.lab.ra import advertisement, only_solicitations
 from nfsroot_builder.lab.render import FACTS_MARK, ganesha_conf
 from nfsroot_builder.render import Served
@@ -36,7 +36,8 @@ def test_namespace_is_per_build_and_short_taps(tmp_path):
 
 
 def test_qemu_argv_boots_from_the_network_without_user_networking(tmp_path):
-    argv = qemu_argv("lab1", "52:54:00:12:34:01", "nrb-tap0", tmp_path / "c.log", "tcg")
+    argv = qemu_argv("lab1", "52:54:00:12:34:01", "nrb-tap0", tmp_path / "c.log", "tcg",
+                     firmware("bios", tmp_path / "v.fd"))
     text = " ".join(argv)
     assert "mac=52:54:00:12:34:01" in text and "disable-legacy=on" in text and "bootindex=1" in text
     assert "tap,id=net0,ifname=nrb-tap0,script=no,downscript=no" in text
