@@ -41,6 +41,11 @@ def accelerator() -> str:
 # there). The 4M builds are the ones Debian maintains (README.Debian).
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+# Secure Boot (boot.secure_boot): the build that enforces it, and a variable
+# store with Microsoft's keys enrolled (PK/KEK/db), so it trusts shim as a
+# server's firmware does (ovmf's README.Debian).
+OVMF_SECURE_CODE = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+OVMF_SECURE_VARS = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Firmware:
     vars_template: str | None = None
 
 
-def firmware(kind: str, vars_file: Path) -> Firmware:
+def firmware(kind: str, vars_file: Path, secure_boot: bool = False) -> Firmware:
     """The one place that maps a node's `firmware` to QEMU options.
 
     bios: SeaBIOS (QEMU's default) and iPXE's virtio ROM as the NIC's PXE.
@@ -65,15 +70,23 @@ def firmware(kind: str, vars_file: Path) -> Firmware:
     off (opt/org.tianocore/IPv6PXESupport, OvmfPkg/RUNTIME_CONFIG.md): the
     lab serves IPv4 only, and OVMF would otherwise wait for a DHCPv6 answer
     after a failed IPv4 attempt.
+    uefi with secure_boot: OVMF's Secure Boot build with Microsoft's keys. It
+    keeps its variables in SMM, so the machine is q35 with SMM on and only
+    SMM code may write the pflash (`secure=on`); QEMU refuses to start it
+    otherwise. Works under TCG too.
     """
     if kind == "bios":
         return Firmware(argv=(), nic_rom=VIRTIO_ROM)
     if kind == "uefi":
+        code, template = (OVMF_SECURE_CODE, OVMF_SECURE_VARS) if secure_boot else (OVMF_CODE, OVMF_VARS)
+        machine = ("-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on") \
+            if secure_boot else ()
         return Firmware(
-            argv=("-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+            argv=(*machine,
+                  "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
                   "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
                   "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"),
-            nic_rom="", vars_template=OVMF_VARS)
+            nic_rom="", vars_template=template)
     raise UsageError(f"lab: no firmware {kind!r} (bios or uefi)")
 
 
@@ -168,7 +181,7 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
         log = consoles / f"{name}.log"
         log.write_bytes(b"")
         vars_file = lab.dir / "firmware" / f"{name}.vars.fd"
-        fw = firmware(node.firmware, vars_file)
+        fw = firmware(node.firmware, vars_file, secure_boot=cfg.boot.secure_boot)
         if fw.vars_template:
             # A fresh copy at each power-on: every boot starts from the same NVRAM.
             vars_file.parent.mkdir(exist_ok=True)

@@ -231,3 +231,15 @@ def test_report_reads_the_secure_boot_variable_and_violations_fail_fast():
     assert "SecureBoot-8be4df61-93ca-11d2-aa0d-e0e4a7c0fdc5" in FACTS_SCRIPT and "secureboot=$secureboot" in FACTS_SCRIPT
     assert FATAL.search("Verification failed: (0x1A) Security Violation")
     assert FATAL.search("error: bad shim signature.")
+
+
+def test_lab_gives_a_secure_boot_node_ovmf_with_microsofts_keys_and_smm(tmp_path):
+    from nfsroot_builder.lab.nodes import OVMF_SECURE_CODE, OVMF_SECURE_VARS, firmware, qemu_argv
+    fw = firmware("uefi", tmp_path / "n1.vars.fd", secure_boot=True)
+    argv = qemu_argv("n1", "52:54:00:12:34:01", "nrb-tap0", tmp_path / "c.log", "tcg", fw)
+    text = " ".join(argv)
+    assert f"readonly=on,file={OVMF_SECURE_CODE}" in text and fw.vars_template == OVMF_SECURE_VARS
+    assert "-machine q35,smm=on" in text and "-global driver=cfi.pflash01,property=secure,value=on" in text
+    plain = firmware("uefi", tmp_path / "n1.vars.fd")
+    assert "-machine" not in plain.argv and "secboot" not in " ".join(plain.argv)
+    assert firmware("bios", tmp_path / "v.fd", secure_boot=True) == firmware("bios", tmp_path / "v.fd")
