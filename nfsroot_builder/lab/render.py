@@ -42,9 +42,17 @@ var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
 failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
 # The SecureBoot EFI variable: 4 bytes of attributes, then 1 (on) or 0 (off);
 # absent without UEFI (efivarfs(5); the GUID is EFI_GLOBAL_VARIABLE).
+# efivarfs is a module in Debian's kernel and nothing in a minimal root
+# mounts it: mount it to read the variable (the kernel loads the module).
 sb=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e0e4a7c0fdc5
+if [ -d /sys/firmware/efi ] && [ ! -r $sb ]; then
+  modprobe efivarfs 2>/dev/null
+  mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+fi
 if [ -r $sb ]; then
   case $(od -An -tu1 -j4 -N1 $sb | tr -d ' ') in 1) secureboot=on ;; *) secureboot=off ;; esac
+elif [ -d /sys/firmware/efi ]; then
+  secureboot=unknown
 else
   secureboot=none
 fi
