@@ -45,20 +45,26 @@ failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $
 # efivarfs is a module in Debian's kernel and nothing in a minimal root
 # mounts it: mount it to read the variable (the kernel loads the module).
 sb=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e0e4a7c0fdc5
+# Else the kernel's own word: it logs the state the EFI stub found at boot
+# (arch/x86/kernel/setup.c, "secureboot: Secure boot enabled").
+sbfrom=efivar
 if [ -d /sys/firmware/efi ] && [ ! -r $sb ]; then
-  modprobe efivarfs 2>/dev/null
-  mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+  why=$(modprobe efivarfs 2>&1; mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>&1)
+  [ -r $sb ] || sbfrom="kernel($(echo "$why" | tr -s ' \n' '__' | cut -c1-80))"
 fi
 if [ -r $sb ]; then
   case $(od -An -tu1 -j4 -N1 $sb | tr -d ' ') in 1) secureboot=on ;; *) secureboot=off ;; esac
+elif dmesg 2>/dev/null | grep -q "secureboot: Secure boot enabled"; then
+  secureboot=on
 elif [ -d /sys/firmware/efi ]; then
-  secureboot=unknown
+  secureboot=off
 else
-  secureboot=none
+  secureboot=none sbfrom=none
 fi
 printf '\n' > /dev/ttyS0
 state=$(systemctl is-system-running)
-echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} secureboot=$secureboot state=$state" > /dev/ttyS0
+sbfacts="secureboot=$secureboot sbfrom=$sbfrom"
+echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} $sbfacts state=$state" > /dev/ttyS0
 """.replace("MARK", FACTS_MARK)
 
 FACTS_UNIT_TEXT = """[Unit]
