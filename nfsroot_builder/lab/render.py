@@ -41,10 +41,10 @@ root=$(awk '$2 == "/" {print $3 "," $1}' /proc/mounts | tail -n 1)
 var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
 failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
 # The SecureBoot EFI variable: 4 bytes of attributes, then 1 (on) or 0 (off);
-# absent without UEFI (efivarfs(5); the GUID is EFI_GLOBAL_VARIABLE).
+# absent without UEFI (efivarfs(5); the GUID is EFI_GLOBAL_VARIABLE, UEFI spec 3.3).
 # efivarfs is a module in Debian's kernel and nothing in a minimal root
 # mounts it: mount it to read the variable (the kernel loads the module).
-sb=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e0e4a7c0fdc5
+sb=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c
 # Else the kernel's own word: it logs the state the EFI stub found at boot
 # (arch/x86/kernel/setup.c, "secureboot: Secure boot enabled").
 sbfrom=efivar

@@ -43,7 +43,8 @@ def test_secure_boot_two_uefi_nodes(mm, lab_up, edit_config):  # noqa: F811 (the
     assert set(results) == {"n1", "n2"}, res.stderr
     for r in results.values():
         assert_nfs_root(mm, r)
-        assert r["facts"]["secureboot"] == "on", r["facts"]
+        # Read from the firmware's SecureBoot variable, not only the kernel's message.
+        assert r["facts"]["secureboot"] == "on" and r["facts"]["sbfrom"] == "efivar", r["facts"]
         console = open(r["serial_log"], errors="replace").read()
         # The chain as the firmware and the kernel saw it.
         assert "NBP filename is boot/shim/shimx64.efi" in console

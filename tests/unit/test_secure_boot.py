@@ -228,7 +228,7 @@ def test_lab_fails_a_node_without_secure_boot(tmp_path, state, ok):
 
 
 def test_report_reads_the_secure_boot_variable_and_violations_fail_fast():
-    assert "SecureBoot-8be4df61-93ca-11d2-aa0d-e0e4a7c0fdc5" in FACTS_SCRIPT and "secureboot=$secureboot" in FACTS_SCRIPT
+    assert "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c" in FACTS_SCRIPT and "secureboot=$secureboot" in FACTS_SCRIPT
     assert FATAL.search("Verification failed: (0x1A) Security Violation")
     assert FATAL.search("error: bad shim signature.")
 
