@@ -394,6 +394,16 @@ class Config(Model):
         if self.dhcp.server == "dnsmasq-proxy" and self.boot.loader == "pxegrub":
             raise ValueError('dhcp.server "dnsmasq-proxy" cannot serve boot.loader "pxegrub" '
                              '(it needs DHCP option 150 from the address-giving server): use "grub" or "ipxe"')
+        # GRUB 2.06's EFI network driver (Debian 12) takes its TFTP server and
+        # prefix from the firmware's DHCP ACK only, never from a proxy offer:
+        # booted in the lab, core.efi stops at "error: variable `root' isn't
+        # set" / "grub rescue>". Its BIOS image and iPXE (either firmware) work.
+        uefi = [n.name for n in self.node if n.firmware == "uefi"]
+        if self.dhcp.server == "dnsmasq-proxy" and self.boot.loader == "grub" and uefi:
+            raise ValueError(f'dhcp.server "dnsmasq-proxy" with boot.loader "grub" cannot boot UEFI nodes '
+                             f'({", ".join(uefi[:3])}{", ..." if len(uefi) > 3 else ""}): GRUB\'s EFI image reads '
+                             'its TFTP server from the DHCP ACK only, not from the proxy offer; '
+                             'use boot.loader = "ipxe"')
         return self
 
     @property

@@ -18,8 +18,13 @@ VIRTIO_ROM = "/usr/lib/ipxe/qemu/efi-virtio.rom"
 # Signs that a boot has failed for good: no point waiting for the timeout.
 # A refused NFS mount is retried by the initramfs for minutes; the answer
 # will not change in a lab, so the first refusal decides.
+# OVMF: a PXE entry that could not boot (it goes on to HTTP boot, which
+# the lab does not serve); every entry failed, then its UEFI shell, which
+# waits forever.
 FATAL = re.compile(r"Kernel panic|\(initramfs\) |No root device|error: (file|couldn't|failed|timeout)|"
                    r"No more network devices|PXE-E\d\d|ALERT!|"
+                   r"BdsDxe: failed to load Boot\d+ \"UEFI PXEv4[^\n]*|"
+                   r"No bootable option or device was found|UEFI Interactive Shell|grub rescue>|"
                    # Secure Boot refusals: shim's and GRUB's (shim_lock) messages.
                    r"Verification failed: \(0x1A\) Security Violation|bad shim signature|"
                    r"mount call failed - server replied: (Permission denied|No such file or directory)", re.IGNORECASE)
@@ -183,6 +188,9 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
         vars_file = lab.dir / "firmware" / f"{name}.vars.fd"
         fw = firmware(node.firmware, vars_file, secure_boot=cfg.boot.secure_boot)
         if fw.vars_template:
+            if not Path(fw.vars_template).is_file():
+                raise UsageError(f"node {name} has firmware = {node.firmware!r}: {fw.vars_template} is "
+                                 "missing (apt-get install ovmf)")
             # A fresh copy at each power-on: every boot starts from the same NVRAM.
             vars_file.parent.mkdir(exist_ok=True)
             shutil.copyfile(fw.vars_template, vars_file)

@@ -17,6 +17,14 @@ LOADER_FILES = {
 SHIM_FILE = "boot/shim/shimx64.efi"
 
 
+def dhcpd_is_uefi() -> str:
+    """dhcpd's test for an x86-64 UEFI client. `=` compares two data
+    expressions byte for byte (dhcp-eval(5)), and a bare number there is
+    read as one byte: `= 7` never matches the two bytes 00:07 a UEFI
+    firmware sends, and every UEFI node got the BIOS loader. Hence 00:07."""
+    return " or ".join(f"option nfsroot-build-client-arch = 00:{arch:02x}" for arch in UEFI_X64)
+
+
 def dhcpd_block(cfg: Config, served: Served) -> str:
     """The managed block for dhcpd.conf: the seed's four parts, for today's ISC dhcpd 4."""
     net = cfg.network
@@ -66,14 +74,14 @@ def dhcpd_block(cfg: Config, served: Served) -> str:
         # chainloaded binary) gets the script that picks the node's menu.
         lines.append('  if exists user-class and option user-class = "iPXE" {')
         lines.append('    filename "ipxe/boot.ipxe";')
-        lines.append(f"  }} elsif {_dhcpd_is_uefi()} {{")
+        lines.append(f"  }} elsif {dhcpd_is_uefi()} {{")
         lines.append(f"    filename {quote(uefi)};")
         lines.append("  } else {")
         lines.append(f"    filename {quote(bios)};")
         lines.append("  }")
     else:
         _, bios, uefi = boot_files(cfg)
-        lines.append(f"  if {_dhcpd_is_uefi()} {{")
+        lines.append(f"  if {dhcpd_is_uefi()} {{")
         lines.append(f"    filename {quote(uefi)};")
         lines.append("  } else {")
         lines.append(f"    filename {quote(bios)};")
@@ -82,14 +90,6 @@ def dhcpd_block(cfg: Config, served: Served) -> str:
         lines.append(f"  host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip}; }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _dhcpd_is_uefi() -> str:
-    # Option 93 is two bytes; dhcpd reads a bare `7` as the one-byte hex
-    # string 07 (dhcp-eval(5), data expressions), which never equals them:
-    # UEFI clients got the BIOS file. Compare as colon-separated hex.
-    return " or ".join(f"option nfsroot-build-client-arch = {arch >> 8:02x}:{arch & 0xff:02x}"
-                       for arch in UEFI_X64)
 
 
 def boot_files(cfg: Config) -> tuple[str | None, str, str]:

@@ -44,3 +44,27 @@ def test_node_firmware_defaults_to_bios_and_is_validated():
     with pytest.raises(ConfigError) as e:
         config_mod.parse(uefi.replace('firmware = "uefi"', 'firmware = "efi"'))
     assert "node[1].firmware" in str(e.value)
+
+
+def test_ovmf_falling_into_its_shell_fails_the_node_at_once():
+    from nfsroot_builder.lab.nodes import FATAL
+    assert FATAL.search("BdsDxe: No bootable option or device was found.")
+    assert FATAL.search("UEFI Interactive Shell v2.2")
+    # Seen when dhcpd gave OVMF the BIOS loader (option 93 compared as one byte).
+    failed = FATAL.search('  NBP file downloaded successfully.\nBdsDxe: failed to load Boot0001 '
+                          '"UEFI PXEv4 (MAC:525400123402)" from PciRoot(0x0): Not Found\n')
+    assert failed and failed.group(0).endswith("Not Found")
+    assert not FATAL.search(">>Start PXE over IPv4.\n  Station IP address is 192.168.0.102")
+
+
+def test_grub_efi_behind_proxy_dhcp_is_refused_and_fails_fast_in_the_lab():
+    from nfsroot_builder.lab.nodes import FATAL
+    text = example_text("lab").replace('ip = "192.168.0.102"\n', 'ip = "192.168.0.102"\nfirmware = "uefi"\n')
+    proxy = text.replace("[nfs]", '[dhcp]\nserver = "dnsmasq-proxy"\n\n[nfs]')
+    with pytest.raises(ConfigError) as e:
+        config_mod.parse(proxy)
+    assert 'cannot boot UEFI nodes (lab2)' in str(e.value) and 'boot.loader = "ipxe"' in str(e.value)
+    config_mod.parse(proxy.replace('loader = "grub"', 'loader = "ipxe"'))       # iPXE: booted in the lab
+    config_mod.parse(proxy.replace('firmware = "uefi"\n', ""))                   # BIOS nodes: booted too
+    # What the lab saw when it booted core.efi behind dnsmasq-proxy.
+    assert FATAL.search("Welcome to GRUB!\nerror: variable `root' isn't set.\ngrub rescue> ")

@@ -1,0 +1,90 @@
+"""UEFI nodes (node.firmware = "uefi") boot in the lab under OVMF, beside
+BIOS nodes, from one DHCP config that picks the loader by the client's
+architecture (DHCP option 93).
+
+The tests use the shared `mm` root (root_builds.py) and change only its
+config: a node's firmware changes no file (the DHCP config already answers
+both kinds), the loader and DHCP server do.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import test_lab_boot
+from test_lab_boot import boot_all_from_nfs, lab_procs, use_dhcp_server
+
+from nfsroot_builder.lab.nodes import OVMF_CODE, OVMF_VARS
+
+from helpers import nfsroot_build, require
+
+# test_lab_boot's fixtures, shared: pytest finds fixtures among a module's names.
+lab_up = test_lab_boot.lab_up
+edit_config = test_lab_boot.edit_config
+
+
+@pytest.fixture(autouse=True)
+def _ovmf():
+    require(Path(OVMF_CODE).is_file() and Path(OVMF_VARS).is_file(), "OVMF not installed (package ovmf)")
+
+
+N2_UEFI = ('mac = "52:54:00:12:35:02"\nip = "192.168.0.102"\n',
+           'mac = "52:54:00:12:35:02"\nip = "192.168.0.102"\nfirmware = "uefi"\n')
+N1_UEFI = ('mac = "52:54:00:12:35:01"\nip = "192.168.0.101"\n',
+           'mac = "52:54:00:12:35:01"\nip = "192.168.0.101"\nfirmware = "uefi"\n')
+
+
+def console(build, node: str) -> str:
+    """The node's serial console of its last boot, carriage returns dropped."""
+    path = build.stage / f"var/lib/nfsroot-build/{build.name}/lab/consoles/{node}.log"
+    return path.read_text(errors="replace").replace("\r", "")
+
+
+def test_bios_and_uefi_nodes_with_grub_from_one_dhcpd_config(mm, lab_up, edit_config):
+    """n1 BIOS (SeaBIOS + iPXE ROM -> core.0), n2 UEFI (OVMF -> core.efi), at
+    once, ISC dhcpd. The firmware is lab-only: the build has nothing to do."""
+    edit_config(mm, *N2_UEFI)
+    res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    assert "nothing changed" in res.stderr, res.stderr
+    lab_up(mm)
+    boot_all_from_nfs(mm, "n1", "n2")
+    # What each firmware was given: SeaBIOS's iPXE ROM prints the DHCP
+    # filename, OVMF's PXE client the NBP (network boot program) it loaded.
+    assert "Filename: boot/grub/i386-pc/core.0" in console(mm, "n1")
+    assert "NBP filename is boot/grub/x86_64-efi/core.efi" in console(mm, "n2")
+    assert "UEFI PXEv4" not in console(mm, "n1") and "iPXE" not in console(mm, "n2").split("Welcome to GRUB")[0]
+
+
+def test_two_uefi_nodes_with_ipxe_from_dnsmasq(mm, lab_up, edit_config):
+    """OVMF's PXE gets ipxe.efi by option 93, iPXE then its script by
+    user-class; two UEFI nodes at once, dnsmasq."""
+    use_dhcp_server(mm, edit_config, "dnsmasq", "dnsmasq")
+    edit_config(mm, 'loader = "grub"', 'loader = "ipxe"')
+    edit_config(mm, *N1_UEFI)
+    edit_config(mm, *N2_UEFI)
+    res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    assert "changed: dhcp-server, boot-loader, node-menus" in res.stderr, res.stderr
+    lab_up(mm)
+    assert "dnsmasq" in lab_procs(mm)
+    boot_all_from_nfs(mm, "n1", "n2")
+    for node in ("n1", "n2"):
+        text = console(mm, node)
+        assert "NBP filename is ipxe.efi" in text and "Filename: ipxe/boot.ipxe" in text
+
+
+def test_bios_and_uefi_with_ipxe_from_dnsmasq_proxy(mm, lab_up, edit_config):
+    """proxyDHCP beside the site's DHCP server (the lab's stand-in) serves a
+    UEFI node too: dnsmasq answers a UEFI PXE client with the file itself
+    (no PXE menu, which UEFI does not show). n1 BIOS, n2 UEFI, at once."""
+    use_dhcp_server(mm, edit_config, "dnsmasq-proxy", "dnsmasq")
+    edit_config(mm, 'loader = "grub"', 'loader = "ipxe"')
+    edit_config(mm, *N2_UEFI)
+    nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    lab_up(mm)
+    assert {"site-dhcpd", "dnsmasq"} <= lab_procs(mm)
+    boot_all_from_nfs(mm, "n1", "n2")
+    text = console(mm, "n2")
+    assert "NBP filename is ipxe.efi" in text and "Filename: ipxe/boot.ipxe" in text
+    site_log = (mm.stage / "var/lib/nfsroot-build/mm/lab/logs/site-dhcpd.log").read_text()
+    assert "DHCPACK on 192.168.0.102 to 52:54:00:12:35:02" in site_log
+
