@@ -363,6 +363,9 @@ class Boot(Model):
     transport: Literal["tftp", "http"] = "tftp"
     kernel_args: list[str] = ["console=ttyS0,115200n8", "console=tty0"]
     timeout: int = Field(1, ge=0, le=3600)
+    # Serve Debian's signed chain to UEFI nodes: shim (Microsoft-signed) ->
+    # GRUB's signed netboot image -> the root's signed kernel (steps/boot_loader.py).
+    secure_boot: bool = False
 
     @field_validator("kernel_args")
     @classmethod
@@ -566,6 +569,45 @@ def _duplicates(facts: _Facts) -> list[tuple[str, str]]:
     return errors
 
 
+def _secure_boot_problems(data: dict) -> list[tuple[str, str]]:
+    """boot.secure_boot = true with what cannot boot under Secure Boot; read
+    from the raw TOML so they come in the same round as the field errors
+    (a value of the wrong type is left to its own field's error).
+
+    Debian signs one network chain: shim (signed by Microsoft, the key
+    firmware ships) loads GRUB signed by Debian, which loads a kernel signed
+    by Debian. iPXE, PXELINUX and pxegrub are not signed by anyone firmware
+    trusts, a BIOS has no Secure Boot, and Debian signs x86-64 only among the
+    architectures this tool builds (shimx64, grubx64).
+    """
+    def section(name: str) -> dict:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    if section("boot").get("secure_boot") is not True:
+        return []
+    problems = []
+    loader = section("boot").get("loader", Boot.model_fields["loader"].default)
+    if isinstance(loader, str) and loader != "grub":
+        problems.append(("boot.loader", f"{loader!r} cannot boot with boot.secure_boot = true: "
+                                        "only Debian's signed GRUB (loader \"grub\") is loaded by shim"))
+    arch = section("root").get("architecture", Root.model_fields["architecture"].default)
+    if isinstance(arch, str) and arch != "amd64":
+        problems.append(("root.architecture", f"{arch!r} with boot.secure_boot = true: this tool serves "
+                                              "Debian's signed shimx64/grubx64 chain, amd64 only"))
+    kernel = section("root").get("kernel_package", Root.model_fields["kernel_package"].default)
+    if isinstance(kernel, str) and kernel.endswith("-unsigned"):
+        problems.append(("root.kernel_package", f"{kernel!r} is not signed: with boot.secure_boot = true "
+                                                "GRUB refuses it (use linux-image-amd64, the signed image)"))
+    nodes = data.get("node") if isinstance(data.get("node"), list) else []
+    for i, node in enumerate(nodes):
+        firmware = node.get("firmware", "bios") if isinstance(node, dict) else None
+        if firmware == "bios":
+            problems.append((f"node[{i}].firmware", 'is "bios" (the default), which has no Secure Boot: '
+                                                    'with boot.secure_boot = true set firmware = "uefi"'))
+    return problems
+
+
 def _field_name(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -608,9 +650,10 @@ def parse(text: str, source: str = "config") -> Config:
                 msg = f"{msg} (got {got if len(got) <= 60 else got[:57] + '...'})"
             problems.append((_field_name(err["loc"]), msg))
         seen = set(problems)
-        problems += [p for p in _cross_checks(_Facts.of_raw(data)) if p not in seen]
+        problems += [p for p in _cross_checks(_Facts.of_raw(data)) + _secure_boot_problems(data)
+                     if p not in seen]
         raise ConfigError(source, problems) from None
-    if cross := _cross_checks(_Facts.of(cfg)):
+    if cross := _cross_checks(_Facts.of(cfg)) + _secure_boot_problems(data):
         raise ConfigError(source, cross)
     return cfg
 

@@ -60,19 +60,30 @@ def _fetch(url: str) -> bytes:
         raise NfsrootError(f"cannot fetch {url}: {getattr(e, 'reason', e)}") from None
 
 
-def _names(ctx: Context, base: str, component: str, arch: str, release: Release) -> set[str]:
+def _index_entry(base: str, component: str, arch: str, release: Release) -> tuple[str, str]:
+    """(path under dists/<suite>, sha256) of the component's Packages.xz, from the Release file."""
     rel_path = f"{component}/binary-{arch}/Packages.xz"
     entry = next((e for e in release.get("SHA256", []) if e["name"] == rel_path), None)
     if entry is None:
         raise UsageError(f"{base}/Release lists no {rel_path}: is '{arch}' an architecture "
                          f"and '{component}' a component of this suite?")
-    cache = ctx.apt_cache.parent / "lists" / f"{component}_{arch}_{entry['sha256'][:20]}.json"
+    return rel_path, entry["sha256"]
+
+
+def _index(base: str, rel_path: str, sha256: str) -> bytes:
+    """The Packages index, decompressed, checked against the Release file's hash."""
+    data = _fetch(f"{base}/{rel_path}")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise NfsrootError(f"{base}/{rel_path} does not match its Release checksum (mirror syncing?)")
+    return lzma.decompress(data)
+
+
+def _names(ctx: Context, base: str, component: str, arch: str, release: Release) -> set[str]:
+    rel_path, sha256 = _index_entry(base, component, arch, release)
+    cache = ctx.apt_cache.parent / "lists" / f"{component}_{arch}_{sha256[:20]}.json"
     if cache.exists():
         return set(json.loads(cache.read_text()))
-    data = _fetch(f"{base}/{rel_path}")
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise NfsrootError(f"{base}/{rel_path} does not match its Release checksum (mirror syncing?)")
-    names = package_names(lzma.decompress(data))
+    names = package_names(_index(base, rel_path, sha256))
     if not ctx.files.dry_run:   # a dry-run (and check) writes nothing, not even this cache
         atomic_write(cache, json.dumps(sorted(names)).encode(), 0o644)
     return names
@@ -164,6 +175,55 @@ def only_in_extra(ctx: Context, packages: list[str]) -> list[str]:
         return []
     names = available(ctx)
     return [p for p in packages if p.split(":")[0] not in names]
+
+
+def records(ctx: Context, packages: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """name -> {Version, Filename, SHA256} of each package in the suite's
+    index (the first component that has it), for fetching a .deb without apt.
+
+    Cached like the names, keyed by the index's hash: an unchanged suite is
+    read once (a dry-run reads but never writes the cache).
+    """
+    r = ctx.config.root
+    base = f"{mirror(ctx)}/dists/{r.suite}"
+    release = Release(_fetch(f"{base}/Release"))
+    found: dict[str, dict[str, str]] = {}
+    for component in r.components:
+        rel_path, sha256 = _index_entry(base, component, r.architecture, release)
+        cache = ctx.apt_cache.parent / "lists" / f"records_{component}_{r.architecture}_{sha256[:20]}.json"
+        known = json.loads(cache.read_text()) if cache.exists() else {}
+        wanted = [p for p in packages if p not in found and p not in known]
+        if wanted:
+            known.update(package_records(_index(base, rel_path, sha256), wanted))
+            if not ctx.files.dry_run:
+                atomic_write(cache, json.dumps(known, sort_keys=True).encode(), 0o644)
+        found.update({p: known[p] for p in packages if p not in found and known.get(p)})
+    missing = [p for p in packages if p not in found]
+    if missing:
+        raise UsageError(f"package(s) not in {r.suite}/{','.join(r.components)} for {r.architecture}: "
+                         f"{' '.join(missing)}")
+    return found
+
+
+RECORD_FIELDS = ("Version", "Filename", "SHA256")
+
+
+def package_records(index: bytes, packages: list[str]) -> dict[str, dict[str, str] | None]:
+    """The newest paragraph's Version, Filename and SHA256 of each package in
+    a Packages index (None where it is absent). A suite's index holds one
+    version of a package; by Debian ordering if it ever holds more."""
+    from debian.debian_support import Version
+    out: dict[str, dict[str, str] | None] = {}
+    for name in packages:
+        best = None
+        for m in re.finditer(rb"^Package:[ \t]*" + re.escape(name.encode()) + rb"\n((?:.+\n?)*)", index, re.MULTILINE):
+            fields = dict(re.findall(r"^([A-Za-z0-9-]+):[ \t]*(.*)$", m.group(1).decode("utf-8", "replace"),
+                                     re.MULTILINE))
+            rec = {k: fields.get(k, "") for k in RECORD_FIELDS}
+            if all(rec.values()) and (best is None or Version(rec["Version"]) > Version(best["Version"])):
+                best = rec
+        out[name] = best
+    return out
 
 
 def check_exist(ctx: Context, packages: list[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from . import aptsources, hostcheck, packages_index, pathguard
+from . import aptsources, hostcheck, packages_index, pathguard, signed_boot
 from .context import Context
 from .errors import NfsrootError
 from .render.root import SEED_LEFT_OUT
@@ -17,8 +17,10 @@ def mirror_checks(ctx: Context) -> list[tuple[str, str]]:
     """The mirror answers for the suite (its Release file, read-only) and
     holds every package the config names: a malformed URL or a typo fails
     here, before anything is changed, not half-way through a build."""
+    # boot.secure_boot: the signed shim and GRUB come from the same suite.
+    chain = [s.package for s in signed_boot.CHAIN] if ctx.config.boot.secure_boot else []
     try:
-        packages_index.check_exist(ctx, root_packages(ctx))
+        packages_index.check_exist(ctx, root_packages(ctx) + chain)
     except NfsrootError as e:
         return [("fail", str(e))]
     r = ctx.config.root

@@ -26,6 +26,8 @@ FATAL = re.compile(r"Kernel panic|\(initramfs\) |No root device|error: (file|cou
                    r"No more network devices|PXE-E\d\d|ALERT!|"
                    r"BdsDxe: failed to load Boot\d+ \"UEFI PXEv4[^\n]*|"
                    r"No bootable option or device was found|UEFI Interactive Shell|grub rescue>|"
+                   # Secure Boot refusals: shim's and GRUB's (shim_lock) messages.
+                   r"Verification failed: \(0x1A\) Security Violation|bad shim signature|"
                    r"mount call failed - server replied: (Permission denied|No such file or directory)", re.IGNORECASE)
 
 
@@ -45,6 +47,11 @@ def accelerator() -> str:
 # there). The 4M builds are the ones Debian maintains (README.Debian).
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+# Secure Boot (boot.secure_boot): the build that enforces it, and a variable
+# store with Microsoft's keys enrolled (PK/KEK/db), so it trusts shim as a
+# server's firmware does (ovmf's README.Debian).
+OVMF_SECURE_CODE = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+OVMF_SECURE_VARS = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class Firmware:
     vars_template: str | None = None
 
 
-def firmware(kind: str, vars_file: Path) -> Firmware:
+def firmware(kind: str, vars_file: Path, secure_boot: bool = False) -> Firmware:
     """The one place that maps a node's `firmware` to QEMU options.
 
     bios: SeaBIOS (QEMU's default) and iPXE's virtio ROM as the NIC's PXE.
@@ -69,15 +76,23 @@ def firmware(kind: str, vars_file: Path) -> Firmware:
     off (opt/org.tianocore/IPv6PXESupport, OvmfPkg/RUNTIME_CONFIG.md): the
     lab serves IPv4 only, and OVMF would otherwise wait for a DHCPv6 answer
     after a failed IPv4 attempt.
+    uefi with secure_boot: OVMF's Secure Boot build with Microsoft's keys. It
+    keeps its variables in SMM, so the machine is q35 with SMM on and only
+    SMM code may write the pflash (`secure=on`); QEMU refuses to start it
+    otherwise. Works under TCG too.
     """
     if kind == "bios":
         return Firmware(argv=(), nic_rom=VIRTIO_ROM)
     if kind == "uefi":
+        code, template = (OVMF_SECURE_CODE, OVMF_SECURE_VARS) if secure_boot else (OVMF_CODE, OVMF_VARS)
+        machine = ("-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on") \
+            if secure_boot else ()
         return Firmware(
-            argv=("-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+            argv=(*machine,
+                  "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
                   "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
                   "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"),
-            nic_rom="", vars_template=OVMF_VARS)
+            nic_rom="", vars_template=template)
     raise UsageError(f"lab: no firmware {kind!r} (bios or uefi)")
 
 
@@ -164,6 +179,9 @@ def judge(lab, node, text: str, result: NodeResult) -> bool:
                                 f"{facts['failed']}")
             if cfg.root.init == "sysvinit" and facts.get("runlevel", "").rpartition(",")[2] != "2":
                 problems.append(f"runlevel is {facts.get('runlevel')!r}, expected 2 (inittab's initdefault)")
+            if cfg.boot.secure_boot and facts.get("secureboot") != "on":
+                problems.append(f"Secure Boot is {facts.get('secureboot', 'not reported')}, "
+                                "not on (boot.secure_boot = true)")
         result.problem = "; ".join(problems)
         result.ok = not problems
         return True
@@ -200,7 +218,7 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
         log = consoles / f"{name}.log"
         log.write_bytes(b"")
         vars_file = lab.dir / "firmware" / f"{name}.vars.fd"
-        fw = firmware(node.firmware, vars_file)
+        fw = firmware(node.firmware, vars_file, secure_boot=cfg.boot.secure_boot)
         if fw.vars_template:
             if not Path(fw.vars_template).is_file():
                 raise UsageError(f"node {name} has firmware = {node.firmware!r}: {fw.vars_template} is "

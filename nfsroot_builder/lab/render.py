@@ -42,9 +42,31 @@ var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
 failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
 version=$(cat /etc/nfsroot-build/version 2>/dev/null)
 pkgs=$(dpkg-query -W -f '${db:Status-Abbrev}\n' 2>/dev/null | grep -c '^ii')
+# The SecureBoot EFI variable: 4 bytes of attributes, then 1 (on) or 0 (off);
+# absent without UEFI (efivarfs(5); the GUID is EFI_GLOBAL_VARIABLE, UEFI spec 3.3).
+# efivarfs is a module in Debian's kernel and nothing in a minimal root
+# mounts it: mount it to read the variable (the kernel loads the module).
+sb=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c
+# Else the kernel's own word: it logs the state the EFI stub found at boot
+# (arch/x86/kernel/setup.c, "secureboot: Secure boot enabled").
+sbfrom=efivar
+if [ -d /sys/firmware/efi ] && [ ! -r $sb ]; then
+  why=$(modprobe efivarfs 2>&1; mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>&1)
+  [ -r $sb ] || sbfrom="kernel($(echo "$why" | tr -s ' \n' '__' | cut -c1-80))"
+fi
+if [ -r $sb ]; then
+  case $(od -An -tu1 -j4 -N1 $sb | tr -d ' ') in 1) secureboot=on ;; *) secureboot=off ;; esac
+elif dmesg 2>/dev/null | grep -q "secureboot: Secure boot enabled"; then
+  secureboot=on
+elif [ -d /sys/firmware/efi ]; then
+  secureboot=off
+else
+  secureboot=none sbfrom=none
+fi
 printf '\n' > /dev/ttyS0
 state=$(systemctl is-system-running)
-echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} state=$state" \
+sbfacts="secureboot=$secureboot sbfrom=$sbfrom"
+echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} $sbfacts state=$state" \
   "version=${version:-none} pkgs=$pkgs kernel=$(uname -r)" > /dev/ttyS0
 # A heartbeat read from a file in the root, over NFS: it stops when the node
 # loses its root (issue 10: a build or switch of another version must not).

@@ -93,6 +93,22 @@ def grub_fallback(cfg: Config) -> str:
             "sleep 10\nreboot\n")
 
 
+def grub_signed_cfg(cfg: Config) -> str:
+    """grub/grub.cfg for Debian's signed netboot GRUB (boot.secure_boot).
+
+    That image reads $prefix/grub.cfg with prefix (tftp,<server>)/grub, and
+    never looks for grub.cfg-01-<mac> itself (its built-in config names the
+    file): this one turns the MAC into that name and reads the node's menu,
+    the same file the unsigned GRUB reads.
+    """
+    pair = "([0-9a-f][0-9a-f])"
+    sets = " ".join(f"--set={i}:m{i}" for i in range(1, 7))
+    return (header(cfg) +
+            f"regexp {sets} '^{':'.join([pair] * 6)}$' \"$net_default_mac\"\n"
+            'configfile "/boot/grub/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6"\n' +
+            grub_fallback(cfg).removeprefix(header(cfg)))
+
+
 def ipxe_boot(cfg: Config) -> str:
     """ipxe/boot.ipxe (the DHCP filename for iPXE clients): chain the node's script.
 

@@ -15,6 +15,8 @@ LOADER_FILES = {
     # lpxelinux.0, not pxelinux.0: see steps/boot_loader.py (PXELINUX_FILES).
     "pxelinux": ("lpxelinux.0", "syslinux.efi"),
 }
+# boot.secure_boot: UEFI nodes start Debian's signed chain at shim (signed_boot.py).
+SHIM_FILE = "boot/shim/shimx64.efi"
 
 
 def dhcpd_is_uefi() -> str:
@@ -101,6 +103,8 @@ def boot_files(cfg: Config) -> tuple[str | None, str, str]:
     """
     if cfg.boot.loader == "ipxe":
         return ("ipxe/boot.ipxe", *LOADER_FILES["ipxe"])
+    if cfg.boot.secure_boot:   # UEFI nodes start Debian's signed chain at shim
+        return (None, LOADER_FILES["grub"][0], SHIM_FILE)
     return (None, *LOADER_FILES["pxelinux" if cfg.boot.loader == "pxelinux" else "grub"])
 
 

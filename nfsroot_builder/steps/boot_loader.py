@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+from .. import signed_boot
 from ..context import Context
+from ..errors import NfsrootError
+from ..files import sha256_file
 from ..render import menus
+from . import initramfs
 from .base import Step, StepResult, stale_files
 
 GRUB_PLATFORMS = {"i386-pc": "core.0", "x86_64-efi": "core.efi"}
@@ -39,6 +44,32 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _signed_chain(ctx: Context, outputs: dict) -> bool:
+    """shim, signed GRUB and grub/grub.cfg into the TFTP root (boot.secure_boot)."""
+    t = ctx.tftp_root
+    kernel = initramfs.newest_kernel(ctx.root)
+    if kernel and not signed_boot.pe_signed(ctx.root / "boot" / f"vmlinuz-{kernel}"):
+        raise NfsrootError(f"boot.secure_boot: the root's kernel {kernel} is not signed, so GRUB would "
+                           f"refuse it under Secure Boot (install the signed linux-image-amd64)")
+    files, versions = signed_boot.chain_files(ctx)
+    changed = False
+    for path, content in files.items():
+        changed |= ctx.files.ensure_file(t / path, content, 0o644)
+    changed |= ctx.files.ensure_file(t / signed_boot.GRUB_CFG, menus.grub_signed_cfg(ctx.config))
+    outputs["signed"] = versions
+    outputs["signed_sha256"] = {path: hashlib.sha256(content).hexdigest() for path, content in files.items()}
+    return changed
+
+
+def _stale_chain(ctx: Context) -> list[str]:
+    """The signed files as this step wrote them (by hash; the mirror is not asked)."""
+    t = ctx.tftp_root
+    written = ctx.output("boot-loader", "signed_sha256", {})
+    bad = [str(t / s.tftp) for s in signed_boot.CHAIN
+           if s.tftp not in written or not (t / s.tftp).is_file() or sha256_file(t / s.tftp) != written[s.tftp]]
+    return bad + stale_files({t / signed_boot.GRUB_CFG: menus.grub_signed_cfg(ctx.config)})
+
+
 class BootLoader(Step):
     """Put the network boot loader the DHCP filename points at into the TFTP root.
 
@@ -60,6 +91,15 @@ class BootLoader(Step):
     - "pxegrub": nothing is installed (bring your own /pxegrub binary); the
       node-menus step writes the legacy menus.
 
+    boot.secure_boot = true adds Debian's signed chain for UEFI nodes, from
+    the root's own suite (the two .debs fetched into the .deb cache and read
+    in place, not installed anywhere): boot/shim/shimx64.efi (shim-signed,
+    signed by Microsoft) and next to it boot/shim/grubx64.efi, the signed
+    netboot GRUB of grub-efi-amd64-signed, which shim loads from its own
+    directory. That GRUB reads grub/grub.cfg, which reads the node's
+    boot/grub/grub.cfg-01-<mac>. The root's kernel must be signed
+    (linux-image-amd64 is); the step refuses an unsigned one.
+
     grub-mknetdir runs again only when a core image is missing or the
     host's GRUB packages changed version.
     """
@@ -67,7 +107,8 @@ class BootLoader(Step):
     needs = ("tftp-server",)
 
     def fingerprint(self, ctx: Context) -> dict:
-        return {"loader": ctx.config.boot.loader, "tftp.root": ctx.config.tftp.root}
+        secure = {"secure_boot": True, "suite": ctx.config.root.suite} if ctx.config.boot.secure_boot else {}
+        return {"loader": ctx.config.boot.loader, "tftp.root": ctx.config.tftp.root, **secure}
 
     def verify(self, ctx: Context) -> list[str]:
         """The menus and iPXE's binaries by content; GRUB's core images (made
@@ -78,6 +119,8 @@ class BootLoader(Step):
             cores = [t / "boot/grub" / p / core for p, core in GRUB_PLATFORMS.items()]
             bad += [str(p) for p in cores if not p.is_file() or p.stat().st_size == 0]
             bad += stale_files({t / "boot/grub/grub.cfg": menus.grub_fallback(cfg)})
+            if cfg.boot.secure_boot:
+                bad += _stale_chain(ctx)
         elif cfg.boot.loader == "ipxe":
             wanted = {t / name: _read(Path(src)) for name, src in IPXE_FILES.items()}
             bad += stale_files({**wanted, t / "ipxe/boot.ipxe": menus.ipxe_boot(cfg)})
@@ -100,6 +143,8 @@ class BootLoader(Step):
                                 "-d", f"/usr/lib/grub/{platform}"])
                 changed = True
             changed |= ctx.files.ensure_file(t / "boot/grub/grub.cfg", menus.grub_fallback(cfg))
+            if cfg.boot.secure_boot:
+                changed |= _signed_chain(ctx, outputs)
         elif cfg.boot.loader == "ipxe":
             for name, src in IPXE_FILES.items():
                 changed |= ctx.files.copy_file(Path(src), t / name, 0o644)
