@@ -26,8 +26,6 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from debian.debfile import DebFile
-
 from . import packages_index
 from .context import Context
 from .errors import NfsrootError
@@ -77,6 +75,7 @@ def chain_files(ctx: Context) -> tuple[dict[str, bytes], dict[str, str]]:
     found = packages_index.records(ctx, tuple(s.package for s in CHAIN))
     files, versions = {}, {}
     for s in CHAIN:
+        from debian.debfile import DebFile  # here: python-debian is ~12 ms of every command's start-up
         deb = DebFile(fileobj=io.BytesIO(_deb(ctx, found[s.package])))
         content = deb.data.get_content("./" + s.member)
         if not content:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 
 from integration.test_dry_run_exact import differences, log_dir, performed, planned
-from test_lab_boot import assert_nfs_root, boot, edit_config, lab_up, report_times  # noqa: F401 (fixtures)
 
 from nfsroot_builder.signed_boot import pe_signed
 
 from helpers import nfsroot_build
+from test_lab_boot import assert_nfs_root, boot, edit_config, lab_up, report_times  # noqa: F401 (fixtures)
 
 
 def test_secure_boot_two_uefi_nodes(mm, lab_up, edit_config):  # noqa: F811 (the imported fixtures)

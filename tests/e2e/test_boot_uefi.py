@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import test_lab_boot
-from test_lab_boot import boot_all_from_nfs, lab_procs, use_dhcp_server
 
 from nfsroot_builder.lab.nodes import OVMF_CODE, OVMF_VARS
 
+import test_lab_boot
 from helpers import nfsroot_build, require
+from test_lab_boot import boot_all_from_nfs, lab_procs, use_dhcp_server
 
 # test_lab_boot's fixtures, shared: pytest finds fixtures among a module's names.
 lab_up = test_lab_boot.lab_up
