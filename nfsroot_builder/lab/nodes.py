@@ -107,6 +107,10 @@ def qemu_argv(name: str, mac: str, tap: str, serial_log: Path, accel: str, fw: F
         # skips the ROM and the node never PXE-boots. bootindex=1: the NIC is
         # the first boot entry (SeaBIOS and OVMF both read QEMU's bootorder).
         "-device", f"virtio-net-pci,netdev=net0,mac={mac},disable-legacy=on,romfile={fw.nic_rom},bootindex=1",
+        # An entropy source: without one a TCG guest's random pool fills
+        # slowly and sshd/getrandom() block at boot (about 170 s on a
+        # sysvinit root); virtio-rng feeds it from the host (virtio-rng(4)).
+        "-device", "virtio-rng-pci",
         "-serial", f"file:{serial_log}",
     ]
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from nfsroot_builder import aptsources, debcache
 from nfsroot_builder.context import APT_CACHE
 from nfsroot_builder.lab.netns import BRIDGE_MAC, tap_name
-from nfsroot_builder.lab.nodes import accelerator, qemu_argv
+from nfsroot_builder.lab.nodes import accelerator, firmware, qemu_argv
 
 CACHE = APT_CACHE.parent / "server-vm"
 SUITE = "trixie"
@@ -274,6 +274,7 @@ class Lab:
                 "-drive", f"file={image / 'disk.raw'},if=virtio,format=raw,snapshot=on,cache=unsafe",
                 "-netdev", f"tap,id=net0,ifname={tap_name(0)},script=no,downscript=no",
                 "-device", f"virtio-net-pci,netdev=net0,mac={SERVER_MAC}",
+                "-device", "virtio-rng-pci",   # entropy for sshd/getrandom under TCG
                 "-serial", f"file:{serial}"]
         for tag, path in shares.items():
             ro = ",readonly=on" if SHARES[tag] else ""
@@ -284,7 +285,8 @@ class Lab:
     def node(self, index: int, name: str, mac: str) -> Path:
         serial = self.dir / f"{name}-serial.log"
         serial.write_bytes(b"")
-        self.start(name, qemu_argv(name, mac, tap_name(index), serial, self.accel))
+        self.start(name, qemu_argv(name, mac, tap_name(index), serial, self.accel,
+                                   firmware("bios", self.dir / f"{name}.vars.fd")))
         return serial
 
     def stop(self, name: str) -> None:
