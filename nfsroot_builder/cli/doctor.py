@@ -58,19 +58,25 @@ def doctor(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
                 line += f" — fix (doctor --fix does it): {new.fix}"
         rows.append(row)
         if not as_json:
-            _say(line)
+            _row(line)
     for what, result in outcome.items():
         if what.startswith("restart ") and not as_json:
-            _say(f"fail  {what}: {result}")
+            _row(f"fail  {what}: {result}")
     failed = [r for r in rows if r["status"] == "fail"] + [
         1 for w, r in outcome.items() if w.startswith("restart ") and r != "fixed"]
     if as_json:
         print(json.dumps({"checks": rows, "ok": not failed}, indent=2))
     else:
         counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "warn", "fail")}
-        _say(f"{len(rows)} checks: {counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail")
+        _row(f"{len(rows)} checks: {counts['ok']} ok, {counts['warn']} warn, {counts['fail']} fail")
     if failed:
         raise typer.Exit(1)
+
+
+def _row(line: str) -> None:
+    """A line of doctor's table: stdout, like `status` and `check` (issue 14
+    point 6), so it pipes; progress of --fix stays on stderr."""
+    print(line, flush=True)
 
 
 @doctor_app.command()

@@ -57,13 +57,13 @@ def test_doctor_check_fails_fix_passes(server, scene):
 
     res = nfsroot_build("doctor", "-c", cfg, "--prefix", stage, "--fix")
     assert "Traceback" not in res.stderr
-    line = next(x for x in res.stderr.splitlines() if f" {scene.check}: " in x)
+    line = next(x for x in res.stdout.splitlines() if f" {scene.check}: " in x)
     _, checks = doctor(cfg, stage)
     if scene.manual:
         assert "manual fix:" in line and checks[scene.check]["status"] == scene.status
         assert res.returncode == 1
     else:
-        assert "fixed" in line, res.stderr
+        assert "fixed" in line, res.stdout + res.stderr
         assert checks[scene.check]["status"] == "ok", checks[scene.check]
         assert res.returncode == 0, res.stderr
 
@@ -107,7 +107,7 @@ def test_zstd_initrd_is_read(server, tmp_path):
 def test_doctor_human_output_one_line_per_check(server):
     cfg, stage = server(example_text("seed"))
     res = nfsroot_build("doctor", "-c", cfg, "--prefix", stage)
-    lines = [x for x in res.stderr.splitlines() if x.split(" ", 1)[0] in ("ok", "warn", "fail")]
+    lines = [x for x in res.stdout.splitlines() if x.split(" ", 1)[0] in ("ok", "warn", "fail")]
     n = len(ORDER)   # every registered check, in order
     assert [x.split()[1].rstrip(":") for x in lines] == list(ORDER) and res.returncode == 0
-    assert res.stderr.rstrip().endswith(f"{n} checks: {n} ok, 0 warn, 0 fail")
+    assert res.stdout.rstrip().endswith(f"{n} checks: {n} ok, 0 warn, 0 fail")
