@@ -184,6 +184,7 @@ def records(ctx: Context, packages: tuple[str, ...]) -> dict[str, dict[str, str]
     Cached like the names, keyed by the index's hash: an unchanged suite is
     read once (a dry-run reads but never writes the cache).
     """
+    from debian.deb822 import Release  # here: python-debian is ~12 ms of start-up
     r = ctx.config.root
     base = f"{mirror(ctx)}/dists/{r.suite}"
     release = Release(_fetch(f"{base}/Release"))
