@@ -55,3 +55,22 @@ def test_package_lookup_reads_a_file_mirror(tmp_path, monkeypatch):
                                runner=FakeRunner(), emit=lambda line: None)
     ctx.apt_cache = tmp_path / "cache"
     assert packages_index.available(ctx) >= {"nfs-common", "mawk", "awk"}
+
+
+def test_package_records_read_a_file_mirror(tmp_path, monkeypatch):
+    """records() (Secure Boot fetches shim and GRUB by them) parses the real
+    Release file too: python-debian is imported where it is used, and this
+    runs that import (a NameError once hid behind a TYPE_CHECKING import)."""
+    repo = tmp_path / "repo"
+    index = lzma.compress(b"Package: shim-signed\nVersion: 1.47\nFilename: pool/s/shim.deb\nSHA256: ab12\n")
+    (repo / "dists/trixie/main/binary-amd64").mkdir(parents=True)
+    (repo / "dists/trixie/main/binary-amd64/Packages.xz").write_bytes(index)
+    (repo / "dists/trixie/Release").write_text(
+        "Suite: trixie\nSHA256:\n"
+        f" {hashlib.sha256(index).hexdigest()} {len(index)} main/binary-amd64/Packages.xz\n")
+    text = example_text("lab").replace('mirror = ""', f'mirror = "file://{repo}"', 1)
+    ctx = session.make_context(config_mod.parse(text), prefix=tmp_path / "stage", state_dir=tmp_path / "state",
+                               runner=FakeRunner(), emit=lambda line: None)
+    ctx.apt_cache = tmp_path / "cache"
+    assert packages_index.records(ctx, ("shim-signed",)) == {
+        "shim-signed": {"Version": "1.47", "Filename": "pool/s/shim.deb", "SHA256": "ab12"}}
