@@ -139,6 +139,8 @@ def available(ctx: Context) -> set[str]:
 def _extra_index(url: str) -> bytes | None:
     """A Packages index of an extra source, as apt would find it: .xz, .gz or plain."""
     import gzip
+    import urllib.error  # here, as in _fetch: urllib.request costs every command's start-up
+    import urllib.request
     for suffix, unpack in ((".xz", lzma.decompress), (".gz", gzip.decompress), ("", bytes)):
         try:
             with urllib.request.urlopen(url + suffix, timeout=TIMEOUT) as r:
