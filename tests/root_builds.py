@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,7 +70,13 @@ class Build:
     name: str
     figures: dict = field(default_factory=dict)
     dry_run: str = ""   # the transcript of `all --dry-run` on the fresh prefix, before the build
-    first_logs: Path | None = None   # that build's own log directory (later runs move logs/last)
+    # What the first build made, kept aside: the shared builds are used by
+    # later tests too (e2e boots add versions, TFTP files, runs whose logs
+    # rotate the first run's away: runlogs.KEEP), and the reference tests
+    # (dry-run exactness, kill -9 rounds) compare with the first build only.
+    first_logs: Path | None = None   # a copy of that build's own log directory
+    first_outside: dict | None = None   # outside_root() right after it
+    first_state: dict | None = None   # its state.json right after it
     root_path: str = ""   # root.path when the config does not use /srv/nfsroot/<name> (the seed's)
 
     @property
@@ -89,7 +96,7 @@ class Build:
 
 
 def step_seconds(build: Build, step: str) -> float:
-    rec = build.state["steps"][step]
+    rec = (build.first_state or build.state)["steps"][step]
     return (datetime.fromisoformat(rec["finished"]) - datetime.fromisoformat(rec["started"])).total_seconds()
 
 
@@ -180,7 +187,10 @@ def plan_then_build(b: Build) -> None:
     t0 = time.monotonic()
     nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
     b.figures["build_seconds"] = round(time.monotonic() - t0, 1)
-    b.first_logs = (b.stage / f"var/lib/nfsroot-build/{b.name}/logs/last").resolve()
+    b.first_logs = Path(shutil.copytree((b.stage / f"var/lib/nfsroot-build/{b.name}/logs/last").resolve(),
+                                        b.stage.parent / "first-build-logs", symlinks=True))
+    b.first_outside = outside_root(b)
+    b.first_state = b.state
     b.figures["root_bytes"] = du(b.root)
     b.figures["initrd_bytes"] = (b.root / f"boot/initrd.img-{b.kernel()}").stat().st_size
 
