@@ -156,8 +156,12 @@ def node_root(lab, node) -> str:
     return rec["path"] if rec else lab.cfg.root.path
 
 
-def judge(lab, node, text: str, result: NodeResult) -> bool:
-    """Fill result from the console text; True once the node's fate is known."""
+def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> bool:
+    """Fill result from the console text; True once the node's fate is known.
+
+    root: the config-level path the node must mount as /; by default the
+    version the lab's state sets it to (a caller without that state, such
+    as the production test's server VM, names it)."""
     cfg = lab.cfg
     m = re.search(r"^(\S+) login:", text, re.MULTILINE)
     if m:
@@ -167,7 +171,7 @@ def judge(lab, node, text: str, result: NodeResult) -> bool:
         if cfg.root.init == "sysvinit":
             facts["failed"] = sysv_failures(text)
         result.facts = facts
-        expected_root = f"{cfg.server.address}:{lab.ctx.served.path(node_root(lab, node))}"
+        expected_root = f"{cfg.server.address}:{lab.ctx.served.path(root or node_root(lab, node))}"
         problems = []
         if result.hostname != node.name:
             problems.append(f"hostname is {result.hostname!r}, not {node.name!r} (DHCP name not taken)")

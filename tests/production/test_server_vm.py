@@ -167,7 +167,8 @@ def test_server_vm_boots_two_nodes_then_undo(prerequisites, mm, tmp_path, capsys
 def boot_nodes(lab: servervm.Lab, cfg) -> list[NodeResult]:
     """Power on every node at once on its tap; judge each console as the lab does
     (nodes.judge: login prompt with the DHCP host name, / from the server)."""
-    # judge() reads the config and the served paths from a lab: here no prefix.
+    # judge() reads the config and the served paths from a lab: here no prefix,
+    # and the VM's own state (v1 at root.path) is not on the host.
     shim = SimpleNamespace(cfg=cfg, ctx=SimpleNamespace(served=SimpleNamespace(path=lambda p: p)))
     started = {}
     for i, node in enumerate(cfg.nodes):
@@ -183,7 +184,7 @@ def boot_nodes(lab: servervm.Lab, cfg) -> list[NodeResult]:
             res = results[name]
             if res.seconds is None and re.search(r"^\S+ login:", text, re.MULTILINE):
                 res.seconds = round(time.monotonic() - t0, 1)
-            if judge(shim, node, text, res):
+            if judge(shim, node, text, res, root=cfg.root.path):
                 pending.discard(name)
             elif lab.procs[name].poll() is not None:
                 res.problem = "QEMU exited before the node reached login"
