@@ -117,18 +117,26 @@ def _provided(field: str, names: set[str]) -> None:
                 names.add(name)
 
 
+def _release(ctx: Context) -> tuple[str, Release]:
+    """(the suite's dists/ URL, its parsed Release file). Asked by more than
+    one step of a run (bootstrap, root-packages, boot-loader's signed chain):
+    fetched and parsed once per run (0.17 s each time)."""
+    base = f"{mirror(ctx)}/dists/{ctx.config.root.suite}"
+    memo = ctx.__dict__.setdefault("_release", {})
+    if base not in memo:
+        from debian.deb822 import Release  # here: python-debian is ~12 ms of start-up
+        memo[base] = Release(_fetch(f"{base}/Release"))
+    return base, memo[base]
+
+
 def available(ctx: Context) -> set[str]:
     """Every package (and virtual package) name of the suite, all components."""
     r = ctx.config.root
-    base = f"{mirror(ctx)}/dists/{r.suite}"
-    # Asked by more than one step of a run (bootstrap, root-packages): fetch
-    # and parse the Release file once per run (0.17 s each time).
+    base, release = _release(ctx)
     memo = ctx.__dict__.setdefault("_available_names", {})
     key = (base, tuple(r.components), r.architecture)
     if key in memo:
         return memo[key]
-    from debian.deb822 import Release  # here: python-debian is ~12 ms of start-up
-    release = Release(_fetch(f"{base}/Release"))
     names: set[str] = set()
     for component in r.components:
         names |= _names(ctx, base, component, r.architecture, release)
@@ -186,10 +194,8 @@ def records(ctx: Context, packages: tuple[str, ...]) -> dict[str, dict[str, str]
     Cached like the names, keyed by the index's hash: an unchanged suite is
     read once (a dry-run reads but never writes the cache).
     """
-    from debian.deb822 import Release  # here: python-debian is ~12 ms of start-up
     r = ctx.config.root
-    base = f"{mirror(ctx)}/dists/{r.suite}"
-    release = Release(_fetch(f"{base}/Release"))
+    base, release = _release(ctx)
     found: dict[str, dict[str, str]] = {}
     for component in r.components:
         rel_path, sha256 = _index_entry(base, component, r.architecture, release)

@@ -73,9 +73,9 @@ def _deb(ctx: Context, record: dict[str, str]) -> bytes:
 def chain_files(ctx: Context) -> tuple[dict[str, bytes], dict[str, str]]:
     """(TFTP path -> content of shim and GRUB, package -> version) from the root's suite."""
     found = packages_index.records(ctx, tuple(s.package for s in CHAIN))
+    from debian.debfile import DebFile  # here: python-debian is ~12 ms of every command's start-up
     files, versions = {}, {}
     for s in CHAIN:
-        from debian.debfile import DebFile  # here: python-debian is ~12 ms of every command's start-up
         deb = DebFile(fileobj=io.BytesIO(_deb(ctx, found[s.package])))
         content = deb.data.get_content("./" + s.member)
         if not content:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import NfsrootError, UsageError
+from .packages_index import installed
 
 BOOTSTRAP_KEYS = ("bootstrapper", "suite", "variant", "architecture", "components", "mirror")
 # What the kernel NFS server knows of its clients (exports(5), nfsd(7)).
@@ -354,7 +356,6 @@ def tree_size(tree: Path) -> int | None:
     """Bytes in the tree's files (st_blocks: what a clone really costs), None if it is gone."""
     if not tree.is_dir():
         return None
-    import os
     total = 0
     for dirpath, _dirs, files in os.walk(tree):
         for f in files:
@@ -366,12 +367,10 @@ def tree_size(tree: Path) -> int | None:
 
 
 def package_count(tree: Path) -> int | None:
-    """Installed packages, from dpkg's status file (no process)."""
-    try:
-        text = (tree / "var/lib/dpkg/status").read_text(errors="replace")
-    except OSError:
+    """Installed packages (packages_index.installed: dpkg's status file, no process)."""
+    if not (tree / "var/lib/dpkg/status").is_file():
         return None
-    return sum(1 for stanza in text.split("\n\n") if "\nStatus: install ok installed" in "\n" + stanza)
+    return len(installed(tree))
 
 
 def switch(ctx, vid: int, nodes: list[str]) -> str:

@@ -76,6 +76,20 @@ def grub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
             "}\n")
 
 
+def _menu_by_mac(directory: str) -> str:
+    """GRUB lines that read the node's own menu, <directory>/grub.cfg-01-<mac>,
+    named from $net_default_mac (lowercase hex: GRUB's net module). A missing
+    file makes configfile fail and GRUB goes on with the next line."""
+    pair = "([0-9a-f][0-9a-f])"
+    sets = " ".join(f"--set={i}:m{i}" for i in range(1, 7))
+    return (f"regexp {sets} '^{':'.join([pair] * 6)}$' \"$net_default_mac\"\n"
+            f'configfile "{directory}/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6"\n')
+
+
+_NO_MENU = ('echo "nfsroot-build: no grub.cfg-01-<mac> for this machine (${net_default_mac})"\n'
+            "sleep 10\nreboot\n")
+
+
 def grub_fallback(cfg: Config) -> str:
     """boot/grub/grub.cfg: what a machine with no menu of its own sees.
 
@@ -84,13 +98,7 @@ def grub_fallback(cfg: Config) -> str:
     but the GRUB 2.12 of a trixie server came straight here (the production
     server VM, tests/production).
     """
-    octets = " ".join(f"--set={i}:m{i}" for i in range(1, 7))
-    return (header(cfg) +
-            f"if regexp {octets} '^(..):(..):(..):(..):(..):(..)$' \"$net_default_mac\"; then\n"
-            '  configfile "$prefix/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6"\n'
-            "fi\n"
-            'echo "nfsroot-build: no grub.cfg-01-<mac> for this machine (${net_default_mac})"\n'
-            "sleep 10\nreboot\n")
+    return header(cfg) + _menu_by_mac("$prefix") + _NO_MENU
 
 
 def grub_signed_cfg(cfg: Config) -> str:
@@ -101,12 +109,7 @@ def grub_signed_cfg(cfg: Config) -> str:
     file): this one turns the MAC into that name and reads the node's menu,
     the same file the unsigned GRUB reads.
     """
-    pair = "([0-9a-f][0-9a-f])"
-    sets = " ".join(f"--set={i}:m{i}" for i in range(1, 7))
-    return (header(cfg) +
-            f"regexp {sets} '^{':'.join([pair] * 6)}$' \"$net_default_mac\"\n"
-            'configfile "/boot/grub/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6"\n' +
-            grub_fallback(cfg).removeprefix(header(cfg)))
+    return header(cfg) + _menu_by_mac("/boot/grub") + _NO_MENU
 
 
 def ipxe_boot(cfg: Config) -> str:
