@@ -81,12 +81,24 @@ def rcs_default(cfg: Config) -> str:
     With the default ASYNCMOUNTNFS=yes, mountnfs.sh only waits for ifupdown's
     if-up.d/mountnfs hook to mount them, and ifupdown never brings up the
     NIC the kernel configured; with "no" it calls that hook itself
-    (FROMINITD=yes), which runs `mount -a -t nfs` (rcS(5))."""
-    return (header(cfg) + "# Default settings for the scripts in /etc/rcS.d/ (rcS(5)).\n"
+    (FROMINITD=yes), which runs `mount -a -t nfs` (rcS(5)).
+
+    When every node mounts the same /tmp (layout "seed"), TMPTIME=infinite:
+    initscripts' bootclean (/lib/init/bootclean.sh, clean_tmp) would
+    otherwise let each booting node delete the files of the nodes already
+    running, and two nodes booting at once race on its flag file (one gets
+    "bootclean: Failure creating '/tmp/.clean'", seen in the lab). With
+    "infinite" clean_tmp returns before it touches the flag file."""
+    text = (header(cfg) + "# Default settings for the scripts in /etc/rcS.d/ (rcS(5)).\n"
             "# The boot NIC is configured by the kernel (ip=dhcp), not by ifupdown: mount\n"
             "# the NFS file systems of fstab from mountnfs.sh instead of waiting for the\n"
             "# if-up.d hook that only ifupdown would run.\n"
             "ASYNCMOUNTNFS=no\n")
+    if "tmp" in cfg.root.writable_dirs:
+        text += ("# /tmp is one NFS directory shared by every node: a booting node must not\n"
+                 "# clean it under the running ones (bootclean's clean_tmp).\n"
+                 "TMPTIME=infinite\n")
+    return text
 
 
 def nfs_common_default(cfg: Config) -> str:

@@ -112,7 +112,10 @@ class Mountnfs(RootFileStep):
     mounts nothing (the hook acts only for ifupdown or with FROMINITD=yes,
     and sysv-rc starts rcS.d in insserv's order, which lacks the link), so
     /etc/default/rcS also gets ASYNCMOUNTNFS=no: initscripts' mountnfs.sh
-    then runs the same hook itself (rcS(5)). A sysvinit root also gets a
+    then runs the same hook itself (rcS(5)); with layout "seed", whose /tmp
+    is one NFS directory for every node, TMPTIME=infinite too, so a booting
+    node's bootclean does not delete the running nodes' files (and two
+    nodes booting at once do not race on /tmp/.clean). A sysvinit root also gets a
     getty on each serial console of boot.kernel_args
     (/etc/inittab.d/nfsroot-build-serial.tab), as systemd starts one itself;
     no rpc.statd (NEED_STATD=no in /etc/default/nfs-common: the mounts are

@@ -56,6 +56,8 @@ def test_mountnfs_for_sysvinit_keeps_the_link_and_mounts_from_rcs(ctx):
     want = Mountnfs().wanted(ctx)
     assert want[SEED_MOUNTNFS_LINK] == ("link", "../network/if-up.d/mountnfs")
     assert "\nASYNCMOUNTNFS=no\n" in want["/etc/default/rcS"][1]
+    # One /tmp for every node: no node cleans it at boot (bootclean races on /tmp/.clean).
+    assert "\nTMPTIME=infinite\n" in want["/etc/default/rcS"][1]
     # The serial console of the kernel line gets a getty, at its speed.
     assert want["/etc/inittab.d"] == ("dir", 0o755)
     assert "T0:2345:respawn:/sbin/getty -L 115200 ttyS0 vt100\n" in want[SERIAL_TAB][1]
@@ -131,3 +133,10 @@ def test_sysv_failures_reads_each_line_once():
 def test_sysv_failures_without_colours():
     text = "Starting NFS common utilities: statd\n  \x1b[31mfailed!\x1b[0m\n"
     assert sysv_failures(text) == "failed!"
+
+
+def test_a_sysvinit_root_with_its_own_tmp_keeps_bootclean(tmp_path):
+    text = seed_layout_text().replace('layout = "seed"', 'layout = "tmpfs"')
+    ctx = session.make_context(config_mod.parse(text), prefix=tmp_path / "stage")
+    rcs = Mountnfs().wanted(ctx)["/etc/default/rcS"][1]
+    assert "\nASYNCMOUNTNFS=no\n" in rcs and "TMPTIME" not in rcs
