@@ -191,7 +191,8 @@ class Inventory:
             problems = []
             for field, msg in e.problems:
                 # "(also node[3])" says which entry; its name says which node.
-                msg = re.sub(r"\(also node\[(\d+)\]\)", lambda m: f"(also node[{m[1]}], {names[int(m[1])]!r})", msg)
+                msg = re.sub(r"\(also node\[(\d+)\]\)", lambda m: f"(also node[{m[1]}], {names[int(m[1])]!r}"
+                             + (f", from {self.origin[int(m[1])]})" if int(m[1]) in self.origin else ")"), msg)
                 m = re.match(r"node\[(\d+)\]", field)
                 where = self.origin.get(int(m[1])) if m else None
                 problems.append((field, f"{msg} (from {where})" if where else msg))
