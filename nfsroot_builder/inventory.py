@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array
+from tomlkit.items import AoT, Array, Comment, Table
 
 from . import config as config_mod
 from .errors import ConfigError, UsageError
@@ -165,10 +165,35 @@ class Inventory:
     def remove(self, name: str) -> None:
         i = self.index(name)
         nodes = self._nodes()
+        if isinstance(nodes, AoT):
+            self._keep_comments_after(nodes, i)
         del nodes[i]
         if not len(nodes):
             del self.doc["node"]
         self.origin = {(k if k < i else k - 1): v for k, v in self.origin.items() if k != i}
+
+    def _keep_comments_after(self, nodes: AoT, i: int) -> None:
+        """tomlkit keeps the comment lines between two [[node]] tables at the
+        end of the first: they stand above the next node (`# rack 2`) and
+        must not go with the removed one, so they move to the table before it
+        (the previous node, or the table above the first [[node]])."""
+        body = nodes[i].value.body
+        k = len(body)
+        while k and body[k - 1][0] is None:
+            k -= 1
+        trailing = [item for _, item in body[k:]]
+        if not any(isinstance(item, Comment) for item in trailing):
+            return
+        if i > 0:
+            above = nodes[i - 1]
+        else:
+            items = [item for _, item in self.doc.body]
+            at = next(j for j, item in enumerate(items) if item is nodes)
+            above = items[at - 1] if at and isinstance(items[at - 1], Table) else None
+        if above is None:   # [[node]] first in the file, under no table: nowhere to keep them
+            return
+        for item in trailing:
+            above.value.append(None, item)
 
     def set(self, name: str, values: dict, origin: str) -> None:
         i = self.index(name)

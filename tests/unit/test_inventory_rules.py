@@ -207,3 +207,40 @@ def test_discover_reads_refused_clients_once_each():
     assert [(f["mac"], f["via"], f["why"], f["count"]) for f in found] == [
         ("52:54:00:aa:00:01", "eth1", "no free leases", 2), ("52:54:00:aa:00:02", "eth1", "unknown client", 1)]
     assert found[0]["last"] == "Nov 30 01:00:09 boot dhcpd[812]:"
+
+
+RACKS = '''[server]
+address = "10.0.0.1"
+[network]
+subnet = "10.0.0.0/24"
+
+# the nodes
+[[node]]
+name = "a"  # first
+mac = "52:54:00:00:00:01"
+ip = "10.0.0.2"
+
+# rack 2
+[[node]]
+name = "b"
+mac = "52:54:00:00:00:02"
+ip = "10.0.0.3"
+
+# rack 3
+[[node]]
+name = "c"
+mac = "52:54:00:00:00:03"
+ip = "10.0.0.4"
+'''
+
+
+@pytest.mark.parametrize("removed", [["a"], ["b"], ["c"], ["a", "b", "c"]])
+def test_remove_keeps_the_comments_above_the_next_node(removed):
+    """tomlkit files '# rack 2' under node a: removing a must not take it."""
+    inv = Inventory(RACKS, "racks.toml")
+    for name in removed:
+        inv.remove(name)
+    new, cfg = inv.validated()
+    assert all(c in new for c in ("# the nodes\n", "# rack 2\n", "# rack 3\n")), new
+    assert ("# first" in new) == ("a" not in removed)
+    assert [n.name for n in cfg.nodes] == [n for n in "abc" if n not in removed]
