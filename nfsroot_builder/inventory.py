@@ -8,11 +8,13 @@ validates the whole edited text with config.parse and hands it to FileOps.
 from __future__ import annotations
 
 import csv
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import tomli as tomllib  # what config.py reads with (tomlkit: 25x slower)
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Array, Comment, Table
@@ -122,11 +124,31 @@ class Inventory:
 
     def __init__(self, text: str, source: str):
         self.source = source
-        try:
-            self.doc = tomlkit.parse(text)
-        except TOMLKitError as e:
-            raise ConfigError(source, [("(file)", f"is not valid TOML: {e}")]) from None
+        self.original = text
         self.origin: dict[int, str] = {}
+        self._doc: tomlkit.TOMLDocument | None = None
+        # Nodes added while the file is not parsed by tomlkit (1 s at 10,000
+        # nodes): text() appends them to the original text (_appended_text).
+        self._appended: list[dict] = []
+        self._count: int | None = None   # node entries in the original text
+
+    @functools.cache   # noqa: B019 (one Inventory per command)
+    def _data(self) -> dict:
+        """The original text as plain data (tomli)."""
+        return _loads(self.original, self.source)
+
+    @property
+    def doc(self) -> tomlkit.TOMLDocument:
+        """The file as tomlkit's document, parsed on first use."""
+        if self._doc is None:
+            try:
+                self._doc = tomlkit.parse(self.original)
+            except TOMLKitError as e:
+                raise ConfigError(self.source, [("(file)", f"is not valid TOML: {e}")]) from None
+            pending, self._appended = self._appended, []
+            for values in pending:
+                self._add_to_doc(values)
+        return self._doc
 
     def _nodes(self) -> AoT | Array | None:
         nodes = self.doc.get("node")
@@ -144,6 +166,17 @@ class Inventory:
         raise ConfigError(self.source, [("node.name", f"no node named {name!r} in the config")])
 
     def add(self, values: dict, origin: str) -> None:
+        if self._doc is None:
+            if self._count is None:
+                nodes = self._data().get("node", [])
+                self._count = len(nodes) if isinstance(nodes, list) else 0
+            self._appended.append(values)
+            self.origin[self._count + len(self._appended) - 1] = origin
+        else:
+            self.origin[self._add_to_doc(values)] = origin
+
+    def _add_to_doc(self, values: dict) -> int:
+        """Add a node to the tomlkit document; its index."""
         nodes = self._nodes()
         if nodes is None:
             nodes = tomlkit.aot()
@@ -160,7 +193,7 @@ class Inventory:
                 if not last.as_string().endswith("\n\n"):
                     last.add(tomlkit.nl())
         nodes.append(entry)
-        self.origin[len(nodes) - 1] = origin
+        return len(nodes) - 1
 
     def remove(self, name: str) -> None:
         i = self.index(name)
@@ -203,7 +236,27 @@ class Inventory:
         self.origin[i] = origin
 
     def text(self) -> str:
+        if self._doc is None and self._appended and (fast := self._appended_text()) is not None:
+            return fast
         return tomlkit.dumps(self.doc)
+
+    def _appended_text(self) -> str | None:
+        """The original text with the added nodes as [[node]] tables after it,
+        the bytes tomlkit would write, when that is what the file means once
+        read back (the original's last table is [[node]], or no table is
+        named node); None otherwise (node = [...] inline: tomlkit's way)."""
+        tables = "\n".join("[[node]]\n" + tomlkit.dumps(values) for values in self._appended)
+        gap = "" if self.original.endswith("\n\n") or not self.original else \
+            "\n" if self.original.endswith("\n") else "\n\n"
+        text = self.original + gap + tables
+        nodes = self._data().get("node", [])
+        if not isinstance(nodes, list):
+            return None
+        want = {**self._data(), "node": nodes + self._appended}
+        try:
+            return text if tomllib.loads(text) == want else None
+        except tomllib.TOMLDecodeError:
+            return None
 
     def validated(self) -> tuple[str, config_mod.Config]:
         """The edited text and its Config, parsed whole by the tool's own
@@ -212,7 +265,8 @@ class Inventory:
         try:
             return text, config_mod.parse(text, self.source)
         except ConfigError as e:
-            names = [n.get("name") for n in self._nodes() or []]
+            nodes = (self._nodes() or []) if self._doc is not None else [*self._data().get("node", []), *self._appended]
+            names = [n.get("name") if isinstance(n, dict) else None for n in nodes]
             problems = []
             for field, msg in e.problems:
                 # "(also node[3])" says which entry; its name says which node.
@@ -222,6 +276,13 @@ class Inventory:
                 where = self.origin.get(int(m[1])) if m else None
                 problems.append((field, f"{msg} (from {where})" if where else msg))
             raise ConfigError(e.source, problems) from None
+
+
+def _loads(text: str, source: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, [("(file)", f"is not valid TOML: {e}")]) from None
 
 
 def discovered(log: str) -> list[dict]:

@@ -8,6 +8,7 @@ it was), writes through FileOps (--dry-run: the diff), then prints what
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -63,7 +64,7 @@ def _edit(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, app
     before = config_mod.read_text(config)
     inv = Inventory(before, str(config))
     # The config as it is, parsed only when a change needs it (a free address).
-    what = change(inv, lambda: config_mod.parse(before, str(config)))
+    what = change(inv, functools.cache(lambda: config_mod.parse(before, str(config))))
     text, cfg = inv.validated()
     target = config.resolve()   # a symlinked config: replace the file, keep the link
     if not dry_run and config_mod.read_text(config) != before:
@@ -136,7 +137,7 @@ def add(name: Annotated[str, typer.Argument(help="the node's name, or a range li
         raise UsageError(f"{name!r} makes {len(names)} node(s) but {macs} holds {len(given)} MAC(s)")
 
     def change(inv: Inventory, current) -> str:
-        ips = [ip] if ip is not None else free_addresses(current(), [n["ip"] for n in inv.nodes()],
+        ips = [ip] if ip is not None else free_addresses(current(), [n.ip for n in current().nodes],
                                                          len(names), str(config))
         for node_name, (node_mac, origin), node_ip in zip(names, given, ips, strict=True):
             inv.add(_node_values(node_name, node_mac, node_ip, firmware), origin)
@@ -190,7 +191,7 @@ def import_(csv_file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="n
 
     def change(inv: Inventory, current) -> str:
         missing = [r for r in rows if r.ip is None]
-        free = iter(free_addresses(current(), [n["ip"] for n in inv.nodes()] + [r.ip for r in rows if r.ip],
+        free = iter(free_addresses(current(), [n.ip for n in current().nodes] + [r.ip for r in rows if r.ip],
                                    len(missing), str(config)) if missing else [])
         for r in rows:
             inv.add(_node_values(r.name, r.mac, r.ip or next(free), None), r.origin)
