@@ -61,6 +61,8 @@ def _edit(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, app
         raise UsageError("--apply with --dry-run: the dry-run changes nothing to apply "
                          "(it prints what `all --resume` would re-run)")
     require_config(config)
+    if apply:   # checked before the config changes, not after
+        session.require_root("--apply (`all --resume`)")
     before = config_mod.read_text(config)
     inv = Inventory(before, str(config))
     # The config as it is, parsed only when a change needs it (a free address).

@@ -176,3 +176,10 @@ def test_discover_prints_a_macs_file_without_known_macs(cli, lab):
     assert config_mod.load(lab).nodes[-1].mac == "52:54:00:aa:00:01"
     res = cli.invoke(app, ["node", "discover", "--log", str(log), "-c", str(lab), "--json"])
     assert json.loads(res.stdout) == []
+
+
+def test_apply_as_a_user_is_refused_before_the_file_changes(cli, lab, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    res = node(cli, lab, "add", "n1", "--mac", "52:54:00:aa:00:01", "--apply")
+    assert res.exit_code == 2 and "must run as root" in res.output
+    assert unchanged(lab)
