@@ -8,7 +8,6 @@ validates the whole edited text with config.parse and hands it to FileOps.
 from __future__ import annotations
 
 import csv
-import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -98,8 +97,13 @@ def free_addresses(cfg: config_mod.Config, used: Iterable[str], count: int, sour
     """The first count addresses of network.subnet that no one has: not the
     network or broadcast address, the server, the router, or any address in used."""
     net = cfg.network.network
-    taken = {int(ipaddress.IPv4Address(a)) for a in (*used, cfg.server.address, cfg.network.broadcast_address,
-                                                     *([cfg.network.router] if cfg.network.router else []))}
+    taken = set()
+    for address in (*used, cfg.server.address, cfg.network.broadcast_address,
+                    *([cfg.network.router] if cfg.network.router else [])):
+        try:
+            taken.add(int(ipaddress.IPv4Address(address)))
+        except ValueError:   # a CSV row's typo: the whole config's validation names it
+            continue
     low, high = int(net.network_address), int(net.broadcast_address)
     if net.prefixlen < 31:   # RFC 3021: a /31 has no network or broadcast address
         low, high = low + 1, high - 1
@@ -131,11 +135,13 @@ class Inventory:
         # nodes): text() appends them to the original text (_appended_text).
         self._appended: list[dict] = []
         self._count: int | None = None   # node entries in the original text
+        self._plain: dict | None = None
 
-    @functools.cache   # noqa: B019 (one Inventory per command)
     def _data(self) -> dict:
-        """The original text as plain data (tomli)."""
-        return _loads(self.original, self.source)
+        """The original text as plain data (tomli), read once."""
+        if self._plain is None:
+            self._plain = _loads(self.original, self.source)
+        return self._plain
 
     @property
     def doc(self) -> tomlkit.TOMLDocument:
@@ -155,9 +161,6 @@ class Inventory:
         if nodes is not None and not isinstance(nodes, (AoT, Array)):
             raise ConfigError(self.source, [("node", "must be a list of [[node]] tables")])
         return nodes
-
-    def nodes(self) -> list[dict]:
-        return [dict(n) for n in self._nodes() or []]
 
     def index(self, name: str) -> int:
         for i, node in enumerate(self._nodes() or []):

@@ -183,3 +183,11 @@ def test_apply_as_a_user_is_refused_before_the_file_changes(cli, lab, monkeypatc
     res = node(cli, lab, "add", "n1", "--mac", "52:54:00:aa:00:01", "--apply")
     assert res.exit_code == 2 and "must run as root" in res.output
     assert unchanged(lab)
+
+
+def test_import_a_bad_address_beside_rows_without_one_names_its_line(cli, lab):
+    csv = lab.parent / "nodes.csv"
+    csv.write_text("c1,52:54:00:bb:00:01,192.168.0.x\nc2,52:54:00:bb:00:02\n")
+    res = node(cli, lab, "import", str(csv))
+    assert res.exit_code == 2 and "node[2].ip: not an IPv4 address: '192.168.0.x'" in res.output, res.output
+    assert f"(from {csv} line 1)" in res.output and unchanged(lab)
