@@ -40,6 +40,7 @@ from versions_bench import new_version, switch_rollback  # noqa: E402
 # The order they run in: the full build first (the later ones reuse its root).
 BENCHMARKS = (benchmarks.startup, full_build, benchmarks.noop_resume, benchmarks.dry_run,
               benchmarks.inventory, benchmarks.add_one, benchmarks.tmpfs_copy, benchmarks.unknown_package,
+              benchmarks.node_import,
               lab_boot, initrd_transfer, benchmarks.breakdown, new_version, switch_rollback)
 DPKG_VERSION = "dpkg-query -W -f '${Version}' "
 

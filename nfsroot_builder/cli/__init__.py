@@ -16,6 +16,7 @@ from .build import build_app
 from .common import CONTEXT, Flags
 from .doctor import doctor_app
 from .lab import lab_app
+from .node import node_app
 from .root import root_app
 from .update import update_  # noqa: F401 (registers `update` and `root diff`)
 
@@ -43,4 +44,5 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")]
 app.add_typer(build_app)
 app.add_typer(lab_app, name="lab")
 app.add_typer(root_app, name="root")
+app.add_typer(node_app, name="node")
 app.add_typer(doctor_app)

@@ -102,14 +102,19 @@ def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def require_config(config: Path) -> None:
+    """-c left out and no config at the default place: say how to make one."""
+    if config == DEFAULT_CONFIG and not config.exists():
+        raise UsageError(f"no -c given and {DEFAULT_CONFIG} does not exist; write it with "
+                         f"`nfsroot-build init > {DEFAULT_CONFIG}` (then edit it) or pass -c FILE")
+
+
 def make_ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, *, json_stdout: bool = False,
              emit=None, version: str | int = "build"):
     """Load the config and build the run's context. With json_stdout the
     dry-run transcript goes to stderr, leaving stdout to the JSON; emit
     (a dry-run's collector) takes it instead of either."""
-    if config == DEFAULT_CONFIG and not config.exists():
-        raise UsageError(f"no -c given and {DEFAULT_CONFIG} does not exist; write it with "
-                         f"`nfsroot-build init > {DEFAULT_CONFIG}` (then edit it) or pass -c FILE")
+    require_config(config)
     cfg = config_mod.load(config)
     return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
                                 emit=emit or (say if json_stdout else session.emit_stdout),

@@ -26,7 +26,10 @@ class NodeVar(Step):
         return [ctx.host(f"{cfg.root.path}.nodes/{n.name}") for n in cfg.nodes]
 
     def fingerprint(self, ctx: Context) -> dict:
-        return {"layout": ctx.config.root.layout, "nodes": [n.name for n in ctx.config.nodes]}
+        # The nodes only where each has a /var here: with another layout a
+        # node added from the command line must not re-run this step.
+        c = ctx.config
+        return {"layout": c.root.layout, "nodes": [n.name for n in c.nodes] if c.root.layout == "per-node" else []}
 
     def verify(self, ctx: Context) -> list[str]:
         empty = [str(d) for d in self._dirs(ctx) if not d.is_dir() or not any(d.iterdir())]
