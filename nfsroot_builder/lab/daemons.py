@@ -12,10 +12,12 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from ..config import Config
 from ..errors import NfsrootError
 from ..files import atomic_write
+from ..procs import running
 from ..render import header
 from ..render.http import nginx_main
 from ..render.server import kea_json
@@ -58,13 +60,28 @@ LAB_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Conf
 """
 
 
-def _wait(what: str, test, timeout: float = 20.0) -> None:
+def wait_for_daemon(what: str, test, timeout: float = 20.0, exited=None, log: Path | None = None, since: int = 0) -> None:
+    """Poll test() until it is true. exited() true means the daemon is gone:
+    fail at once instead of waiting out the timeout. Either way the error
+    carries the end of what the daemon wrote to its log after byte ``since``
+    (the logs are appended to across `lab up`s), which says why."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if test():
             return
+        if exited is not None and exited():
+            raise NfsrootError(f"lab: {what} exited before it came up" + log_tail(log, since))
         time.sleep(0.2)
-    raise NfsrootError(f"lab: {what} did not come up within {timeout:.0f}s")
+    raise NfsrootError(f"lab: {what} did not come up within {timeout:.0f}s" + log_tail(log, since))
+
+
+def log_tail(log: Path | None, since: int = 0, lines: int = 8) -> str:
+    if log is None or not log.is_file():
+        return ""
+    with open(log, "rb") as f:
+        f.seek(since)
+        tail = f.read().decode(errors="replace").splitlines()[-lines:]
+    return f"; the last lines of {log}:\n" + "\n".join(tail)
 
 
 def site_dhcpd_conf(cfg: Config) -> str:
@@ -192,19 +209,21 @@ def start_daemons(lab, record: dict) -> None:
         res = runner.run([*exec_ns, "sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "rpcinfo", "-p", "127.0.0.1"],
                          probe=True, check=False)
         return res.stdout if res.ok else ""
-    _wait("rpcbind", lambda: "portmapper" in registered())
+    wait_for_daemon("rpcbind", lambda: "portmapper" in registered())
     bus_conf = d / "dbus.conf"
     atomic_write(bus_conf, LAB_BUS_CONF.encode(), 0o644)
     (run_dir / "dbus").mkdir()
     spawn("dbus", ["sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "dbus-daemon", "--nofork", "--nopidfile",
                    "--nosyslog", f"--config-file={bus_conf}"], "dbus-daemon")
-    _wait("dbus-daemon (the lab's system bus)", (ctx.state_dir / LAB_SYSTEM_BUS).exists)
-    spawn("ganesha", ["sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "ganesha.nfsd", "-F",
-                      "-f", str(d / "ganesha.conf"), "-L", str(logs / "ganesha.nfsd.log"),
+    wait_for_daemon("dbus-daemon (the lab's system bus)", (ctx.state_dir / LAB_SYSTEM_BUS).exists)
+    ganesha_log = logs / "ganesha.nfsd.log"
+    ganesha_log_start = ganesha_log.stat().st_size if ganesha_log.exists() else 0
+    ganesha_pid = spawn("ganesha", ["sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "ganesha.nfsd", "-F",
+                      "-f", str(d / "ganesha.conf"), "-L", str(ganesha_log),
                       "-p", "/run/ganesha/ganesha.pid", "-N", "NIV_EVENT"], "ganesha.nfsd")
-
-    _wait("NFS-Ganesha (nfs and mountd registered with rpcbind)",
-          lambda: all(svc in registered() for svc in (" nfs", " mountd")), timeout=60)
+    wait_for_daemon("NFS-Ganesha (nfs and mountd registered with rpcbind)",
+          lambda: all(svc in registered() for svc in (" nfs", " mountd")), timeout=60,
+          exited=lambda: not running(ganesha_pid), log=ganesha_log, since=ganesha_log_start)
     dead = [p["name"] for p in record["procs"] if not lab.alive(p)]
     if dead:
         raise NfsrootError(f"lab: {', '.join(dead)} exited at start; see {logs}/")

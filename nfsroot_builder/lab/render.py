@@ -15,12 +15,18 @@ def ganesha_conf(cfg: Config, served: Served, run_dir: str, roots=None) -> str:
 
     NFSv3 because the Debian initramfs (klibc nfsmount) mounts v3 only; NLM
     off because the nodes mount with nolock; Graceless because a lab server
-    that just started has no clients to wait 90 s for.
+    that just started has no clients to wait 90 s for. RQUOTA off: nodes
+    need no quota RPC, and its default port (875, ganesha-core-config(8)
+    Rquota_Port) lies in the range root's RPC clients bind to
+    (bindresvport(3)). In one CI run ganesha exited with "Cannot bind
+    RQUOTA tcp6 socket ... Address already in use" in a fresh namespace
+    where only the lab's own `rpcinfo` probes, run as root, had used TCP.
     """
     return (
         "NFS_CORE_PARAM {\n"
         "  Protocols = 3, 4;\n"
         "  Enable_NLM = false;\n"
+        "  Enable_RQUOTA = false;\n"
         f"  Bind_addr = {cfg.server.address};\n"
         "  MNT_Port = 20048;\n"
         "}\n"

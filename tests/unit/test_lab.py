@@ -5,7 +5,9 @@ import pytest
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import session
+from nfsroot_builder.errors import NfsrootError
 from nfsroot_builder.lab import Lab, netns
+from nfsroot_builder.lab.daemons import wait_for_daemon
 from nfsroot_builder.lab.nodes import NodeResult, firmware, judge, parse_facts, qemu_argv
 from nfsroot_builder.lab.ra import advertisement, only_solicitations
 from nfsroot_builder.lab.render import FACTS_MARK, ganesha_conf
@@ -49,6 +51,22 @@ def test_ganesha_conf_for_the_lab(lab):
     assert "Protocols = 3, 4;" in text and "Enable_NLM = false;" in text and "Graceless = true;" in text
     assert 'Path = "/stage/srv/nfsroot/lab";' in text
     assert "Bind_addr = 192.168.0.1;" in text
+    # No listener on a port below 1024, where root's RPC clients bind (bindresvport(3)).
+    assert "Enable_RQUOTA = false;" in text
+
+
+def test_a_daemon_that_exits_at_start_fails_at_once_with_its_log(tmp_path):
+    log = tmp_path / "ganesha.nfsd.log"
+    log.write_text("an earlier start\n")
+    since = log.stat().st_size
+    log.write_text("an earlier start\nBind_sockets :DISP :FATAL :Error binding to V6 interface. Cannot continue.\n")
+    polls = []
+    with pytest.raises(NfsrootError) as err:
+        wait_for_daemon("NFS-Ganesha", lambda: polls.append(1) and False, timeout=3600, exited=lambda: True,
+              log=log, since=since)
+    assert len(polls) == 1
+    assert "exited before it came up" in str(err.value) and "Error binding to V6" in str(err.value)
+    assert "an earlier start" not in str(err.value)
 
 
 def test_facts_only_from_finished_lines():
