@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,7 +21,6 @@ from .. import config as config_mod
 from .. import session
 from ..errors import UsageError
 from ..files import FileOps
-from ..inventory import Inventory, discovered, expand_names, free_addresses, macs_from, rows_from_csv
 from .common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -35,6 +34,9 @@ from .common import (
     say,
 )
 
+if TYPE_CHECKING:
+    from ..inventory import Inventory
+
 node_app = typer.Typer(no_args_is_help=True, help="The node inventory: list, add, remove, set, import, discover.")
 
 ApplyOpt = Annotated[bool, typer.Option("--apply", help="then run `all --resume` (as root)")]
@@ -44,6 +46,13 @@ FirmwareOpt = Annotated[str | None, typer.Option("--firmware", help='"bios" or "
                                                                    'gives its VM)')]
 NamesArg = Annotated[list[str], typer.Argument(help="node names; a range like 'n[01-16]' stands for n01 ... n16",
                                                autocompletion=complete_node)]
+
+
+def inventory():
+    """nfsroot_builder.inventory, imported when a node command runs: tomlkit
+    costs every other command ~18 ms of start-up (the no-op resume's budget)."""
+    from .. import inventory as module
+    return module
 
 
 def _read_input(path: Path, what: str) -> str:
@@ -64,7 +73,7 @@ def _edit(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, app
     if apply:   # checked before the config changes, not after
         session.require_root("--apply (`all --resume`)")
     before = config_mod.read_text(config)
-    inv = Inventory(before, str(config))
+    inv = inventory().Inventory(before, str(config))
     # The config as it is, parsed only when a change needs it (a free address).
     what = change(inv, functools.cache(lambda: config_mod.parse(before, str(config))))
     text, cfg = inv.validated()
@@ -126,7 +135,7 @@ def add(name: Annotated[str, typer.Argument(help="the node's name, or a range li
         config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
         dry_run: DryOpt = False, apply: ApplyOpt = False):
     """Add a node, or a range of nodes with their MACs from a file; no --ip: the next free addresses."""
-    names = expand_names(name)
+    names = inventory().expand_names(name)
     if (mac is None) == (macs is None):
         raise UsageError("give the MAC: --mac MAC for one node, or --macs FILE for a range")
     if mac is not None and len(names) > 1:
@@ -134,12 +143,12 @@ def add(name: Annotated[str, typer.Argument(help="the node's name, or a range li
     if ip is not None and len(names) > 1:
         raise UsageError(f"--ip gives one node's address; {name!r} makes {len(names)} nodes "
                          "(left out, each gets the next free address)")
-    given = [(mac, "--mac")] if mac is not None else macs_from(_read_input(macs, "--macs"), str(macs))
+    given = [(mac, "--mac")] if mac is not None else inventory().macs_from(_read_input(macs, "--macs"), str(macs))
     if len(given) != len(names):
         raise UsageError(f"{name!r} makes {len(names)} node(s) but {macs} holds {len(given)} MAC(s)")
 
     def change(inv: Inventory, current) -> str:
-        ips = [ip] if ip is not None else free_addresses(current(), [n.ip for n in current().nodes],
+        ips = [ip] if ip is not None else inventory().free_addresses(current(), [n.ip for n in current().nodes],
                                                          len(names), str(config))
         for node_name, (node_mac, origin), node_ip in zip(names, given, ips, strict=True):
             inv.add(_node_values(node_name, node_mac, node_ip, firmware), origin)
@@ -152,7 +161,7 @@ def add(name: Annotated[str, typer.Argument(help="the node's name, or a range li
 def remove(names: NamesArg, config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"),
            state_dir: StateOpt = None, dry_run: DryOpt = False, apply: ApplyOpt = False):
     """Remove nodes by name (or range); their menus and DHCP entries go at the next `all --resume`."""
-    expanded = [n for name in names for n in expand_names(name)]
+    expanded = [n for name in names for n in inventory().expand_names(name)]
 
     def change(inv: Inventory, current) -> str:
         for n in expanded:
@@ -187,13 +196,13 @@ def import_(csv_file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="n
             config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
             dry_run: DryOpt = False, apply: ApplyOpt = False):
     """Add the nodes of a CSV file; rows without an ip get the next free addresses, in order."""
-    rows = rows_from_csv(_read_input(csv_file, "FILE.csv"), str(csv_file))
+    rows = inventory().rows_from_csv(_read_input(csv_file, "FILE.csv"), str(csv_file))
     if not rows:
         raise UsageError(f"{csv_file}: no node lines")
 
     def change(inv: Inventory, current) -> str:
         missing = [r for r in rows if r.ip is None]
-        free = iter(free_addresses(current(), [n.ip for n in current().nodes] + [r.ip for r in rows if r.ip],
+        free = iter(inventory().free_addresses(current(), [n.ip for n in current().nodes] + [r.ip for r in rows if r.ip],
                                    len(missing), str(config)) if missing else [])
         for r in rows:
             inv.add(_node_values(r.name, r.mac, r.ip or next(free), None), r.origin)
@@ -226,7 +235,7 @@ def discover(log: Annotated[Path | None, typer.Option("--log", help="dhcpd's log
     The output is a --macs file: `node discover > macs.txt`, then
     `node add 'n[01-NN]' --macs macs.txt`.
     """
-    found = discovered(_dhcpd_log(log))
+    found = inventory().discovered(_dhcpd_log(log))
     if config != DEFAULT_CONFIG or config.exists():
         known = {n.mac for n in config_mod.load(config).nodes}
         left_out = [f for f in found if f["mac"] in known]
