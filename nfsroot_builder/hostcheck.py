@@ -207,11 +207,11 @@ def other_exports(ctx: Context) -> list[tuple[str, str]]:
     are made by the steps before services."""
     if ctx.config.nfs.server != "kernel":
         return []
-    from .steps.nfs import EXPORTS_DROPIN
+    from .steps.nfs import exports_dropin
     files = [ctx.host("/etc/exports"), *sorted(ctx.host("/etc/exports.d").glob("*.exports"))]
     out = []
     for f in files:
-        if f == ctx.host(EXPORTS_DROPIN) or not f.is_file():
+        if f == ctx.host(exports_dropin(ctx.config.name)) or not f.is_file():
             continue
         try:
             text = f.read_text(errors="replace").replace("\\\n", " ")   # exports(5): "\" continues a line

@@ -64,7 +64,7 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     # Not recorded for undo: the root (--purge-root removes it whole) and the
     # package caches every build shares (outside any staging prefix).
     files = FileOps(dry_run=dry_run, emit=emit, backup_dir=sdir / "backup",
-                    undo=state.undo, untracked=[root, APT_CACHE.parent])
+                    undo=state.undo, untracked=[root, APT_CACHE.parent], build=cfg.name)
     ctx = Context(config=cfg, runner=runner, files=files, state=state, prefix=prefix,
                   state_dir=sdir, emit=emit, note=note, version_id=vid, base_config=base)
     ctx._dry_run = dry_run

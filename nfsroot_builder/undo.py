@@ -46,9 +46,15 @@ class UndoReport:
     restarted: list[str] = field(default_factory=list)
 
 
-def _comment_of(text: str) -> str | None:
-    m = re.search(rf"^(\S+) {re.escape(BEGIN)}$", text, re.MULTILINE)
-    return m.group(1) if m else None
+def _comment_of(text: str, build: str | None = None) -> str | None:
+    """The comment sign of a managed block: build's (named in its markers,
+    or an unnamed one an older version wrote: the record that sends undo
+    here is the build's), or with build None any build's."""
+    names = (rf" {re.escape(build)}", "") if build else (r"(?: \S+)?",)
+    for name in names:
+        if m := re.search(rf"^(\S+) {re.escape(BEGIN)}{name}$", text, re.MULTILINE):
+            return m.group(1)
+    return None
 
 
 def _service_for(ctx: Context, path: str) -> str | None:
@@ -92,15 +98,16 @@ class _Undo:
     def without_block(self, p: Path, rec: dict, owned: bool) -> None:
         # Bytes, not read_text(): universal newlines would turn CRLF into LF.
         text = p.read_bytes().decode(errors="surrogateescape")
-        comment = _comment_of(text)
+        build = self.ctx.config.name
+        comment = _comment_of(text, build)
         if comment is None:
-            if owned:
+            if owned and _comment_of(text) is None:
                 self.remove(p)
-            else:
-                self.report.done.append(f"{p}: no managed block left")
+            else:   # another build's block stays, and so does the file
+                self.report.done.append(f"{p}: no managed block of {build} left")
             return
         try:
-            new = with_block(text, None, comment)
+            new = with_block(text, None, comment, build, legacy=True)
         except ValueError as e:
             self.report.problems.append(f"{p}: {e}; remove the block by hand")
             return

@@ -65,7 +65,7 @@ def seed_layout(text: str) -> str:
 def _writable(stage, root):
     # The seed's first layout: a writable tree exported read-only (the page's
     # /dev, whose NFS mount is left out today: its /var), so nodes hang.
-    dropin = stage / "etc/exports.d/nfsroot-build.exports"
+    dropin = stage / "etc/exports.d/nfsroot-build-kerrighed.exports"
     r = stage / root.lstrip("/")
     _w(dropin, f"{r} 192.168.0.0/24(ro,async,no_root_squash,no_subtree_check)\n"
                f"{r}/dev 192.168.0.0/24(ro,sync,no_root_squash,no_subtree_check)\n"
@@ -100,7 +100,7 @@ def _exports_admin(stage, root):
 
 
 def _exports_ours(stage, root):
-    dropin = stage / "etc/exports.d/nfsroot-build.exports"
+    dropin = stage / "etc/exports.d/nfsroot-build-kerrighed.exports"
     r = stage / root.lstrip("/")
     _w(dropin, f"{r} 192.168.0.0/24 (ro,async,no_root_squash,no_subtree_check)\n")
 
@@ -177,7 +177,7 @@ def _world(stage, root):
 
 
 def _world_ours(stage, root):
-    dropin = stage / "etc/exports.d/nfsroot-build.exports"
+    dropin = stage / "etc/exports.d/nfsroot-build-kerrighed.exports"
     dropin.write_text(dropin.read_text().replace("192.168.0.0/24(", "*("))
 
 

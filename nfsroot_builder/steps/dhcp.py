@@ -156,7 +156,7 @@ class DhcpServer(Step):
         conf = ctx.host(ctx.config.dhcp.config_file)
         if ctx.config.dhcp.server == "isc-dhcp-server":
             bad = stale_blocks({conf: dhcpd_block(ctx.config, ctx.served),
-                                ctx.host(DHCPD_DEFAULTS): dhcpd_defaults_block(ctx.config)})
+                                ctx.host(DHCPD_DEFAULTS): dhcpd_defaults_block(ctx.config)}, ctx.config.name)
             if bad:
                 problems.append(f"managed block missing or not as configured: {' '.join(bad)}")
         for path, content in wanted_files(ctx).items():
