@@ -101,7 +101,8 @@ class UndoRecord:
 
     kind: "owned" (created it), "block" (added a managed block to someone
     else's file), "replaced" (rewrote a file that was there: "backup" holds
-    the original), "dir" (created the directory), "glob" (the key is
+    the original), "shared" (uses a file another build wrote: FileOps.share),
+    "dir" (created the directory), "glob" (the key is
     <dir>/<pattern>: every file there matching the pattern that carries
     "marker" is the tool's). A glob stands for a file per node (boot menus),
     so the record, and the state that saves it, does not grow with the node
@@ -648,6 +649,15 @@ class FileOps:
         atomic_write(path, data, mode, owner=(st.st_uid, st.st_gid) if st is not None else None)
         self._note(path, "block" if old is not None else "owned", backup, line)
         return True
+
+    def share(self, path: Path) -> None:
+        """path is a file this build uses that another build may have written
+        (a loader file in a TFTP root builds share): recorded for undo as
+        "shared" unless this build's record has it already. Undo removes it
+        only when no other build's record has it (sidebyside.shared_users)."""
+        key = str(path)
+        if not self.dry_run and key not in self.undo and not self._is_untracked(Path(path)):
+            self.undo.note(key, "shared")
 
     def ensure_dir(self, path: Path, mode: int = 0o755) -> bool:
         path = Path(path)

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import sidebyside
 from .config import Config
 from .context import Context
 
@@ -59,7 +60,9 @@ def host_checks(ctx: Context) -> list[tuple[str, str]]:
     if ctx.staging:
         rows = [("note" if level == "fail" else level, f"{msg} (a note under --prefix {ctx.prefix})")
                 for level, msg in rows]
-    return rows
+    # Another build of the same server lives under the same prefix: a
+    # conflict with it fails under --prefix too.
+    return rows + sidebyside.check_rows(ctx)
 
 
 def lab_config(ctx: Context) -> list[tuple[str, str]]:

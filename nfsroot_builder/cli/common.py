@@ -111,9 +111,11 @@ def make_ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, 
         raise UsageError(f"no -c given and {DEFAULT_CONFIG} does not exist; write it with "
                          f"`nfsroot-build init > {DEFAULT_CONFIG}` (then edit it) or pass -c FILE")
     cfg = config_mod.load(config)
-    return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
-                                emit=emit or (say if json_stdout else session.emit_stdout),
-                                note=lambda m: err.print(f"  {m}", markup=False, style="dim"), version=version)
+    ctx = session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
+                               emit=emit or (say if json_stdout else session.emit_stdout),
+                               note=lambda m: err.print(f"  {m}", markup=False, style="dim"), version=version)
+    ctx.config_file = Path(config).absolute()
+    return ctx
 
 
 def _exit_code(e: NfsrootError) -> int:

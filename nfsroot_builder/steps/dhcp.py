@@ -190,7 +190,10 @@ class DhcpServer(Step):
                                          validate=dnsmasq_checker(ctx))
         if changed:
             restart.add(DHCP_UNIT[kind])
-        return StepResult(changed=changed or bool(restart), restart=restart)
+        # Where this build's config lives: another build on this server
+        # compares its nodes with it (sidebyside.py); undo forgets it.
+        outputs = {"config": str(ctx.config_file)} if ctx.config_file else {}
+        return StepResult(changed=changed or bool(restart), restart=restart, outputs=outputs)
 
     @staticmethod
     def _remove(ctx: Context, kind: str) -> bool:
