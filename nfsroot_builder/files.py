@@ -9,8 +9,10 @@ a pre-existing file is changed, a pristine copy goes to the backup dir so
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
+import fcntl
 import fnmatch
 import hashlib
 import os
@@ -94,6 +96,21 @@ def _syncfs(directory: str) -> bool:
         return getattr(libc, "syncfs", None) is not None and libc.syncfs(fd) == 0
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """flock(2) on directory, or on its nearest existing parent (the file's
+    directory may not exist yet); waits for the holder."""
+    directory = Path(directory)
+    while not directory.is_dir():
+        directory = directory.parent
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # closing the last descriptor releases the lock
 
 
 class UndoRecord:
@@ -609,6 +626,18 @@ class FileOps:
 
     def managed_block(self, path: Path, body: str | None, comment: str = "#", mode: int = 0o644,
                       validate: Validator | None = None) -> bool:
+        """_managed_block under a lock on the file's directory: builds side by
+        side may run at once, and each reads the file, changes its own block
+        and replaces the file; the lock makes that one step, so neither
+        build's block is lost. (The directory, not the file: the file is
+        replaced by rename, and a lock on its old inode would guard nothing.)"""
+        if self.dry_run:
+            return self._managed_block(path, body, comment, mode, validate)
+        with directory_lock(Path(path).parent):
+            return self._managed_block(path, body, comment, mode, validate)
+
+    def _managed_block(self, path: Path, body: str | None, comment: str = "#", mode: int = 0o644,
+                       validate: Validator | None = None) -> bool:
         """Own only the lines between our markers in a file someone else owns.
 
         body=None removes the block (and the file, if we created it and it is

@@ -84,19 +84,24 @@ def shared_users(ctx: Context, path: str) -> list[str]:
     return [name for name, state in other_states(ctx).items() if path in state.undo]
 
 
+# (field, its value of a node, why two builds may not share it)
+NODE_KEYS = (("node.mac", lambda n: n.mac, "one DHCP server would hold two answers for one machine"),
+             ("node.ip", lambda n: n.ip, "two machines on one address"),
+             ("node.name", lambda n: n.name, "dhcpd refuses a second host declaration of a name"))
+
+
 def conflicts(cfg: Config, others: dict[str, Config]) -> list[str]:
     """What cfg and the other builds (name -> config) of the same server
     cannot both have, one message each naming both builds and the field."""
     out = []
     for name, other in sorted(others.items()):
         pair = f"builds {cfg.name} and {name}"
-        for field, key in (("node.mac", lambda n: n.mac), ("node.ip", lambda n: n.ip),
-                           ("node.name", lambda n: n.name)):
+        for field, key, why in NODE_KEYS:
             theirs = {key(n): n.name for n in other.nodes}
             for node in cfg.nodes:
                 if key(node) in theirs:
                     out.append(f"{field} {key(node)}: node {node.name} of build {cfg.name} and node "
-                               f"{theirs[key(node)]} of build {name} (one DHCP server answers both)")
+                               f"{theirs[key(node)]} of build {name} ({why})")
         if cfg.root.path == other.root.path:
             out.append(f"root.path {cfg.root.path}: {pair} would build into one root")
         if cfg.tftp.root != other.tftp.root:

@@ -220,11 +220,13 @@ class _Undo:
                     and _comment_of(p.read_text(errors="replace")):
                 self.without_block(p, rec, owned=True)
                 continue
+            if not p.exists() and not p.is_symlink() and kind != "replaced":
+                continue
             if self.used_by_others(p):
                 continue
             if kind == "replaced":
                 self.restore(p, rec)
-            elif p.exists() or p.is_symlink():
+            else:
                 self.remove(p)
         # Deepest first, so a parent sees its children gone.
         for path in sorted((p for p, r in good.items() if r["kind"] == "dir"),
