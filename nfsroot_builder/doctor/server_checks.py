@@ -9,7 +9,7 @@ import re
 import stat
 from pathlib import Path
 
-from .. import services
+from .. import services, sidebyside
 from ..config import export_client_problem
 from ..context import Context
 from ..errors import CommandFailed
@@ -346,7 +346,7 @@ def dhcp_nodes(ctx: Context) -> Finding:
             return ok("no nodes configured")
         return Finding("fail", f"{conf} does not exist: nodes get no address",
                        "write the managed block (the dhcp-server step)", rewrite_dhcp)
-    hosts = {h.name: h for h in dhcpd_hosts(conf.read_text()) if h.ours}
+    hosts = {h.name: h for h in dhcpd_hosts(conf.read_text(), ctx.config.name) if h.ours}
     problems = []
     for node in ctx.config.nodes:
         h = hosts.pop(node.name, None)
@@ -436,7 +436,8 @@ def host_collisions(ctx: Context) -> Finding:
     cfg = ctx.config
     problems = []
     conf = _dhcpd_conf(ctx)
-    admin_hosts = [h for h in dhcpd_hosts(conf.read_text()) if not h.ours] if conf.exists() and _isc(ctx) else []
+    admin_hosts = [h for h in dhcpd_hosts(conf.read_text(), cfg.name) if not h.ours] \
+        if conf.exists() and _isc(ctx) else []
     for h in admin_hosts:
         for node in cfg.nodes:
             same = [what for what, hit in (("name", h.name == node.name), ("MAC", node.mac in h.macs),
@@ -462,6 +463,22 @@ def host_collisions(ctx: Context) -> Finding:
         return ok("no DHCP host or /etc/hosts entry collides with a node")
     return Finding("fail", _listed(problems),
                    "the other entries are yours: rename or renumber them, or change the node in the config")
+
+
+@check("other-builds")
+def other_builds(ctx: Context) -> Finding:
+    """No other build of this server (a state dir beside this one) uses a node's MAC, IP or name, the root, or another TFTP root."""
+    rows = sidebyside.check_rows(ctx)
+    fails = [msg for level, msg in rows if level == "fail"]
+    if fails:
+        return Finding("fail", _listed(fails), "change one of the two configs (docs/builds.md: what builds "
+                       "side by side share and what each must have of its own)")
+    if rows:
+        return Finding("warn", _listed([msg for _level, msg in rows]),
+                       "run that build again (its dhcp-server step records where its config is)")
+    others = sorted(sidebyside.other_states(ctx))
+    return ok(f"no conflict with the other builds here: {', '.join(others)}" if others
+              else "no other build on this server")
 
 
 # -- TFTP -----------------------------------------------------------------------
