@@ -90,6 +90,15 @@ NODE_KEYS = (("node.mac", lambda n: n.mac, "one DHCP server would hold two answe
              ("node.name", lambda n: n.name, "dhcpd refuses a second host declaration of a name"))
 
 
+# Kinds whose files the tool cannot hold for two builds: (field, value) -> why.
+NOT_TWICE = {
+    ("dhcp.server", "kea"): "would share Kea's one kea-dhcp4 config, which the tool does not merge; "
+                            "use isc-dhcp-server or dnsmasq for builds side by side",
+    ("nfs.server", "ganesha"): "number their exports alike (Export_Id from 100) and NFS-Ganesha refuses a "
+                               "duplicate Export_Id; use nfs.server = \"kernel\" for builds side by side",
+}
+
+
 def conflicts(cfg: Config, others: dict[str, Config]) -> list[str]:
     """What cfg and the other builds (name -> config) of the same server
     cannot both have, one message each naming both builds and the field."""
@@ -108,22 +117,16 @@ def conflicts(cfg: Config, others: dict[str, Config]) -> list[str]:
             out.append(f"tftp.root: build {cfg.name} has {cfg.tftp.root}, build {name} {other.tftp.root}; "
                        "tftpd-hpa serves one directory (TFTP_DIRECTORY): give both the same tftp.root "
                        "(each build's kernels go in <tftp.root>/<name>)")
-        if cfg.dhcp.server != other.dhcp.server:
-            out.append(f"dhcp.server: build {cfg.name} uses {cfg.dhcp.server}, build {name} "
-                       f"{other.dhcp.server}; one server runs one DHCP daemon (port 67)")
-        elif cfg.dhcp.server == "kea":
-            out.append(f"dhcp.server = kea: {pair} would share Kea's one kea-dhcp4 config, which the tool "
-                       "does not merge; use isc-dhcp-server or dnsmasq for builds side by side")
-        elif cfg.dhcp.server == "isc-dhcp-server" and cfg.network.subnet == other.network.subnet:
+        for field, mine, theirs, daemon in (("dhcp.server", cfg.dhcp.server, other.dhcp.server, "DHCP daemon (port 67)"),
+                                            ("nfs.server", cfg.nfs.server, other.nfs.server, "NFS server (port 2049)")):
+            if mine != theirs:
+                out.append(f"{field}: build {cfg.name} uses {mine}, build {name} {theirs}; "
+                           f"one server runs one {daemon}")
+            elif (field, mine) in NOT_TWICE:
+                out.append(f"{field} = {mine}: {pair} {NOT_TWICE[field, mine]}")
+        if cfg.dhcp.server == other.dhcp.server == "isc-dhcp-server" and cfg.network.subnet == other.network.subnet:
             out.append(f"network.subnet {cfg.network.subnet}: {pair} both declare it, and dhcpd takes "
                        "one subnet declaration per network")
-        if cfg.nfs.server != other.nfs.server:
-            out.append(f"nfs.server: build {cfg.name} uses {cfg.nfs.server}, build {name} "
-                       f"{other.nfs.server}; one server runs one NFS server (port 2049)")
-        elif cfg.nfs.server == "ganesha":
-            out.append(f"nfs.server = ganesha: {pair} number their exports alike (Export_Id from 100) and "
-                       "NFS-Ganesha refuses a duplicate Export_Id; use nfs.server = \"kernel\" for builds "
-                       "side by side")
     return out
 
 
