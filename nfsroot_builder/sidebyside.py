@@ -34,6 +34,7 @@ from .config import Config
 from .context import Context
 from .errors import NfsrootError
 from .state import State
+from .steps.dhcp import DHCP_UNIT
 
 STATE_FILE = "state.json"
 
@@ -90,6 +91,8 @@ NODE_KEYS = (("node.mac", lambda n: n.mac, "one DHCP server would hold two answe
              ("node.name", lambda n: n.name, "dhcpd refuses a second host declaration of a name"))
 
 
+# dnsmasq and dnsmasq-proxy are one daemon (steps/dhcp.py DHCP_UNIT): builds may mix them.
+DAEMON = {kind: f"the {unit} daemon" for kind, unit in DHCP_UNIT.items()}
 # Kinds whose files the tool cannot hold for two builds: (field, value) -> why.
 NOT_TWICE = {
     ("dhcp.server", "kea"): "would share Kea's one kea-dhcp4 config, which the tool does not merge; "
@@ -104,6 +107,8 @@ def conflicts(cfg: Config, others: dict[str, Config]) -> list[str]:
     cannot both have, one message each naming both builds and the field."""
     out = []
     for name, other in sorted(others.items()):
+        if other.name == cfg.name:
+            continue   # this build under another --state-dir: its root lock keeps the two apart
         pair = f"builds {cfg.name} and {name}"
         for field, key, why in NODE_KEYS:
             theirs = {key(n): n.name for n in other.nodes}
@@ -119,7 +124,7 @@ def conflicts(cfg: Config, others: dict[str, Config]) -> list[str]:
                        "(each build's kernels go in <tftp.root>/<name>)")
         for field, mine, theirs, daemon in (("dhcp.server", cfg.dhcp.server, other.dhcp.server, "DHCP daemon (port 67)"),
                                             ("nfs.server", cfg.nfs.server, other.nfs.server, "NFS server (port 2049)")):
-            if mine != theirs:
+            if DAEMON.get(mine, mine) != DAEMON.get(theirs, theirs):
                 out.append(f"{field}: build {cfg.name} uses {mine}, build {name} {theirs}; "
                            f"one server runs one {daemon}")
             elif (field, mine) in NOT_TWICE:

@@ -172,6 +172,15 @@ def test_a_kind_the_tool_cannot_hold_twice_is_refused_naming_the_field(seed_text
     assert len(mixed) == 1 and mixed[0].startswith(f"{field}: build test uses {value}"), mixed
 
 
+def test_dnsmasq_and_dnsmasq_proxy_are_one_daemon_and_the_same_build_is_no_other(seed_text):
+    def dnsmasq(text, kind):
+        return config_mod.parse(re.sub(r'(\[dhcp\][^\[]*?\nserver = )"[^"]*"', rf'\1"{kind}"', text))
+    assert sidebyside.conflicts(dnsmasq(second_text(seed_text), "dnsmasq-proxy"),
+                                {"kerrighed": dnsmasq(seed_text, "dnsmasq")}) == []
+    prod = config_mod.parse(seed_text)
+    assert sidebyside.conflicts(prod, {"elsewhere": prod}) == []
+
+
 def test_check_reads_the_other_builds_from_the_state_dirs_beside_this_one(tmp_path, seed_text):
     configure(tmp_path, seed_text, "kerrighed")
     clash = second_text(seed_text).replace("52:54:00:00:01:01", "52:54:00:00:00:01")
