@@ -225,7 +225,9 @@ def other_exports(ctx: Context) -> list[tuple[str, str]]:
             if not words:
                 continue
             path = words[0].strip('"')
-            if path.startswith("/") and not ctx.host(path).exists():
+            # Another build's staged drop-in names served paths, the prefix already in them.
+            local = Path(path) if ctx.staging and Path(path).is_relative_to(ctx.prefix) else ctx.host(path)
+            if path.startswith("/") and not local.exists():
                 out.append(("fail", f"{f} exports {path}, which does not exist: `exportfs -ra` (step "
                                     "services) would fail on it; create it or remove that line"))
     return out
