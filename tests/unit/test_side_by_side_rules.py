@@ -6,6 +6,8 @@ other still records; check names both builds and the field of a conflict."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 
@@ -191,3 +193,24 @@ def test_check_reads_the_other_builds_from_the_state_dirs_beside_this_one(tmp_pa
     (tmp_path / "kerrighed.toml").unlink()
     rows = sidebyside.check_rows(make(tmp_path, config_mod.parse(clash)))
     assert [level for level, _ in rows] == ["note"] and "cannot be read" in rows[0][1]
+
+
+def test_two_builds_changing_one_file_at_once_each_keep_their_block(tmp_path):
+    conf = tmp_path / "dhcpd.conf"
+    conf.write_text(ADMIN_DHCPD)
+
+    def slow_check(candidate):   # dhcpd -t takes a while: the window between read and replace
+        time.sleep(0.005)
+
+    def build(name):
+        files = FileOps(build=name)
+        for i in range(20):
+            files.managed_block(conf, f"{name} {i}\n", validate=slow_check)
+    threads = [threading.Thread(target=build, args=(name,)) for name in ("prod", "test")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    text = conf.read_text()
+    assert split_block(text, "#", "prod")[1] == "prod 19\n" and split_block(text, "#", "test")[1] == "test 19\n"
+    assert text.startswith(ADMIN_DHCPD)
