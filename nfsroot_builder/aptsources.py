@@ -6,6 +6,7 @@ backports archives are skipped: a root is bootstrapped from the main archive.
 """
 from __future__ import annotations
 
+import base64
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -66,6 +67,58 @@ def host_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
         return uri.rstrip("/")
     raise UsageError(f"no Debian mirror found in {etc_apt}/sources.list or sources.list.d; "
                      "set root.mirror in the config")
+
+
+# -- the keys the build host's apt trusts (for debootstrap) ---------------------------
+
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
+def dearmor(text: str) -> bytes:
+    """The binary packets of an ASCII-armored OpenPGP block (RFC 4880, 6.2):
+    the base64 lines between the header's blank line and the "=" checksum."""
+    body, started, in_block = [], False, False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("-----BEGIN PGP"):
+            in_block, started = True, False
+        elif line.startswith("-----END PGP"):
+            in_block = False
+        elif in_block and not started:
+            started = line == ""        # the armor headers end at the first blank line
+        elif in_block and not line.startswith("="):
+            body.append(line)
+    return base64.b64decode("".join(body))
+
+
+def host_keyring(etc_apt: Path = Path("/etc/apt"), debian_keyring: Path = DEBIAN_KEYRING) -> bytes:
+    """Every key the host's apt trusts as one binary keyring: trusted.gpg,
+    trusted.gpg.d/*.gpg and *.asc, the Signed-By keyrings of its deb822
+    sources, and Debian's archive keyring. mmdebstrap verifies the mirror
+    with apt's own trust; debootstrap only with Debian's keyring unless given
+    --keyring (debootstrap(8)), so a site's signed mirror (an air-gapped
+    repository, a local snapshot) fails "Invalid Release signature" without
+    this. gpgv(1), which debootstrap calls, reads concatenated keys as one
+    keyring."""
+    files = [etc_apt / "trusted.gpg", *sorted((etc_apt / "trusted.gpg.d").glob("*")), debian_keyring]
+    inline: list[str] = []
+    for path in sorted((etc_apt / "sources.list.d").glob("*.sources")):
+        for signed_by in re.findall(r"^Signed-By:[ \t]*(.*(?:\n[ \t].*)*)", path.read_text(errors="replace"),
+                                    re.MULTILINE | re.IGNORECASE):
+            if ARMORED_KEY in signed_by:
+                # deb822(5): an empty line of the key is written " ."
+                inline.append("\n".join("" if line.strip() == "." else line.strip()
+                                        for line in signed_by.splitlines()))
+            else:
+                files += [Path(p) for p in signed_by.split()]
+    out, seen = [], set()
+    for f in files:
+        if f in seen or not f.is_file():
+            continue
+        seen.add(f)
+        data = f.read_bytes()
+        out.append(dearmor(data.decode(errors="replace")) if data.lstrip().startswith(b"-----BEGIN") else data)
+    return b"".join(out) + b"".join(dearmor(text) for text in inline)
 
 
 DEBIAN_SUITES = {"stable", "testing", "unstable", "sid", "oldstable", "experimental",

@@ -36,6 +36,13 @@ BOOTSTRAP_KEYS = ("bootstrapper", "suite", "variant", "architecture", "component
 # What the kernel NFS server knows of its clients (exports(5), nfsd(7)).
 RMTAB = Path("/var/lib/nfs/rmtab")
 NFSD_CLIENTS = Path("/proc/fs/nfsd/clients")
+# NFS-Ganesha's client list, asked over DBus: the call `ganesha_mgr
+# show_clients` makes (Debian 12 packages no ganesha_mgr; dbus-send is in
+# dbus-bin). Ganesha answers on the system bus; the lab's ganesha on the
+# lab's own bus, whose socket is this path under the build's state dir.
+GANESHA_SHOW_CLIENTS = ["dbus-send", "--system", "--print-reply", "--dest=org.ganesha.nfsd",
+                        "/org/ganesha/nfsd/ClientMgr", "org.ganesha.nfsd.clientmgr.ShowClients"]
+LAB_SYSTEM_BUS = "lab/run/dbus/system_bus_socket"
 
 
 def path_of(base: str, vid: int) -> str:
@@ -436,12 +443,39 @@ def nfs_clients(ctx) -> dict[str, list[str]]:
             continue
         if m:
             out.setdefault("*", []).append(m.group(1).rsplit(":", 1)[0])
-    if ctx.config.nfs.server == "ganesha" and shutil.which("ganesha_mgr"):
-        res = ctx.runner.run(["ganesha_mgr", "show_clients"], probe=True, check=False)
-        if res.ok:
-            for addr in re.findall(r"(\d+\.\d+\.\d+\.\d+)", res.stdout):
-                out.setdefault("*", []).append(addr)
+    if ctx.config.nfs.server == "ganesha":
+        if addrs := ganesha_clients(ctx):
+            out.setdefault("*", []).extend(addrs)
     return out
+
+
+class ServerNotAsked(NfsrootError):
+    """The NFS server could not say which clients it has: prune must not guess "none"."""
+
+
+def ganesha_clients(ctx) -> list[str]:
+    """IPv4 addresses of NFS-Ganesha's clients (ShowClients over DBus): the
+    system bus's Ganesha, or under a staging prefix the lab's. Raises
+    ServerNotAsked when Ganesha cannot be asked (no dbus-send, no DBus,
+    Ganesha not on it): prune then keeps what it would have removed."""
+    env, cwd = None, None
+    if ctx.staging:
+        # A staged tree is served by the lab's Ganesha only: no lab bus, no lab, no clients.
+        lab_bus = ctx.state_dir / LAB_SYSTEM_BUS
+        if not lab_bus.exists():
+            return []
+        # Relative to the socket's directory: libdbus refuses a socket path
+        # longer than 99 bytes ("Socket name too long"), which a staging
+        # prefix under pytest's basetemp already passes.
+        env, cwd = {"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={lab_bus.name}"}, lab_bus.parent
+    if not shutil.which("dbus-send"):
+        raise ServerNotAsked("dbus-send is not installed (package dbus-bin)")
+    res = ctx.runner.run(GANESHA_SHOW_CLIENTS, probe=True, check=False, env=env, cwd=cwd)
+    if not res.ok:
+        raise ServerNotAsked(f"`{' '.join(GANESHA_SHOW_CLIENTS[:2])} ... ShowClients` failed: "
+                             f"{(res.stderr.strip().splitlines() or ['no output'])[-1]}")
+    # Clients appear as "::ffff:192.168.0.101" (IPv4-mapped) or plain dotted quads.
+    return sorted(set(re.findall(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b", res.stdout)))
 
 
 def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]], list[tuple[int, str]]]:
@@ -456,7 +490,10 @@ def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]], list[tuple[
     kept = [(v, why_kept(ctx, v) or "") for v in always]
     candidates = [v for v in ready[keep:] + [v for v, r in recs.items() if r["status"] == "failed"]
                   if v not in always]
-    clients = nfs_clients(ctx)
+    try:
+        clients, unasked = nfs_clients(ctx), None
+    except ServerNotAsked as e:
+        clients, unasked = {}, str(e)
     anyone = clients.pop("*", [])
     removed, refused = [], []
     for vid in sorted(candidates):
@@ -464,6 +501,8 @@ def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]], list[tuple[
         if why is None and anyone and recs[vid]["status"] == "ready":
             why = (f"NFS client(s) {', '.join(sorted(set(anyone)))} are connected and the server "
                    f"does not say what they mount")
+        if why is None and unasked and recs[vid]["status"] == "ready":
+            why = f"the NFS server could not be asked which clients mount it: {unasked}"
         if why:
             refused.append((vid, why))
             continue

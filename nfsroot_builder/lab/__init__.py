@@ -165,5 +165,8 @@ class Lab:
             netns.delete(self.ctx.runner, self.ns)
             done.append(f"namespace {self.ns}")
         self.remove_report_unit()
+        # dbus-daemon leaves its socket behind when killed: gone with the lab, so
+        # `root prune` knows no lab Ganesha serves the staged tree (versions.ganesha_clients).
+        (self.ctx.state_dir / versions.LAB_SYSTEM_BUS).unlink(missing_ok=True)
         self.record_path.unlink(missing_ok=True)
         return done

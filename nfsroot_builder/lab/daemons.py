@@ -21,11 +21,41 @@ from ..render.http import nginx_main
 from ..render.server import kea_json
 from ..steps.dhcp import KEA_CONFIG, dnsmasq_dropin_path
 from ..steps.tftp import nginx_dropin_path
+from ..versions import LAB_SYSTEM_BUS
 
 # rpcbind and ganesha.nfsd keep sockets and PID files in /run; the lab's get
 # a private one (a bind mount made in the mount namespace `ip netns exec`
 # creates for each command, so the host's /run is never touched).
 PRIVATE_RUN = 'mount --bind "$1" /run && mkdir -p /run/rpcbind /run/ganesha && shift && exec "$@"'
+
+
+# The lab's own system bus, for NFS-Ganesha's DBus interface (`root prune`
+# asks it which clients are connected; versions.ganesha_clients). Its socket
+# is the default system bus path inside the private /run, so ganesha finds it
+# unchanged. The socket sits in the lab's root-only state dir and only root
+# may connect, so the policy allows root everything: with the stock system
+# policy's deny-by-default, the bus's own replies to ganesha were rejected
+# and ganesha waited out DBus's 25 s reply timeout before serving NFS.
+LAB_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="root"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="method_return"/>
+    <allow send_type="error"/>
+    <allow send_type="signal"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+  </policy>
+</busconfig>
+"""
 
 
 def _wait(what: str, test, timeout: float = 20.0) -> None:
@@ -163,6 +193,12 @@ def start_daemons(lab, record: dict) -> None:
                          probe=True, check=False)
         return res.stdout if res.ok else ""
     _wait("rpcbind", lambda: "portmapper" in registered())
+    bus_conf = d / "dbus.conf"
+    atomic_write(bus_conf, LAB_BUS_CONF.encode(), 0o644)
+    (run_dir / "dbus").mkdir()
+    spawn("dbus", ["sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "dbus-daemon", "--nofork", "--nopidfile",
+                   "--nosyslog", f"--config-file={bus_conf}"], "dbus-daemon")
+    _wait("dbus-daemon (the lab's system bus)", (ctx.state_dir / LAB_SYSTEM_BUS).exists)
     spawn("ganesha", ["sh", "-c", PRIVATE_RUN, "sh", str(run_dir), "ganesha.nfsd", "-F",
                       "-f", str(d / "ganesha.conf"), "-L", str(logs / "ganesha.nfsd.log"),
                       "-p", "/run/ganesha/ganesha.pid", "-N", "NIV_EVENT"], "ganesha.nfsd")

@@ -200,6 +200,34 @@ def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> 
     return False
 
 
+def watch(results: dict[str, NodeResult], consoles: dict[str, tuple[float, Path]], timeout: float,
+          finished, alive, poll: float = 1.0) -> None:
+    """Read each powered-on node's serial console (name -> (power-on time,
+    log)) until finished(name, text, result) says it is judged, its QEMU
+    dies or the timeout passes; a node that did not pass keeps the last 30
+    console lines in its result."""
+    pending = set(consoles)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        time.sleep(poll)
+        for name in sorted(pending):
+            t0, log = consoles[name]
+            text = Path(log).read_text(errors="replace").replace("\r", "")
+            res = results[name]
+            if res.seconds is None and re.search(r"^\S+ login:", text, re.MULTILINE):
+                res.seconds = round(time.monotonic() - t0, 1)
+            if finished(name, text, res):
+                pending.discard(name)
+            elif not alive(name):
+                res.problem = "QEMU exited before the node reached login"
+                pending.discard(name)
+    for name in pending:
+        results[name].problem = f"no login prompt within {timeout:.0f}s"
+    for name, (_t0, log) in consoles.items():
+        if not results[name].ok:
+            results[name].tail = Path(log).read_text(errors="replace").replace("\r", "").splitlines()[-30:]
+
+
 def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progress=lambda m: None) -> list[NodeResult]:
     cfg = lab.cfg
     by_name = {n.name: (i, n) for i, n in enumerate(cfg.nodes)}
@@ -240,27 +268,9 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
         started[name] = (pid, time.monotonic(), log)
         results[name].serial_log = str(log)
         progress(f"{name}: powered on ({accel}, {node.firmware}, mac {node.mac}), console {log}")
-    pending = set(names)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        time.sleep(1)
-        for name in sorted(pending):
-            pid, t0, log = started[name]
-            text = log.read_text(errors="replace").replace("\r", "")
-            res = results[name]
-            if res.seconds is None and re.search(r"^\S+ login:", text, re.MULTILINE):
-                res.seconds = round(time.monotonic() - t0, 1)
-            if judge(lab, by_name[name][1], text, res):
-                pending.discard(name)
-            elif not lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}):
-                res.problem = "QEMU exited before the node reached login"
-                pending.discard(name)
-    for name in pending:
-        results[name].problem = f"no login prompt within {timeout:.0f}s"
-    for name, (_pid, _t0, log) in started.items():
-        res = results[name]
-        if not res.ok:
-            res.tail = log.read_text(errors="replace").replace("\r", "").splitlines()[-30:]
+    watch(results, {name: (t0, log) for name, (_pid, t0, log) in started.items()}, timeout,
+          finished=lambda name, text, res: judge(lab, by_name[name][1], text, res),
+          alive=lambda name: lab.alive({"pid": started[name][0], "exe": "qemu-system-x86_64"}))
     if not keep:
         stop([pid for pid, _t0, _log in started.values()], grace=5,
              alive=lambda pid: lab.alive({"pid": pid, "exe": "qemu-system-x86_64"}))

@@ -22,8 +22,8 @@ IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/
 # brings its own TCP/IP stack (lwIP) over the PXE stack's UNDI driver, so
 # the same binary fetches http:// URLs (boot.transport "http"); under TFTP
 # both boot in the lab under QEMU's iPXE ROM (docs/troubleshooting.md,
-# "PXELINUX"). syslinux.efi and ldlinux.e64 answer UEFI clients (served,
-# not booted in the lab yet).
+# "PXELINUX"). syslinux.efi and ldlinux.e64 answer UEFI clients (option 93;
+# a UEFI node boots through them in the lab, tests/e2e/test_boot_pxelinux.py).
 PXELINUX_FILES = {"lpxelinux.0": "/usr/lib/PXELINUX/lpxelinux.0",
                   "ldlinux.c32": "/usr/lib/syslinux/modules/bios/ldlinux.c32",
                   "syslinux.efi": "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",

@@ -4,7 +4,7 @@ import json
 import shlex
 from pathlib import Path
 
-from .. import chroot, debcache, packages_index, pathguard, versions
+from .. import aptsources, chroot, debcache, packages_index, pathguard, versions
 from ..context import Context
 from .base import Step, StepResult
 from .root_packages import expect_installed, wanted
@@ -26,6 +26,8 @@ ARCHIVES = '"$1"/var/cache/apt/archives'   # apt's .deb cache in the root, in a 
 # apt's file method does not copy the .debs, so dpkg in the chroot opens
 # them at the mirror's path.
 FILE_MIRROR_HOOKS = "/usr/share/mmdebstrap/hooks/file-mirror-automount"
+# debootstrap's --keyring: in the build's state dir, rewritten when the host's keys change.
+DEBOOTSTRAP_KEYRING = "debootstrap-keyring.gpg"
 
 
 def _link_debs(src: str, dst: str) -> str:
@@ -169,9 +171,13 @@ class Bootstrap(Step):
         included: list[str] = []
         with debcache.lease(ctx) as lease:
             if r.bootstrapper == "debootstrap":
+                # The keys the host's apt trusts (aptsources.host_keyring): a
+                # site's signed mirror verifies, as it does for mmdebstrap.
+                keyring = ctx.state_dir / DEBOOTSTRAP_KEYRING
+                ctx.files.ensure_file(keyring, aptsources.host_keyring(), 0o644)
                 argv = ["debootstrap", f"--variant={r.variant}", f"--arch={r.architecture}",
                         f"--components={','.join(r.components)}", f"--cache-dir={lease}",
-                        r.suite, str(ctx.root), mirror]
+                        f"--keyring={keyring}", r.suite, str(ctx.root), mirror]
             else:
                 cache = shlex.quote(str(lease))
                 # Packages only root.extra_sources have: root-packages installs them.

@@ -2,7 +2,8 @@
 package added makes v2 while n1 keeps running from v1 (its heartbeat, read
 from a file in its root over NFS, keeps coming; v1's checksums do not
 change); n2 boots v2, then v1 after `root rollback`; a canary boots n1 on v1
-and n2 on v2 in one `lab boot`."""
+and n2 on v2 in one `lab boot`; `root prune --keep 1` then refuses v1, which
+n1 still runs from, naming n1's address."""
 from __future__ import annotations
 
 import json
@@ -91,8 +92,22 @@ def test_build_v2_while_v1_runs_then_boot_rollback_and_canary(vlab):
     booted(b, res, results, "n2", "v1")
     # Canary: v2 for n2 only; one `lab boot` boots n1 on v1 and n2 on v2.
     nfsroot_build("root", "switch", "v2", "--nodes", "n2", "-c", b.cfg, "--prefix", b.stage, check=True)
-    res, results = boot(b, "n1", "n2")
+    res = lab(b, "boot", "n1", "n2", "--keep", "--json", "--timeout", "480", check=False)
+    results = {r["name"]: r for r in json.loads(res.stdout)}
     report_times(res)
     booted(b, res, results, "n1", "v1")
     booted(b, res, results, "n2", "v2")
     assert checksums(b.root) == before
+    # Prune while n1 runs from v1: v2 for every node, then v3 (one package
+    # more) leaves v1 neither current nor previous nor pinned, but mounted:
+    # the lab's NFS-Ganesha, asked over its DBus, names n1's address.
+    nfsroot_build("root", "switch", "v2", "-c", b.cfg, "--prefix", b.stage, check=True)
+    b.cfg.write_text(config("vlab", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub",
+                            packages=("iproute2", "hello", "less")))
+    res = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
+    assert "version v3 is current (was v2)" in res.stderr
+    res = nfsroot_build("root", "prune", "--keep", "1", "-c", b.cfg, "--prefix", b.stage)
+    assert res.returncode == 1, res.stdout + res.stderr
+    refusal = next(line for line in res.stderr.splitlines() if line.startswith("refused to remove v1: "))
+    assert "192.168.0.101" in refusal, res.stderr
+    assert set(root_list(b)) == {"v1", "v2", "v3"} and checksums(b.root) == before

@@ -1,7 +1,7 @@
 """A production boot server as a QEMU VM, for tests/production.
 
 - `server_image()`: a Debian trixie server (systemd, the kernel NFS server,
-  isc-dhcp-server, tftpd-hpa, python3-venv, mmdebstrap, GRUB's network
+  isc-dhcp-server, tftpd-hpa, python3-venv, mmdebstrap, debootstrap, GRUB's network
   images) bootstrapped on the host with mmdebstrap from the host's mirror
   through the shared .deb cache, written into an ext4 disk image with
   `mke2fs -d` (no loop device), kernel and initrd beside it. Cached under
@@ -27,15 +27,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
+import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
-from nfsroot_builder import aptsources, debcache
+from nfsroot_builder import aptsources
 from nfsroot_builder.context import APT_CACHE
 from nfsroot_builder.lab.netns import BRIDGE_MAC, tap_name
 from nfsroot_builder.lab.nodes import accelerator, firmware, qemu_argv
@@ -51,6 +55,8 @@ SERVER_PACKAGES = [
     "linux-image-amd64", "initramfs-tools", "zstd",
     "python3", "python3-venv",
     "nfs-kernel-server", "isc-dhcp-server", "tftpd-hpa", "mmdebstrap",
+    # The seed example's bootstrapper (the production test builds it).
+    "debootstrap",
     "grub-common", "grub-pc-bin", "grub-efi-amd64-bin",
 ]
 NETWORK_UNIT = """[Match]
@@ -116,12 +122,53 @@ def stop_agent(home: Path) -> None:
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
 
 
+def suite_debs(suite: str) -> set[str]:
+    """The .deb file names (name_version_arch.deb, an epoch's colon as %3a,
+    as apt names them) of every package of the host mirror's suite and its
+    -security suite: the repository holds one suite, as a site's mirror
+    does. The shared cache also holds bookworm's .debs (the tests that build
+    a second suite), and debootstrap, unlike apt, does not pick the newest
+    of two versions of a package in one index: mixed, it unpacks both."""
+    names = set()
+    for base, dist in ((aptsources.host_mirror(), suite), (aptsources.host_security_uri(), f"{suite}-security")):
+        if not base:
+            continue
+        url = f"{base}/dists/{dist}/main/binary-amd64/Packages.xz"
+        try:
+            with urllib.request.urlopen(url, timeout=120) as f:
+                text = lzma.decompress(f.read()).decode(errors="replace")
+        except OSError:
+            if dist == suite:
+                raise
+            continue   # no security archive on this mirror: the cache has none of it either
+        for para in text.split("\n\n"):
+            fields = dict(re.findall(r"^(Package|Version|Architecture): (\S+)$", para, re.MULTILINE))
+            if len(fields) == 3:
+                names.add(f"{fields['Package']}_{fields['Version'].replace(':', '%3a')}_{fields['Architecture']}.deb")
+    return names
+
+
 def local_repo(dest: Path) -> Path:
-    """A signed flat-pool repository of every .deb in the cache, suite trixie, component main."""
+    """A signed flat-pool repository of the cache's .debs of suite trixie (and trixie-security), component main."""
     home, _ = repo_key()
     pool = dest / "pool"
     pool.mkdir(parents=True)
-    debcache._link_debs(APT_CACHE, pool)
+    from debian.debian_support import Version
+    wanted = suite_debs(SUITE)
+    # One version of each package, the newest (trixie-security's over
+    # trixie's), as apt would pick: debootstrap reads the first it finds.
+    newest: dict[tuple[str, str], tuple[Version, str]] = {}
+    for entry in os.scandir(APT_CACHE):
+        if entry.name in wanted:
+            name, version, arch = entry.name.removesuffix(".deb").split("_")
+            v = Version(version.replace("%3a", ":"))
+            if (name, arch) not in newest or newest[(name, arch)][0] < v:
+                newest[(name, arch)] = (v, entry.name)
+    for _v, filename in newest.values():
+        try:
+            os.link(APT_CACHE / filename, pool / filename)
+        except OSError:
+            shutil.copy2(APT_CACHE / filename, pool / filename)
     dists = dest / "dists" / SUITE
     binary = dists / "main/binary-amd64"
     binary.mkdir(parents=True)

@@ -214,3 +214,74 @@ def test_prune_names_connected_clients_it_cannot_place(tmp_path, lab_config, mon
     removed, _kept, refused = versions.prune(ctx, keep=1)
     assert removed == [] and refused == [
         (1, "NFS client(s) 192.168.0.101 are connected and the server does not say what they mount")]
+
+
+# What `dbus-send --print-reply` prints for Ganesha's ShowClients: a timestamp,
+# then one struct per client (its address IPv4-mapped) with its counters.
+SHOW_CLIENTS_REPLY = """method return time=1796004300.1 sender=:1.0 -> destination=:1.3 serial=12 reply_serial=2
+   struct {
+      uint64 1796004300
+      uint64 113000000
+   }
+   array [
+      struct {
+         string "::ffff:192.168.0.101"
+         boolean true
+         boolean false
+         boolean true
+         uint64 1796004290
+      }
+   ]
+"""
+
+
+def test_ganesha_clients_are_asked_on_the_labs_bus(tmp_path, lab_config, monkeypatch):
+    monkeypatch.setattr(versions, "RMTAB", tmp_path / "no-rmtab")
+    monkeypatch.setattr(versions, "NFSD_CLIENTS", tmp_path / "no-nfsd")
+    monkeypatch.setattr(versions.shutil, "which", lambda name: f"/usr/bin/{name}")
+    ctx = ctx_with(tmp_path, lab_config, version="current")
+    seen = []
+
+    def execute(argv, input, env, cwd, *_rest):
+        seen.append((list(argv), env, cwd))
+        return 0, SHOW_CLIENTS_REPLY, ""
+    monkeypatch.setattr(ctx.runner, "_execute", execute)
+    # A staged tree without the lab up: nobody serves it, nobody is asked.
+    assert versions.nfs_clients(ctx) == {} and seen == []
+    bus = ctx.state_dir / versions.LAB_SYSTEM_BUS
+    bus.parent.mkdir(parents=True)
+    bus.touch()
+    assert versions.nfs_clients(ctx) == {"*": ["192.168.0.101"]}
+    # Relative to its directory: libdbus refuses socket paths over 99 bytes.
+    assert seen == [(versions.GANESHA_SHOW_CLIENTS, {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=system_bus_socket"},
+                     bus.parent)]
+
+
+def test_the_hosts_ganesha_is_asked_on_the_system_bus(tmp_path, lab_config, monkeypatch):
+    monkeypatch.setattr(versions, "RMTAB", tmp_path / "no-rmtab")
+    monkeypatch.setattr(versions, "NFSD_CLIENTS", tmp_path / "no-nfsd")
+    monkeypatch.setattr(versions.shutil, "which", lambda name: f"/usr/bin/{name}")
+    ctx = session.make_context(lab_config, runner=FakeRunner(), emit=lambda s: None, version="current",
+                               state_dir=tmp_path / "state")
+    seen = []
+    monkeypatch.setattr(ctx.runner, "_execute", lambda argv, input, env, *_: seen.append(env) or
+                        (0, SHOW_CLIENTS_REPLY, ""))
+    assert versions.nfs_clients(ctx) == {"*": ["192.168.0.101"]} and seen == [None]
+
+
+def test_a_ganesha_that_cannot_be_asked_keeps_every_version(tmp_path, lab_config, monkeypatch):
+    monkeypatch.setattr(versions, "RMTAB", tmp_path / "no-rmtab")
+    monkeypatch.setattr(versions, "NFSD_CLIENTS", tmp_path / "no-nfsd")
+    monkeypatch.setattr(versions.shutil, "which", lambda name: f"/usr/bin/{name}")
+    ctx = ctx_with(tmp_path, lab_config, version="current")
+    (ctx.state_dir / versions.LAB_SYSTEM_BUS).parent.mkdir(parents=True)
+    (ctx.state_dir / versions.LAB_SYSTEM_BUS).touch()
+    monkeypatch.setattr(ctx.runner, "_execute", lambda *a: (
+        1, "", "Error org.freedesktop.DBus.Error.ServiceUnknown: The name org.ganesha.nfsd was not provided"))
+    with pytest.raises(versions.ServerNotAsked, match="ServiceUnknown"):
+        versions.nfs_clients(ctx)
+    for vid in (1, 2, 3):
+        ready(ctx.state, vid, lab_config)
+    removed, _kept, refused = versions.prune(ctx, keep=1)
+    assert removed == [] and [vid for vid, _ in refused] == [1]
+    assert refused[0][1].startswith("the NFS server could not be asked which clients mount it: ")
