@@ -117,6 +117,8 @@ def host_keyring(etc_apt: Path = Path("/etc/apt"), debian_keyring: Path = DEBIAN
             continue
         seen.add(f)
         data = f.read_bytes()
+        if data[8:12] == b"KBXf":
+            continue   # a GnuPG keybox, which neither apt nor gpgv's --keyring reads as a keyring
         out.append(dearmor(data.decode(errors="replace")) if data.lstrip().startswith(b"-----BEGIN") else data)
     return b"".join(out) + b"".join(dearmor(text) for text in inline)
 

@@ -15,6 +15,17 @@ def restart(ctx: Context, service: str) -> None:
     control(ctx, service, "restart")
 
 
+def state_of(ctx: Context, service: str) -> str:
+    """"active", "inactive", "failed", ... as systemctl is-active(1) says;
+    without systemd, "active" or "inactive" from the init script's status
+    (LSB: exit 0 = running). A read-only probe: it runs in a dry-run too."""
+    if has_systemd():
+        res = ctx.runner.run(["systemctl", "is-active", service], probe=True, check=False)
+        return res.stdout.strip() or "unknown"
+    res = ctx.runner.run([f"/etc/init.d/{service}", "status"], probe=True, check=False)
+    return "active" if res.ok else "inactive"
+
+
 def control(ctx: Context, service: str, action: str) -> None:
     """restart / stop / start a host service (skipped under a staging prefix)."""
     if ctx.staging:

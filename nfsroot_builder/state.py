@@ -160,6 +160,16 @@ class State:
     def restarted(self, service: str) -> None:
         self._data["pending_restarts"] = [s for s in self._data["pending_restarts"] if s != service]
 
+    @property
+    def services_before(self) -> dict[str, str]:
+        """service -> what it was ("active", "inactive", "failed", ...) before
+        this build first restarted it: undo puts it back to that."""
+        return dict(self._data.get("services_before", {}))
+
+    def first_restart(self, service: str, was: str) -> None:
+        """Record a service's state before its first restart by this build (kept once)."""
+        self._data.setdefault("services_before", {}).setdefault(service, was)
+
     # -- undo -----------------------------------------------------------------
     @property
     def files(self) -> dict:
@@ -171,6 +181,7 @@ class State:
         steps in keep_steps (results in the root, packages) stay done."""
         self.undo.clear()
         self._data["pending_restarts"] = []
+        self._data.pop("services_before", None)
         self._data["steps"] = {k: v for k, v in self._data["steps"].items() if k in keep_steps}
 
 

@@ -263,13 +263,23 @@ def undo(ctx: Context, purge_root: bool = False) -> UndoReport:
     wanted = sorted({s for p in u.touched if (s := _service_for(ctx, p))})
     if ctx.config.nfs.server == "kernel" and any("/etc/exports" in p for p in u.touched) and not ctx.staging:
         ctx.runner.run(["exportfs", "-ra"])
+    before = ctx.state.services_before
     for service in wanted:
+        was = before.get(service, "active")
         try:
-            services.restart(ctx, service)
-            if not ctx.staging:
-                report.restarted.append(service)
+            if was == "active":
+                services.restart(ctx, service)
+                if not ctx.staging:
+                    report.restarted.append(service)
+            else:
+                # Not running before the build: its own config may not even
+                # start it (a fresh dhcpd has no subnet); put it back, stopped.
+                services.control(ctx, service, "stop")
+                if not ctx.staging:
+                    report.done.append(f"stopped {service}: it was {was} before nfsroot-build first restarted it")
         except NfsrootError as e:
-            report.problems.append(f"restart of {service} failed: {str(e).splitlines()[0]}")
+            action = "restart" if was == "active" else "stop"
+            report.problems.append(f"{action} of {service} failed: {str(e).splitlines()[0]}")
     if purge_root:
         for tree in trees:   # every version of the root (docs/versions.md)
             if ctx.files.ensure_absent(tree):

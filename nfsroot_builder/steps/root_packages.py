@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import urllib.parse
 from pathlib import Path
 
 from .. import aptsources, chroot, kernels, packages_index
@@ -55,25 +56,39 @@ def ensure_extra_sources(ctx: Context) -> bool:
     return ctx.files.ensure_absent(path) if text is None else ctx.files.ensure_file(path, text, 0o644)
 
 
+# In the root only while apt runs in it (file_repositories).
+HOST_KEYS = "etc/apt/trusted.gpg.d/nfsroot-build-host.gpg"
+
+
 @contextlib.contextmanager
 def file_repositories(ctx: Context):
-    """The host directories of file: extra sources, bound read-only at the same
-    path in the root while apt runs in it (apt in a chroot sees only the root).
-    Mount points this makes are removed again; a SIGKILLed run's mounts go with
-    the chroot session's (chroot.recover unmounts all under the root)."""
+    """While apt runs in the root (apt in a chroot sees only the root): the
+    host directories of a file: mirror (root.mirror, which the root's
+    sources.list names: debootstrap writes it there) and of file: extra
+    sources, bound read-only at their own paths, and the host's trusted keys
+    in the root's trusted.gpg.d. Mount points and the key file are removed
+    again; a SIGKILLed run's mounts go with the chroot session's
+    (chroot.recover unmounts all under the root)."""
     made, mounted = [], []
+    mirror = packages_index.mirror(ctx)
+    dirs = [urllib.parse.urlsplit(mirror).path.rstrip("/") or "/"] if mirror.startswith("file:") else []
+    dirs += [d for source in ctx.config.root.extra_sources for d in source.parsed.file_dirs()]
     try:
-        for source in ctx.config.root.extra_sources:
-            for host_dir in source.parsed.file_dirs():
-                point = ctx.root / host_dir.lstrip("/")
-                # The highest directory missing on the way: removed again afterwards.
-                missing = [p for p in (point, *point.parents)
-                           if p.is_relative_to(ctx.root) and p != ctx.root and not ctx.files.exists(p)]
-                if missing:
-                    made.append(missing[-1])
-                    ctx.files.ensure_dir(point, 0o755)
-                ctx.runner.run(["mount", "--bind", "-o", "ro", host_dir, str(point)])
-                mounted.append(point)
+        for host_dir in dict.fromkeys(dirs):
+            point = ctx.root / host_dir.lstrip("/")
+            # The highest directory missing on the way: removed again afterwards.
+            missing = [p for p in (point, *point.parents)
+                       if p.is_relative_to(ctx.root) and p != ctx.root and not ctx.files.exists(p)]
+            if missing:
+                made.append(missing[-1])
+                ctx.files.ensure_dir(point, 0o755)
+            ctx.runner.run(["mount", "--bind", "-o", "ro", host_dir, str(point)])
+            mounted.append(point)
+        # The keys the host's apt trusts, while apt runs: the root's own apt
+        # trusts Debian's keyring only, and a site's signed mirror (debootstrap
+        # wrote it into the root's sources.list) would give no candidates.
+        ctx.files.ensure_file(ctx.root / HOST_KEYS, aptsources.host_keyring(), 0o644)
+        made.append(ctx.root / HOST_KEYS)
         yield
     finally:
         for point in reversed(mounted):

@@ -13,7 +13,9 @@ class Services(Step):
     in the state, so a run that dies before this step still restarts them on
     the next `--resume`. Changed kernel NFS exports are applied here with
     `exportfs -ra` (no restart: clients keep their mounts), after checking
-    that every exported directory exists.
+    that every exported directory exists. Before a daemon's first restart
+    its state (`systemctl is-active`) is recorded: `undo` puts it back,
+    restarting a daemon that ran and stopping one that did not.
     """
     name = "services"
 
@@ -27,6 +29,10 @@ class Services(Step):
             if service == EXPORTS_RELOAD:
                 _apply_exports(ctx)
             else:
+                if not ctx.staging and service not in ctx.state.services_before:
+                    # What undo puts the daemon back to (a fresh server's
+                    # isc-dhcp-server is failed: no subnet for its interface).
+                    ctx.state.first_restart(service, services.state_of(ctx, service))
                 services.restart(ctx, service)
             # Persist each success: a failure half-way keeps the rest pending.
             ctx.state.restarted(service)

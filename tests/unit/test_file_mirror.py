@@ -74,3 +74,31 @@ def test_package_records_read_a_file_mirror(tmp_path, monkeypatch):
     ctx.apt_cache = tmp_path / "cache"
     assert packages_index.records(ctx, ("shim-signed",)) == {
         "shim-signed": {"Version": "1.47", "Filename": "pool/s/shim.deb", "SHA256": "ab12"}}
+
+
+def test_apt_in_the_root_reads_a_file_mirror_bound_at_its_own_path(tmp_path, monkeypatch):
+    """debootstrap writes `deb file:///srv/repo ...` into the root's sources.list:
+    apt in the chroot (root-packages, update) needs the directory there."""
+    from nfsroot_builder import aptsources
+    from nfsroot_builder.steps.root_packages import HOST_KEYS, file_repositories
+    ctx = _mm_ctx(tmp_path, monkeypatch, "file:///srv/repo/")
+    ctx.root.mkdir(parents=True)
+    monkeypatch.setattr(aptsources, "host_keyring", lambda: b"HOST-KEYS")
+    keys = ctx.root / HOST_KEYS
+    with file_repositories(ctx):
+        assert ["mount", "--bind", "-o", "ro", "/srv/repo", str(ctx.root / "srv/repo")] in ctx.runner.executed
+        # apt in the root trusts what the host's apt trusts (a site's key), while it runs.
+        assert keys.read_bytes() == b"HOST-KEYS"
+    assert ["umount", str(ctx.root / "srv/repo")] in ctx.runner.executed
+    assert not (ctx.root / "srv").exists() and not keys.exists()   # gone again
+
+
+def test_a_network_mirror_is_not_bound(tmp_path, monkeypatch):
+    from nfsroot_builder import aptsources
+    from nfsroot_builder.steps.root_packages import file_repositories
+    monkeypatch.setattr(aptsources, "host_keyring", lambda: b"HOST-KEYS")
+    ctx = _mm_ctx(tmp_path, monkeypatch, "http://mirror.invalid/debian")
+    ctx.root.mkdir(parents=True)
+    with file_repositories(ctx):
+        pass
+    assert not [a for a in ctx.runner.executed if a[:1] == ["mount"]]
