@@ -202,6 +202,14 @@ class Bootstrap(Step):
                         f'--customize-hook=rm "$1"/{DPKG_CFG}',
                         r.suite, str(ctx.root), mirror]
             ctx.runner.run(argv, contained=True)
+        if r.bootstrapper == "debootstrap" and mirror.startswith("file:"):
+            # debootstrap names the mirror in the root's sources.list only for
+            # the indexes it copied into the root (setup_apt_sources in
+            # /usr/share/debootstrap/functions), none for a file: mirror, which
+            # it reads in place: apt in the root (root-packages, update) would
+            # have no source at all.
+            ctx.files.ensure_file(ctx.root / "etc/apt/sources.list",
+                                  f"deb {mirror} {r.suite} {' '.join(r.components)}\n", 0o644)
         chroot.sync_root(ctx)
         if included:
             expect_installed(ctx)

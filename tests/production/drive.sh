@@ -35,7 +35,10 @@ nfsroot-build all --dry-run > $out/dry-run.txt 2> $out/dry-run.err
 result dry-run $?
 phase dry-run
 nfsroot-build all
-result all $?
+rc=$?
+result all $rc
+# A failed step's own log, for the test's report (the error names it; `last` is the run's).
+[ $rc -eq 0 ] || cat $(ls -t /var/lib/nfsroot-build/*/logs/last/*.log | head -1) > $out/failed-step.log 2>&1
 phase all
 systemctl is-active isc-dhcp-server tftpd-hpa nfs-server > $out/active
 exportfs -v > $out/exports 2>&1

@@ -102,3 +102,21 @@ def test_a_network_mirror_is_not_bound(tmp_path, monkeypatch):
     with file_repositories(ctx):
         pass
     assert not [a for a in ctx.runner.executed if a[:1] == ["mount"]]
+
+
+def test_debootstrap_from_a_file_mirror_names_it_in_the_roots_sources(tmp_path, monkeypatch):
+    """debootstrap writes sources.list entries only for the indexes it copied into
+    the root, none for a file: mirror: the bootstrap step writes the line itself."""
+    from nfsroot_builder import aptsources
+    monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
+    monkeypatch.setattr(packages_index, "check_exist", lambda ctx, names: None)
+    monkeypatch.setattr(packages_index, "mirror", lambda ctx: "file:///srv/repo")
+    monkeypatch.setattr(aptsources, "host_keyring", lambda: b"HOST-KEYS")
+    cfg = config_mod.parse(example_text("seed").replace('suite = "sid"', 'suite = "trixie"'))
+    ctx = session.make_context(cfg, prefix=tmp_path / "stage", state_dir=tmp_path / "state",
+                               runner=FakeRunner(), emit=lambda line: None)
+    ctx.apt_cache = tmp_path / "cache"
+    Bootstrap().run(ctx)
+    argv = next(a for a in ctx.runner.executed if a[0] == "debootstrap")
+    assert f"--keyring={tmp_path / 'state' / 'debootstrap-keyring.gpg'}" in argv and argv[-1] == "file:///srv/repo"
+    assert (ctx.root / "etc/apt/sources.list").read_text() == "deb file:///srv/repo trixie main\n"
