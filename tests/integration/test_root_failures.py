@@ -34,7 +34,8 @@ def test_dry_run_lists_every_command_including_chroot_ones(tmp_path):
     lease = hashlib.sha256(root.encode()).hexdigest()[:16]   # debcache.lease_dir
     for expected in [
         f"$ debootstrap --variant=minbase --arch=amd64 --components=main "
-        f"--cache-dir=/var/cache/nfsroot-build/leases/{lease} trixie {root} ",
+        f"--cache-dir=/var/cache/nfsroot-build/leases/{lease} "
+        f"--keyring={stage}/var/lib/nfsroot-build/dry/debootstrap-keyring.gpg trixie {root} ",
         f"$ mount -t proc proc {root}/proc",
         f"$ mount --bind /var/cache/nfsroot-build/leases/{lease} {root}/var/cache/apt/archives",
         "chpasswd -e <<< <redacted>",
