@@ -31,6 +31,9 @@ class Context:
     version_id: int = 1
     # The config as the admin wrote it (root.path: the configured base, i.e. version 1's).
     base_config: Config | None = None
+    # The config file this run read (the CLI sets it): the dhcp-server step
+    # records it, so that another build on this server can compare (sidebyside.py).
+    config_file: Path | None = None
     # Set only by the pipeline; steps never read it (see placeholder()).
     _dry_run: bool = field(default=False, repr=False)
 

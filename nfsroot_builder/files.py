@@ -9,11 +9,14 @@ a pre-existing file is changed, a pristine copy goes to the backup dir so
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
+import fcntl
 import fnmatch
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -95,12 +98,28 @@ def _syncfs(directory: str) -> bool:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """flock(2) on directory, or on its nearest existing parent (the file's
+    directory may not exist yet); waits for the holder."""
+    directory = Path(directory)
+    while not directory.is_dir():
+        directory = directory.parent
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # closing the last descriptor releases the lock
+
+
 class UndoRecord:
     """What the tool did to each server path, for undo: path -> {"kind", "backup"}.
 
     kind: "owned" (created it), "block" (added a managed block to someone
     else's file), "replaced" (rewrote a file that was there: "backup" holds
-    the original), "dir" (created the directory), "glob" (the key is
+    the original), "shared" (uses a file another build wrote: FileOps.share),
+    "dir" (created the directory), "glob" (the key is
     <dir>/<pattern>: every file there matching the pattern that carries
     "marker" is the tool's). A glob stands for a file per node (boot menus),
     so the record, and the state that saves it, does not grow with the node
@@ -200,28 +219,62 @@ def differing(directory: Path, expected: dict[str, bytes]) -> list[str]:
     return bad
 
 
-def split_block(text: str, comment: str) -> tuple[str, str | None, str]:
-    """(before, block body or None, after) of a file's managed block."""
-    begin, end = f"{comment} {BEGIN}\n", f"{comment} {END}\n"
-    i = text.find(begin)
-    if i < 0:
+def block_markers(comment: str, name: str | None) -> tuple[str, str]:
+    """The BEGIN and END lines of a build's managed block. Named for the build
+    (`# BEGIN nfsroot-build managed block prod`): two builds on one server
+    each keep a block of their own in the same dhcpd.conf; without a name,
+    the markers 0.1 wrote (one build per server)."""
+    suffix = f" {name}" if name else ""
+    return f"{comment} {BEGIN}{suffix}\n", f"{comment} {END}{suffix}\n"
+
+
+def _find_block(text: str, comment: str, name: str | None, legacy: bool) -> tuple[int, int, str] | None:
+    """(start of BEGIN, start of END, END line) of the block, or None.
+
+    name None: the first block of any build. legacy: with a name, an
+    unnamed (older) block stands in when the named one is absent.
+    """
+    if name is None:
+        m = re.search(rf"^{re.escape(comment)} {re.escape(BEGIN)}((?: \S+)?)\n", text, re.MULTILINE)
+        if not m:
+            return None
+        end = f"{comment} {END}{m.group(1)}\n"
+        return m.start(), text.find(end, m.end()), end
+    for candidate in ((name, None) if legacy else (name,)):
+        begin, end = block_markers(comment, candidate)
+        i = text.find(begin)
+        if i >= 0:
+            return i, text.find(end, i), end
+    return None
+
+
+def split_block(text: str, comment: str, name: str | None = None, *,
+                legacy: bool = False) -> tuple[str, str | None, str]:
+    """(before, block body or None, after) of a file's managed block: the
+    named build's (see block_markers), or with name None the first one."""
+    found = _find_block(text, comment, name, legacy)
+    if found is None:
         return text, None, ""
-    j = text.find(end, i)
+    i, j, end = found
     if j < 0:
-        raise ValueError(f"managed block begins but never ends ('{comment} {END}' missing)")
-    return text[:i], text[i + len(begin):j], text[j + len(end):]
+        raise ValueError(f"managed block begins but never ends ('{end.rstrip()}' missing)")
+    begin_len = text.index("\n", i) + 1 - i
+    return text[:i], text[i + begin_len:j], text[j + len(end):]
 
 
-def with_block(text: str, body: str | None, comment: str) -> str:
-    """text with its managed block replaced by body (None removes it)."""
-    before, _old, after = split_block(text, comment)
+def with_block(text: str, body: str | None, comment: str, name: str | None = None, *,
+               legacy: bool = False) -> str:
+    """text with the build's managed block replaced by body (None removes it);
+    legacy: an unnamed block is taken as this build's (and renamed)."""
+    before, _old, after = split_block(text, comment, name, legacy=legacy)
     if body is None:
         return before + after
     if body and not body.endswith("\n"):
         body += "\n"
     if before and not before.endswith("\n"):
         before += "\n"
-    return f"{before}{comment} {BEGIN}\n{body}{comment} {END}\n{after}"
+    begin, end = block_markers(comment, name)
+    return f"{before}{begin}{body}{end}{after}"
 
 
 @dataclass
@@ -235,6 +288,9 @@ class FileOps:
     changed_paths: list[str] = field(default_factory=list)
     # Trees whose files are not recorded for undo (the built root: --purge-root removes it whole).
     untracked: list[Path] = field(default_factory=list)
+    # The build (config name) whose managed blocks this writes: their markers
+    # carry it, so builds side by side keep one block each (block_markers).
+    build: str | None = None
     # Between begin_batch() and end_batch() (the pipeline: one step), whole
     # files the tool writes (ensure_file) beyond the first FSYNC_EACH are not
     # fsynced one by one: end_batch() flushes them with one syncfs before the
@@ -570,22 +626,38 @@ class FileOps:
 
     def managed_block(self, path: Path, body: str | None, comment: str = "#", mode: int = 0o644,
                       validate: Validator | None = None) -> bool:
+        """_managed_block under a lock on the file's directory: builds side by
+        side may run at once, and each reads the file, changes its own block
+        and replaces the file; the lock makes that one step, so neither
+        build's block is lost. (The directory, not the file: the file is
+        replaced by rename, and a lock on its old inode would guard nothing.)"""
+        if self.dry_run:
+            return self._managed_block(path, body, comment, mode, validate)
+        with directory_lock(Path(path).parent):
+            return self._managed_block(path, body, comment, mode, validate)
+
+    def _managed_block(self, path: Path, body: str | None, comment: str = "#", mode: int = 0o644,
+                       validate: Validator | None = None) -> bool:
         """Own only the lines between our markers in a file someone else owns.
 
         body=None removes the block (and the file, if we created it and it is
         now empty). Every byte outside the block is kept (CRLF lines too), and
-        so are the file's mode, owner and group.
+        so are the file's mode, owner and group. The block is this build's
+        own (self.build names it in the markers): another build's block in
+        the same file is outside it. A block without a name (written by an
+        older version, one build per server) is adopted, renamed in place,
+        when this build's undo record has the file: that record undoes it.
         """
         path = Path(path)
         old, st = self._read(path)
         # surrogateescape: bytes that are not UTF-8 come back exactly.
         text = old.decode(errors="surrogateescape") if old is not None else ""
-        new = with_block(text, body, comment)
+        rec = self.undo.get(str(path))
+        new = with_block(text, body, comment, self.build, legacy=rec is not None)
         if old is not None and new == text:
             return False
         if old is None and body is None:
             return False
-        rec = self.undo.get(str(path))
         if body is None and not new.strip() and rec and rec.get("kind") == "owned" and not rec.get("backup"):
             # The tool made this file for its block alone: with the block gone, so is the file.
             return self.ensure_absent(path)
@@ -606,6 +678,15 @@ class FileOps:
         atomic_write(path, data, mode, owner=(st.st_uid, st.st_gid) if st is not None else None)
         self._note(path, "block" if old is not None else "owned", backup, line)
         return True
+
+    def share(self, path: Path) -> None:
+        """path is a file this build uses that another build may have written
+        (a loader file in a TFTP root builds share): recorded for undo as
+        "shared" unless this build's record has it already. Undo removes it
+        only when no other build's record has it (sidebyside.shared_users)."""
+        key = str(path)
+        if not self.dry_run and key not in self.undo and not self._is_untracked(Path(path)):
+            self.undo.note(key, "shared")
 
     def ensure_dir(self, path: Path, mode: int = 0o755) -> bool:
         path = Path(path)

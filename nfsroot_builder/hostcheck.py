@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import sidebyside
 from .config import Config
 from .context import Context
 
@@ -59,7 +60,9 @@ def host_checks(ctx: Context) -> list[tuple[str, str]]:
     if ctx.staging:
         rows = [("note" if level == "fail" else level, f"{msg} (a note under --prefix {ctx.prefix})")
                 for level, msg in rows]
-    return rows
+    # Another build of the same server lives under the same prefix: a
+    # conflict with it fails under --prefix too.
+    return rows + sidebyside.check_rows(ctx)
 
 
 def lab_config(ctx: Context) -> list[tuple[str, str]]:
@@ -207,11 +210,11 @@ def other_exports(ctx: Context) -> list[tuple[str, str]]:
     are made by the steps before services."""
     if ctx.config.nfs.server != "kernel":
         return []
-    from .steps.nfs import EXPORTS_DROPIN
+    from .steps.nfs import exports_dropin
     files = [ctx.host("/etc/exports"), *sorted(ctx.host("/etc/exports.d").glob("*.exports"))]
     out = []
     for f in files:
-        if f == ctx.host(EXPORTS_DROPIN) or not f.is_file():
+        if f == ctx.host(exports_dropin(ctx.config.name)) or not f.is_file():
             continue
         try:
             text = f.read_text(errors="replace").replace("\\\n", " ")   # exports(5): "\" continues a line
@@ -222,7 +225,9 @@ def other_exports(ctx: Context) -> list[tuple[str, str]]:
             if not words:
                 continue
             path = words[0].strip('"')
-            if path.startswith("/") and not ctx.host(path).exists():
+            # Another build's staged drop-in names served paths, the prefix already in them.
+            local = Path(path) if ctx.staging and Path(path).is_relative_to(ctx.prefix) else ctx.host(path)
+            if path.startswith("/") and not local.exists():
                 out.append(("fail", f"{f} exports {path}, which does not exist: `exportfs -ra` (step "
                                     "services) would fail on it; create it or remove that line"))
     return out

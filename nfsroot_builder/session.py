@@ -64,7 +64,7 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     # Not recorded for undo: the root (--purge-root removes it whole) and the
     # package caches every build shares (outside any staging prefix).
     files = FileOps(dry_run=dry_run, emit=emit, backup_dir=sdir / "backup",
-                    undo=state.undo, untracked=[root, APT_CACHE.parent])
+                    undo=state.undo, untracked=[root, APT_CACHE.parent], build=cfg.name)
     ctx = Context(config=cfg, runner=runner, files=files, state=state, prefix=prefix,
                   state_dir=sdir, emit=emit, note=note, version_id=vid, base_config=base)
     ctx._dry_run = dry_run
@@ -92,10 +92,14 @@ def signals_raise():
 
 def guarded_paths(ctx: Context) -> dict[str, Path]:
     """What a run changes besides its state: locked too, so that a run with
-    another --state-dir cannot work on the same root at the same time."""
-    return {"the root": ctx.root, "the TFTP root": ctx.tftp_root,
-            "the server files under": ctx.host("/etc"),
-            "the DHCP config": ctx.host(ctx.config.dhcp.config_file)}
+    another --state-dir cannot work on the same root at the same time.
+
+    Not the server files (/etc, dhcpd.conf) nor the TFTP root as a whole:
+    another build of the same server (another name, root and state dir)
+    may run at the same time (docs/builds.md). Its blocks and drop-ins are
+    its own, FileOps.managed_block locks a file for the moment it changes
+    its block, and the shared loader files are the same bytes from either."""
+    return {"the root": ctx.root, "the build's TFTP directory": ctx.tftp_root / ctx.config.name}
 
 
 @contextlib.contextmanager

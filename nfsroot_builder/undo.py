@@ -5,9 +5,12 @@ each path: "owned" (created it: remove it), "block" (added a managed block
 to someone else's file: remove the block, and where the admin's bytes are
 unchanged, restore them exactly from the backup), "replaced" (rewrote a file
 that was there before: restore the backup's bytes, mode, owner and group),
+"shared" (a file another build wrote that this one uses: remove it),
 "dir" (created it: remove it if nothing else lives there), "glob" (a file
 per node: remove every file the pattern matches that carries the tool's
-marker). Everything goes through ctx.files and
+marker). A whole file another build's record has too stays (builds side
+by side share the loader files of one TFTP root: sidebyside.py); a managed
+block is always the build's own. Everything goes through ctx.files and
 ctx.runner, so `undo --dry-run` prints the diffs and commands and changes
 nothing. The built root is left alone unless --purge-root.
 """
@@ -19,14 +22,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import pathguard, services
+from . import pathguard, services, sidebyside
 from .context import Context
 from .errors import NfsrootError
 from .files import BEGIN, read_head, with_block
 from .procs import mounts_under
 from .render import base_root_path
 
-KINDS = ("owned", "block", "replaced", "dir", "glob")
+KINDS = ("owned", "block", "replaced", "shared", "dir", "glob")
 # Steps whose results live in the root (kept without --purge-root) or are not
 # files at all (packages): their records stay; every other step re-runs.
 KEEP_STEPS = {"server-packages", "bootstrap", "root-password", "initramfs-config", "root-packages", "fstab",
@@ -46,9 +49,15 @@ class UndoReport:
     restarted: list[str] = field(default_factory=list)
 
 
-def _comment_of(text: str) -> str | None:
-    m = re.search(rf"^(\S+) {re.escape(BEGIN)}$", text, re.MULTILINE)
-    return m.group(1) if m else None
+def _comment_of(text: str, build: str | None = None) -> str | None:
+    """The comment sign of a managed block: build's (named in its markers,
+    or an unnamed one an older version wrote: the record that sends undo
+    here is the build's), or with build None any build's."""
+    names = (rf" {re.escape(build)}", "") if build else (r"(?: \S+)?",)
+    for name in names:
+        if m := re.search(rf"^(\S+) {re.escape(BEGIN)}{name}$", text, re.MULTILINE):
+            return m.group(1)
+    return None
 
 
 def _service_for(ctx: Context, path: str) -> str | None:
@@ -67,6 +76,17 @@ class _Undo:
         self.gone: set[str] = set()        # removed (for real, or in the dry-run's imagination)
         self.touched: list[str] = []
         self.records: dict[str, dict] = {}
+        self._others: dict | None = None
+
+    def used_by_others(self, p: Path) -> bool:
+        """A whole file another build's undo record has too (a loader file of
+        a TFTP root both serve): it stays while that build does."""
+        if self._others is None:
+            self._others = sidebyside.other_states(self.ctx)
+        users = [name for name, state in self._others.items() if str(p) in state.undo]
+        if users:
+            self.report.done.append(f"kept {p}: build {', '.join(users)} uses it too")
+        return bool(users)
 
     def _check_record(self, path: str, rec) -> str | None:
         """A record that would make undo touch something it must not: refuse it."""
@@ -92,15 +112,16 @@ class _Undo:
     def without_block(self, p: Path, rec: dict, owned: bool) -> None:
         # Bytes, not read_text(): universal newlines would turn CRLF into LF.
         text = p.read_bytes().decode(errors="surrogateescape")
-        comment = _comment_of(text)
+        build = self.ctx.config.name
+        comment = _comment_of(text, build)
         if comment is None:
-            if owned:
+            if owned and _comment_of(text) is None:
                 self.remove(p)
-            else:
-                self.report.done.append(f"{p}: no managed block left")
+            else:   # another build's block stays, and so does the file
+                self.report.done.append(f"{p}: no managed block of {build} left")
             return
         try:
-            new = with_block(text, None, comment)
+            new = with_block(text, None, comment, build, legacy=True)
         except ValueError as e:
             self.report.problems.append(f"{p}: {e}; remove the block by hand")
             return
@@ -191,16 +212,20 @@ class _Undo:
             if kind == "glob":
                 self.remove_matching(path, rec)
                 continue
-            if not p.exists() and not p.is_symlink():
-                if kind == "replaced":
-                    self.restore(p, rec)
+            if kind == "block":
+                if p.exists():
+                    self.without_block(p, rec, owned=False)
+                continue
+            if kind == "owned" and p.is_file() and not p.is_symlink() \
+                    and _comment_of(p.read_text(errors="replace")):
+                self.without_block(p, rec, owned=True)
+                continue
+            if not p.exists() and not p.is_symlink() and kind != "replaced":
+                continue
+            if self.used_by_others(p):
                 continue
             if kind == "replaced":
                 self.restore(p, rec)
-            elif kind == "block":
-                self.without_block(p, rec, owned=False)
-            elif p.is_file() and not p.is_symlink() and _comment_of(p.read_text(errors="replace")):
-                self.without_block(p, rec, owned=True)
             else:
                 self.remove(p)
         # Deepest first, so a parent sees its children gone.

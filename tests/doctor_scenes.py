@@ -5,12 +5,15 @@ mknod and zstd)."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nfsroot_builder.render.root import POLICY_RC_D
+
+from helpers import example_text
 
 KERNEL = "6.1.0-99-amd64"
 OLD_KERNEL = "6.1.0-9-amd64"
@@ -65,7 +68,7 @@ def seed_layout(text: str) -> str:
 def _writable(stage, root):
     # The seed's first layout: a writable tree exported read-only (the page's
     # /dev, whose NFS mount is left out today: its /var), so nodes hang.
-    dropin = stage / "etc/exports.d/nfsroot-build.exports"
+    dropin = stage / "etc/exports.d/nfsroot-build-kerrighed.exports"
     r = stage / root.lstrip("/")
     _w(dropin, f"{r} 192.168.0.0/24(ro,async,no_root_squash,no_subtree_check)\n"
                f"{r}/dev 192.168.0.0/24(ro,sync,no_root_squash,no_subtree_check)\n"
@@ -100,7 +103,7 @@ def _exports_admin(stage, root):
 
 
 def _exports_ours(stage, root):
-    dropin = stage / "etc/exports.d/nfsroot-build.exports"
+    dropin = stage / "etc/exports.d/nfsroot-build-kerrighed.exports"
     r = stage / root.lstrip("/")
     _w(dropin, f"{r} 192.168.0.0/24 (ro,async,no_root_squash,no_subtree_check)\n")
 
@@ -172,12 +175,23 @@ def _collision(stage, root):
     _w(stage / "etc/hosts", "127.0.0.1 localhost\n192.168.0.101 fileserver\n")
 
 
+def _other_build(stage, root):
+    """Another build beside this one whose config gives its node ssi2's MAC."""
+    other = stage / "other.toml"
+    _w(other, example_text("seed").replace('name = "kerrighed"', 'name = "other"')
+       .replace("/NFSROOT/kerrighed", "/NFSROOT/other").replace("192.168.0.", "192.168.7.")
+       .replace('"ssi', '"oth').replace("52:54:00:00:00:0", "52:54:00:00:07:0").replace("52:54:00:00:07:01", "52:54:00:00:00:02"))
+    _w(stage / "var/lib/nfsroot-build/other/state.json",
+       json.dumps({"version": 1, "steps": {"dhcp-server": {"status": "done", "outputs": {"config": str(other)}}},
+                   "files": {}, "pending_restarts": []}))
+
+
 def _world(stage, root):
     _w(stage / "etc/exports", "/srv/data *(rw,sync,no_root_squash,no_subtree_check)\n")
 
 
 def _world_ours(stage, root):
-    dropin = stage / "etc/exports.d/nfsroot-build.exports"
+    dropin = stage / "etc/exports.d/nfsroot-build-kerrighed.exports"
     dropin.write_text(dropin.read_text().replace("192.168.0.0/24(", "*("))
 
 
@@ -208,6 +222,8 @@ SCENES = [
     Scene("dhcp-config", "differs from what the config makes", _kea_edited, config_edit=_use_kea),
     Scene("http-server", "differs from what the config makes", _nginx_edited, config_edit=_use_http),
     Scene("host-collisions", "same MAC as node ssi2", _collision, manual=True),
+    Scene("other-builds", "node.mac 52:54:00:00:00:02: node ssi2 of build kerrighed and node oth1 of build other",
+          _other_build, manual=True),
     Scene("world-no-root-squash", "exported to '*' with no_root_squash", _world, manual=True),
     Scene("world-no-root-squash", "exported to '*' with no_root_squash", _world_ours),
     Scene("nfs-threads", "2 nfsd threads", _threads, config_edit=_more_threads, status="warn"),

@@ -116,9 +116,11 @@ def make_ctx(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, 
     (a dry-run's collector) takes it instead of either."""
     require_config(config)
     cfg = config_mod.load(config)
-    return session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
-                                emit=emit or (say if json_stdout else session.emit_stdout),
-                                note=lambda m: err.print(f"  {m}", markup=False, style="dim"), version=version)
+    ctx = session.make_context(cfg, prefix=prefix, state_dir=state_dir, dry_run=dry_run,
+                               emit=emit or (say if json_stdout else session.emit_stdout),
+                               note=lambda m: err.print(f"  {m}", markup=False, style="dim"), version=version)
+    ctx.config_file = Path(config).absolute()
+    return ctx
 
 
 def _exit_code(e: NfsrootError) -> int:

@@ -198,9 +198,10 @@ def _hosts_in(text: str, ours: bool, line_offset: int) -> list[DhcpHost]:
     return hosts
 
 
-def dhcpd_hosts(text: str) -> list[DhcpHost]:
-    """Every host declaration of a dhcpd.conf, marked as ours (managed block) or the admin's."""
-    before, body, after = split_block(text, "#")
+def dhcpd_hosts(text: str, build: str | None = None) -> list[DhcpHost]:
+    """Every host declaration of a dhcpd.conf, marked as ours (build's
+    managed block) or not (the admin's, or another build's block)."""
+    before, body, after = split_block(text, "#", build, legacy=True)
     hosts = _hosts_in(before, False, 1)
     if body is not None:
         start = before.count("\n") + 2

@@ -9,7 +9,7 @@ import re
 import stat
 from pathlib import Path
 
-from .. import services
+from .. import services, sidebyside
 from ..config import export_client_problem
 from ..context import Context
 from ..errors import CommandFailed
@@ -26,7 +26,7 @@ from ..steps.dhcp import (
     kea_checker,
     wanted_files,
 )
-from ..steps.nfs import EXPORTS_DROPIN, GANESHA_DROPIN, GANESHA_MAIN, NfsExports
+from ..steps.nfs import GANESHA_MAIN, NfsExports, exports_dropin, ganesha_dropin
 from ..steps.tftp import TFTPD_DEFAULTS, TftpServer, nginx_checker, nginx_dropin_path
 from .base import Finding, check, ok
 from .parse import (
@@ -63,12 +63,12 @@ def kernel_export_files(ctx: Context) -> list[Path]:
 def all_exports(ctx: Context) -> list[Export]:
     if ctx.config.nfs.server == "kernel":
         return [e for f in kernel_export_files(ctx) for e in parse_exports(f.read_text(), f)]
-    files = [ctx.host(GANESHA_MAIN), ctx.host(GANESHA_DROPIN)]
+    files = [ctx.host(GANESHA_MAIN), ctx.host(ganesha_dropin(ctx.config.name))]
     return [e for f in files if f.is_file() for e in parse_ganesha(f.read_text(), f)]
 
 
 def ours(ctx: Context) -> Path:
-    return ctx.host(EXPORTS_DROPIN if ctx.config.nfs.server == "kernel" else GANESHA_DROPIN)
+    return ctx.host((exports_dropin if ctx.config.nfs.server == "kernel" else ganesha_dropin)(ctx.config.name))
 
 
 def rewrite_exports(ctx: Context) -> set[str]:
@@ -171,7 +171,7 @@ def exports_syntax(ctx: Context) -> Finding:
                     bad.append(why)
             if bad:
                 problems.append(f"{f}:{e.line}: " + "; ".join(bad))
-                if f == ctx.host(EXPORTS_DROPIN):
+                if f == ctx.host(exports_dropin(ctx.config.name)):
                     ours_bad = True
                 else:
                     manual.append(f"{f}:{e.line}: write '{corrected_line(e)}'")
@@ -179,7 +179,7 @@ def exports_syntax(ctx: Context) -> Finding:
         return ok(f"{len(kernel_export_files(ctx))} exports file(s) parse cleanly")
     fix = ("; ".join(manual) + " (then exportfs -ra)") if manual else ""
     if ours_bad:
-        fix = (f"rewrite {ctx.host(EXPORTS_DROPIN)} from the config" + ("; " + fix if fix else ""))
+        fix = (f"rewrite {ctx.host(exports_dropin(ctx.config.name))} from the config" + ("; " + fix if fix else ""))
     return Finding("fail", _listed(problems), fix, rewrite_exports if ours_bad else None)
 
 
@@ -237,7 +237,7 @@ def nfs_state_files(ctx: Context) -> Finding:
             continue
         broken.append(p)
     out_of_sync = False
-    dropin = ctx.host(EXPORTS_DROPIN)
+    dropin = ctx.host(exports_dropin(ctx.config.name))
     # etab is what mountd answers from; exportfs only fills it on a real server.
     if not ctx.staging and dropin.is_file() and (d / "etab").is_file():
         missing = {e.path for e in parse_exports(dropin.read_text(), dropin)} - _etab_paths(
@@ -303,7 +303,7 @@ def rewrite_dhcp(ctx: Context) -> set[str]:
 
 def _block_current(ctx: Context, text: str) -> bool:
     try:
-        return split_block(text, "#")[1] == dhcpd_block(ctx.config, ctx.served)
+        return split_block(text, "#", ctx.config.name)[1] == dhcpd_block(ctx.config, ctx.served)
     except ValueError:
         return False
 
@@ -346,7 +346,7 @@ def dhcp_nodes(ctx: Context) -> Finding:
             return ok("no nodes configured")
         return Finding("fail", f"{conf} does not exist: nodes get no address",
                        "write the managed block (the dhcp-server step)", rewrite_dhcp)
-    hosts = {h.name: h for h in dhcpd_hosts(conf.read_text()) if h.ours}
+    hosts = {h.name: h for h in dhcpd_hosts(conf.read_text(), ctx.config.name) if h.ours}
     problems = []
     for node in ctx.config.nodes:
         h = hosts.pop(node.name, None)
@@ -436,7 +436,8 @@ def host_collisions(ctx: Context) -> Finding:
     cfg = ctx.config
     problems = []
     conf = _dhcpd_conf(ctx)
-    admin_hosts = [h for h in dhcpd_hosts(conf.read_text()) if not h.ours] if conf.exists() and _isc(ctx) else []
+    admin_hosts = [h for h in dhcpd_hosts(conf.read_text(), cfg.name) if not h.ours] \
+        if conf.exists() and _isc(ctx) else []
     for h in admin_hosts:
         for node in cfg.nodes:
             same = [what for what, hit in (("name", h.name == node.name), ("MAC", node.mac in h.macs),
@@ -462,6 +463,22 @@ def host_collisions(ctx: Context) -> Finding:
         return ok("no DHCP host or /etc/hosts entry collides with a node")
     return Finding("fail", _listed(problems),
                    "the other entries are yours: rename or renumber them, or change the node in the config")
+
+
+@check("other-builds")
+def other_builds(ctx: Context) -> Finding:
+    """No other build of this server (a state dir beside this one) uses a node's MAC, IP or name, the root, or another TFTP root."""
+    rows = sidebyside.check_rows(ctx)
+    fails = [msg for level, msg in rows if level == "fail"]
+    if fails:
+        return Finding("fail", _listed(fails), "change one of the two configs (docs/builds.md: what builds "
+                       "side by side share and what each must have of its own)")
+    if rows:
+        return Finding("warn", _listed([msg for _level, msg in rows]),
+                       "run that build again (its dhcp-server step records where its config is)")
+    others = sorted(sidebyside.other_states(ctx))
+    return ok(f"no conflict with the other builds here: {', '.join(others)}" if others
+              else "no other build on this server")
 
 
 # -- TFTP -----------------------------------------------------------------------
@@ -547,7 +564,7 @@ def nfs_threads(ctx: Context) -> Finding:
     cfg = ctx.config
     want = cfg.nfs_threads
     if cfg.nfs.server == "ganesha":
-        text = "\n".join(f.read_text() for f in (ctx.host(GANESHA_MAIN), ctx.host(GANESHA_DROPIN)) if f.is_file())
+        text = "\n".join(f.read_text() for f in (ctx.host(GANESHA_MAIN), ctx.host(ganesha_dropin(cfg.name))) if f.is_file())
         m = re.search(r"\bNb_Worker\s*=\s*(\d+)", text, re.IGNORECASE)
         have = int(m.group(1)) if m else 256   # ganesha-core-config(8) default
         if have >= want:

@@ -45,3 +45,11 @@ def header(cfg: Config, comment: str = "#") -> str:
 def quote(value: str) -> str:
     """A double-quoted string for dhcpd.conf, ganesha.conf, GRUB and shell-ish files."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def shared_header(comment: str = "#") -> str:
+    """The header of a file every build served from one TFTP root shares (the
+    loader's fallback menus): the same bytes whichever build writes it, so a
+    second build leaves the first one's file as it is."""
+    return (f"{comment} Written by nfsroot-build for every build this TFTP root serves. Do not edit:\n"
+            f"{comment} change a cluster config and run nfsroot-build again.\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config, Node
-from . import Served, header
+from . import Served, header, shared_header
 from .root import layout_cmdline
 
 
@@ -98,7 +98,7 @@ def grub_fallback(cfg: Config) -> str:
     but the GRUB 2.12 of a trixie server came straight here (the production
     server VM, tests/production).
     """
-    return header(cfg) + _menu_by_mac("$prefix") + _NO_MENU
+    return shared_header() + _menu_by_mac("$prefix") + _NO_MENU
 
 
 def grub_signed_cfg(cfg: Config) -> str:
@@ -109,7 +109,7 @@ def grub_signed_cfg(cfg: Config) -> str:
     file): this one turns the MAC into that name and reads the node's menu,
     the same file the unsigned GRUB reads.
     """
-    return header(cfg) + _menu_by_mac("/boot/grub") + _NO_MENU
+    return shared_header() + _menu_by_mac("/boot/grub") + _NO_MENU
 
 
 def ipxe_boot(cfg: Config) -> str:
@@ -118,7 +118,7 @@ def ipxe_boot(cfg: Config) -> str:
     A relative name resolves against this script's own URI (ipxe.org/cfg),
     i.e. tftp://<server>/ipxe/<mac>.ipxe.
     """
-    return ("#!ipxe\n" + header(cfg) +
+    return ("#!ipxe\n" + shared_header() +
             "chain ${netX/mac:hexhyp}.ipxe || goto none\n"
             ":none\n"
             "echo nfsroot-build: no script for ${netX/mac}\n"
@@ -160,7 +160,7 @@ def pxelinux_menu(cfg: Config, served: Served, node: Node, images: Images) -> st
 
 def pxelinux_fallback(cfg: Config) -> str:
     """pxelinux.cfg/default: what a machine with no 01-<mac> file sees."""
-    return (header(cfg) +
+    return (shared_header() +
             "SAY nfsroot-build: no pxelinux.cfg/01-<mac> for this machine\n"
             "DEFAULT local\n"
             "PROMPT 0\n"

@@ -228,8 +228,15 @@ def dnsmasq_dropin(cfg: Config, served: Served) -> str:
 
 
 def dhcpd_defaults_block(cfg: Config) -> str:
-    """For /etc/default/isc-dhcp-server: a later assignment wins in a shell file."""
-    return f'INTERFACESv4="{cfg.server.interface}"\n'
+    """For /etc/default/isc-dhcp-server (a shell file the init script
+    sources): the cluster interface added to INTERFACESv4 unless it is in
+    it already. Added, not assigned: each build side by side has a block
+    here, and an assignment in a later block would drop the earlier build's
+    interface. Debian's file sets INTERFACESv4="", so one build alone gets
+    just its interface."""
+    iface = cfg.server.interface
+    return (f'case " $INTERFACESv4 " in *" {iface} "*) ;; '
+            f'*) INTERFACESv4="${{INTERFACESv4:+$INTERFACESv4 }}{iface}" ;; esac\n')
 
 
 def tftpd_defaults_block(cfg: Config, served: Served) -> str:

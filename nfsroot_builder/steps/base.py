@@ -63,12 +63,13 @@ def stale_files(wanted: dict[Path, str | bytes | None]) -> list[str]:
     return bad
 
 
-def stale_blocks(wanted: dict[Path, str], comment: str = "#") -> list[str]:
-    """The files whose managed block is missing or not the wanted body."""
+def stale_blocks(wanted: dict[Path, str], build: str | None, comment: str = "#") -> list[str]:
+    """The files whose managed block of this build (named in its markers)
+    is missing or not the wanted body."""
     bad = []
     for path, body in wanted.items():
         try:
-            have = split_block(Path(path).read_text(), comment)[1]
+            have = split_block(Path(path).read_text(), comment, build)[1]
         except (OSError, ValueError):
             have = None
         if have != (body if body.endswith("\n") or not body else body + "\n"):

@@ -37,6 +37,19 @@ def grub_version(ctx: Context) -> str:
     return " ".join(sorted(res.stdout.split()))
 
 
+def _shared_file(ctx: Context, path: Path, content: str | bytes | None = None, src: Path | None = None) -> bool:
+    """Write a loader file of the TFTP root (content, or a copy of src) and
+    record it as this build's even when another build wrote it first: builds
+    side by side with one tftp.root share these files (their bytes do not
+    depend on the build: render.shared_header), and `undo` of one keeps a
+    file another build's record still has (sidebyside.py). Shared rather
+    than a copy per build: the DHCP filename and GRUB's prefix name one
+    path per TFTP root."""
+    changed = ctx.files.copy_file(src, path, 0o644) if src is not None else ctx.files.ensure_file(path, content)
+    ctx.files.share(path)
+    return changed
+
+
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -54,8 +67,8 @@ def _signed_chain(ctx: Context, outputs: dict) -> bool:
     files, versions = signed_boot.chain_files(ctx)
     changed = False
     for path, content in files.items():
-        changed |= ctx.files.ensure_file(t / path, content, 0o644)
-    changed |= ctx.files.ensure_file(t / signed_boot.GRUB_CFG, menus.grub_signed_cfg(ctx.config))
+        changed |= _shared_file(ctx, t / path, content)
+    changed |= _shared_file(ctx, t / signed_boot.GRUB_CFG, menus.grub_signed_cfg(ctx.config))
     outputs["signed"] = versions
     outputs["signed_sha256"] = {path: hashlib.sha256(content).hexdigest() for path, content in files.items()}
     return changed
@@ -102,9 +115,16 @@ class BootLoader(Step):
 
     grub-mknetdir runs again only when a core image is missing or the
     host's GRUB packages changed version.
+
+    Builds side by side on one server share one tftp.root and these files
+    (the same bytes whichever build writes them; grub-mknetdir's output is
+    reproducible): `undo` of one build keeps each while another build's
+    record has it.
     """
     name = "boot-loader"
     needs = ("tftp-server",)
+    # 2: the fallback menus' header names no build (shared by builds side by side)
+    version = 2
 
     def fingerprint(self, ctx: Context) -> dict:
         secure = {"secure_boot": True, "suite": ctx.config.root.suite} if ctx.config.boot.secure_boot else {}
@@ -142,17 +162,17 @@ class BootLoader(Step):
                 ctx.runner.run(["grub-mknetdir", f"--net-directory={t}", "--subdir=boot/grub",
                                 "-d", f"/usr/lib/grub/{platform}"])
                 changed = True
-            changed |= ctx.files.ensure_file(t / "boot/grub/grub.cfg", menus.grub_fallback(cfg))
+            changed |= _shared_file(ctx, t / "boot/grub/grub.cfg", menus.grub_fallback(cfg))
             if cfg.boot.secure_boot:
                 changed |= _signed_chain(ctx, outputs)
         elif cfg.boot.loader == "ipxe":
             for name, src in IPXE_FILES.items():
-                changed |= ctx.files.copy_file(Path(src), t / name, 0o644)
-            changed |= ctx.files.ensure_file(t / "ipxe/boot.ipxe", menus.ipxe_boot(cfg))
+                changed |= _shared_file(ctx, t / name, src=Path(src))
+            changed |= _shared_file(ctx, t / "ipxe/boot.ipxe", menus.ipxe_boot(cfg))
         elif cfg.boot.loader == "pxelinux":
             for name, src in PXELINUX_FILES.items():
-                changed |= ctx.files.copy_file(Path(src), t / name, 0o644)
-            changed |= ctx.files.ensure_file(t / "pxelinux.cfg/default", menus.pxelinux_fallback(cfg))
+                changed |= _shared_file(ctx, t / name, src=Path(src))
+            changed |= _shared_file(ctx, t / "pxelinux.cfg/default", menus.pxelinux_fallback(cfg))
         elif not (t / "pxegrub").exists():
             ctx.note(f"boot.loader = pxegrub: put your pxegrub binary at {t}/pxegrub")
         return StepResult(changed=changed, outputs=outputs)

@@ -156,7 +156,7 @@ class DhcpServer(Step):
         conf = ctx.host(ctx.config.dhcp.config_file)
         if ctx.config.dhcp.server == "isc-dhcp-server":
             bad = stale_blocks({conf: dhcpd_block(ctx.config, ctx.served),
-                                ctx.host(DHCPD_DEFAULTS): dhcpd_defaults_block(ctx.config)})
+                                ctx.host(DHCPD_DEFAULTS): dhcpd_defaults_block(ctx.config)}, ctx.config.name)
             if bad:
                 problems.append(f"managed block missing or not as configured: {' '.join(bad)}")
         for path, content in wanted_files(ctx).items():
@@ -190,7 +190,10 @@ class DhcpServer(Step):
                                          validate=dnsmasq_checker(ctx))
         if changed:
             restart.add(DHCP_UNIT[kind])
-        return StepResult(changed=changed or bool(restart), restart=restart)
+        # Where this build's config lives: another build on this server
+        # compares its nodes with it (sidebyside.py); undo forgets it.
+        outputs = {"config": str(ctx.config_file)} if ctx.config_file else {}
+        return StepResult(changed=changed or bool(restart), restart=restart, outputs=outputs)
 
     @staticmethod
     def _remove(ctx: Context, kind: str) -> bool:

@@ -69,7 +69,7 @@ class TftpServer(Step):
     def verify(self, ctx: Context) -> list[str]:
         if not ctx.tftp_root.is_dir():
             return [f"{ctx.tftp_root} is missing"]
-        bad = stale_blocks({ctx.host(TFTPD_DEFAULTS): tftpd_defaults_block(ctx.config, ctx.served)})
+        bad = stale_blocks({ctx.host(TFTPD_DEFAULTS): tftpd_defaults_block(ctx.config, ctx.served)}, ctx.config.name)
         if ctx.config.boot.transport == "http":
             bad += stale_files({ctx.host(nginx_dropin_path(ctx)): nginx_dropin(ctx.config, ctx.served)})
         return [f"managed block or drop-in missing or not as configured: {' '.join(bad)}"] if bad else []

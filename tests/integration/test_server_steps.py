@@ -49,7 +49,7 @@ def test_real_server_config_under_prefix(cluster):
     assert dhcpd_conf.read_text().startswith(ADMIN_DHCPD)
     assert "host ssi3 { hardware ethernet 52:54:00:00:00:03; fixed-address 192.168.0.103; }" in dhcpd_conf.read_text()
     assert f'TFTP_DIRECTORY="{stage}/srv/tftp"' in (stage / "etc/default/tftpd-hpa").read_text()
-    exports = (stage / "etc/exports.d/nfsroot-build.exports").read_text()
+    exports = (stage / "etc/exports.d/nfsroot-build-kerrighed.exports").read_text()
     assert f"{stage}/NFSROOT/kerrighed 192.168.0.0/24(ro,async,no_root_squash,no_subtree_check)" in exports
     assert (stage / "etc/exports").read_bytes() == ADMIN_EXPORTS.encode()
     assert "changed: tftp-server, dhcp-server, nfs-exports" in res.stderr

@@ -66,7 +66,7 @@ def test_all_then_undo_gives_back_the_admins_bytes(staged):
     before = snapshot(stage)
     res = nfsroot_build("undo", "-c", cfg, "--prefix", stage, "--dry-run", check=True)
     assert snapshot(stage) == before
-    assert f"# rm {stage}/etc/exports.d/nfsroot-build.exports" in res.stdout
+    assert f"# rm {stage}/etc/exports.d/nfsroot-build-kerrighed.exports" in res.stdout
     assert "-  host ssi1 { hardware ethernet 52:54:00:00:00:01; fixed-address 192.168.0.101; }" in res.stdout
 
     res = nfsroot_build("undo", "-c", cfg, "--prefix", stage, check=True)

@@ -57,7 +57,7 @@ def test_new_package_makes_v2_beside_v1_and_switch_canary_rollback_prune(ver):
     kernel = rows["v2"]["kernel"]
     assert (b.tftp / f"ver.v2/initrd.img-{kernel}").exists()
     assert (b.tftp / f"ver/initrd.img-{kernel}").exists()   # v1's stays
-    ganesha = (b.stage / "etc/ganesha/nfsroot-build.conf").read_text()
+    ganesha = (b.stage / "etc/ganesha/nfsroot-build-ver.conf").read_text()
     assert f'Path = "{b.root}";' in ganesha and f'Path = "{v2root}";' in ganesha
     # A second run changes nothing and makes no version.
     res = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--resume", check=True)

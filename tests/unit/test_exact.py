@@ -16,7 +16,7 @@ from nfsroot_builder.pipeline import Pipeline
 from nfsroot_builder.steps.boot_loader import IPXE_FILES, BootLoader
 from nfsroot_builder.steps.dhcp import DHCPD_DEFAULTS, DhcpServer, dhcpd_errors
 from nfsroot_builder.steps.initramfs import Initramfs
-from nfsroot_builder.steps.nfs import EXPORTS_DROPIN, GANESHA_DROPIN, GANESHA_MAIN, NfsExports
+from nfsroot_builder.steps.nfs import GANESHA_MAIN, NfsExports, exports_dropin, ganesha_dropin
 from nfsroot_builder.steps.packages import ServerPackages
 from nfsroot_builder.steps.services import Services
 from nfsroot_builder.steps.tftp import TFTPD_DEFAULTS, TftpServer
@@ -55,8 +55,8 @@ def hand_edits(cfg):
     return {
         "tftp-server": (cfg, TFTPD_DEFAULTS),
         "dhcp-server": (cfg, DHCPD_DEFAULTS),
-        "nfs-exports (kernel)": (kernel_nfs, EXPORTS_DROPIN),
-        "nfs-exports (ganesha drop-in)": (ganesha, GANESHA_DROPIN),
+        "nfs-exports (kernel)": (kernel_nfs, exports_dropin(cfg.name)),
+        "nfs-exports (ganesha drop-in)": (ganesha, ganesha_dropin(cfg.name)),
         "nfs-exports (ganesha.conf include)": (ganesha, GANESHA_MAIN),
         "boot-loader (grub)": (with_(cfg, "boot", loader="grub"), "<tftp>/boot/grub/grub.cfg"),
         "boot-loader (ipxe)": (with_(cfg, "boot", loader="ipxe"), "<tftp>/ipxe/boot.ipxe"),

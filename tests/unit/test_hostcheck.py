@@ -68,7 +68,7 @@ def test_an_admins_export_of_a_missing_directory_is_flagged(tmp_path, seed_confi
     etc = ctx.host("/etc")
     (etc / "exports.d").mkdir(parents=True)
     (etc / "exports").write_text("# old\n\"/srv/gone\" \\\n   10.0.0.0/8(ro)\n/srv/here 10.0.0.0/8(ro)\n")
-    (etc / "exports.d/nfsroot-build.exports").write_text("/NFSROOT/kerrighed 192.168.0.0/24(ro)\n")
+    (etc / "exports.d/nfsroot-build-kerrighed.exports").write_text("/NFSROOT/kerrighed 192.168.0.0/24(ro)\n")
     ctx.host("/srv/here").mkdir(parents=True)
     rows = hostcheck.other_exports(ctx)
     assert rows == [("fail", f"{etc / 'exports'} exports /srv/gone, which does not exist: `exportfs -ra` "

@@ -89,7 +89,7 @@ def test_changing_tftp_root_marks_tftp_and_why(tmp_path, cfg):
 def test_missing_output_makes_step_stale(tmp_path, cfg):
     ctx, pipe, _ = make(tmp_path, cfg)
     pipe.run()
-    (ctx.prefix / "etc/ganesha/nfsroot-build.conf").unlink()
+    (ctx.prefix / "etc/ganesha/nfsroot-build-kerrighed.conf").unlink()
     plans = server_steps(make(tmp_path, cfg)[1].plan())
     assert plans["nfs-exports"].status == "stale" and "missing" in plans["nfs-exports"].why
 

@@ -59,7 +59,8 @@ def test_ganesha(seed_config):
 
 
 def test_defaults_blocks(seed_config):
-    assert r.dhcpd_defaults_block(seed_config) == 'INTERFACESv4="eth0"\n'
+    assert r.dhcpd_defaults_block(seed_config) == \
+        'case " $INTERFACESv4 " in *" eth0 "*) ;; *) INTERFACESv4="${INTERFACESv4:+$INTERFACESv4 }eth0" ;; esac\n'
     assert 'TFTP_DIRECTORY="/srv/tftp"' in r.tftpd_defaults_block(seed_config, Served())
 
 

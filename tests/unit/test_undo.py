@@ -46,7 +46,7 @@ def test_undo_restores_everything(tmp_path, seed_config, stage):
     ctx, _ = make(tmp_path, seed_config)
     kinds = {p.removeprefix(str(stage)): r["kind"] for p, r in ctx.state.files.items()}
     assert kinds["/etc/dhcp/dhcpd.conf"] == "block" and kinds["/etc/motd"] == "replaced"
-    assert kinds["/etc/exports.d/nfsroot-build.exports"] == "owned" and kinds["/srv/tftp"] == "dir"
+    assert kinds["/etc/exports.d/nfsroot-build-kerrighed.exports"] == "owned" and kinds["/srv/tftp"] == "dir"
     report = undo_mod.undo(ctx)
     assert report.problems == []
     assert (stage / "etc/dhcp/dhcpd.conf").read_bytes() == ADMIN_DHCPD.encode()
@@ -67,8 +67,8 @@ def test_undo_dry_run_prints_and_changes_nothing(tmp_path, seed_config, stage):
     ctx, out = make(tmp_path, seed_config, dry_run=True)
     report = undo_mod.undo(ctx)
     assert snapshot(tmp_path) == before
-    assert f"# rm {stage}/etc/exports.d/nfsroot-build.exports" in out
-    assert "-# BEGIN nfsroot-build managed block" in out
+    assert f"# rm {stage}/etc/exports.d/nfsroot-build-kerrighed.exports" in out
+    assert "-# BEGIN nfsroot-build managed block kerrighed" in out
     assert any("removed the managed block from" in d for d in report.done)
 
 
