@@ -630,10 +630,19 @@ class FileOps:
         side may run at once, and each reads the file, changes its own block
         and replaces the file; the lock makes that one step, so neither
         build's block is lost. (The directory, not the file: the file is
-        replaced by rename, and a lock on its old inode would guard nothing.)"""
+        replaced by rename, and a lock on its old inode would guard nothing.)
+        A missing directory is made first, under its nearest existing
+        parent's lock: else a run that found it missing (and locked the
+        parent) and a run that came after it was made (and locked it) would
+        edit the file at once, and one block was lost in a test that ran
+        both builds at the same time."""
         if self.dry_run:
             return self._managed_block(path, body, comment, mode, validate)
-        with directory_lock(Path(path).parent):
+        directory = Path(path).parent
+        if body is not None and not directory.is_dir():
+            with directory_lock(directory):
+                self._make_parents(Path(path))
+        with directory_lock(directory):
             return self._managed_block(path, body, comment, mode, validate)
 
     def _managed_block(self, path: Path, body: str | None, comment: str = "#", mode: int = 0o644,

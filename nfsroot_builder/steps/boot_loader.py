@@ -6,7 +6,7 @@ from pathlib import Path
 from .. import signed_boot
 from ..context import Context
 from ..errors import NfsrootError
-from ..files import sha256_file
+from ..files import directory_lock, sha256_file
 from ..render import menus
 from . import initramfs
 from .base import Step, StepResult, stale_files
@@ -150,6 +150,15 @@ class BootLoader(Step):
         return [f"missing or not as configured: {' '.join(bad)}"] if bad else []
 
     def run(self, ctx: Context) -> StepResult:
+        # Builds side by side share the TFTP root's loader files, and two runs
+        # at once once made grub-mknetdir fail ("cannot delete
+        # boot/grub/locale/pt_BR.mo~": each run's temporary name~ files went
+        # from under the other). One build at a time writes them; the tftp-server step
+        # made the directory, so both runs lock the same one.
+        with directory_lock(ctx.tftp_root):
+            return self._write_loader_files(ctx)
+
+    def _write_loader_files(self, ctx: Context) -> StepResult:
         cfg, t = ctx.config, ctx.tftp_root
         changed = False
         outputs = {}
