@@ -68,13 +68,13 @@ def signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def stop_processes(root: Path) -> None:
+def stop_processes(ctx: Context, root: Path) -> None:
     """Stop what runs chrooted in root (a maintainer script that outlived a
     killed apt-get would keep the mounts busy and dpkg's lock held). Waits
     for them to be gone: one killed in the middle of dpkg's writes goes only
     when they are done."""
     pathguard.refuse_host_root(root, "stop every process")
-    procs.stop(procs.processes_under(root), kill_wait=120.0)
+    ctx.runner.stop(procs.processes_under(root), why=f"processes left in {root}", kill_wait=120.0)
 
 
 def unmount_all(ctx: Context, root: Path) -> None:
@@ -131,9 +131,7 @@ def recover(ctx: Context) -> list[str]:
         return []
     done = []
     if pids := procs.processes_under(root):
-        # A dry-run (doctor --fix --dry-run) only says so: a signal cannot be previewed.
-        if not ctx.files.dry_run:
-            stop_processes(root)
+        stop_processes(ctx, root)
         done.append(f"stopped {len(pids)} process(es) left in the root")
     if mounted := mounts_under(root):
         unmount_all(ctx, root)
@@ -226,7 +224,7 @@ def session(ctx: Context, *, apt_cache: bool = False) -> Iterator[Chroot]:
         finally:
             with signals_held():
                 if really_mounted:
-                    stop_processes(root)
+                    stop_processes(ctx, root)
                 for action in reversed(undo):
                     with contextlib.suppress(Exception):
                         action()

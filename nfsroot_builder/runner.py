@@ -177,6 +177,19 @@ class Runner:
         else:
             procs.stop([proc.pid], grace=5.0, reap_children=False)
 
+    def stop(self, pids: list[int], *, why: str, kill_wait: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL, processes we did not start in this run (left
+        by an interrupted one: procs.stop). A dry-run says so instead: a
+        signal cannot be previewed."""
+        if not pids:
+            return
+        line = f"# stop {why}: kill -TERM, then -KILL, {' '.join(map(str, pids))}"
+        if self.dry_run:
+            self.emit(line)
+            return
+        self._log(line)
+        procs.stop(pids, kill_wait=kill_wait)
+
     def spawn(self, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None) -> int:
         """Start a long-running daemon detached from us and return its own PID.
 

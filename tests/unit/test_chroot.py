@@ -24,7 +24,7 @@ def ctx_for(seed_config, tmp_path, runner):
 
 def test_session_mounts_runs_and_undoes_in_reverse(seed_config, tmp_path, monkeypatch):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     runner = FakeRunner()
     ctx = ctx_for(seed_config, tmp_path, runner)
     with chroot.session(ctx, apt_cache=True) as ch:
@@ -44,7 +44,7 @@ def test_session_mounts_runs_and_undoes_in_reverse(seed_config, tmp_path, monkey
 
 def test_session_undoes_after_a_failing_command(seed_config, tmp_path, monkeypatch):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     runner = FakeRunner(answers={"chroot": (1, "", "E: broken\n")})
     ctx = ctx_for(seed_config, tmp_path, runner)
     with pytest.raises(CommandFailed), chroot.session(ctx) as ch:
@@ -58,7 +58,7 @@ def test_stale_mounts_are_unmounted_first(seed_config, tmp_path, monkeypatch):
     ctx = ctx_for(seed_config, tmp_path, runner)
     left = [f"{ctx.root}/proc"]
     monkeypatch.setattr(chroot, "mounts_under", lambda root: list(left))
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     with chroot.session(ctx):
         left.clear()
     assert runner.executed[0] == ["umount", f"{ctx.root}/proc"]
@@ -66,7 +66,7 @@ def test_stale_mounts_are_unmounted_first(seed_config, tmp_path, monkeypatch):
 
 def test_secret_reaches_stdin_only(seed_config, tmp_path, monkeypatch):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     shown = []
     runner = FakeRunner(dry_run=False)
     ctx = ctx_for(seed_config, tmp_path, runner)
@@ -79,7 +79,7 @@ def test_secret_reaches_stdin_only(seed_config, tmp_path, monkeypatch):
 
 def test_the_roots_resolv_conf_comes_back(seed_config, tmp_path, monkeypatch):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     ctx = ctx_for(seed_config, tmp_path, FakeRunner())
     resolv = ctx.root / "etc/resolv.conf"
     resolv.write_text("nameserver 192.168.0.1\n")

@@ -19,7 +19,7 @@ from helpers import example_text, mark_root
 
 def _context(cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     monkeypatch.setattr(packages_index, "check_exist", lambda ctx, names: None)
     monkeypatch.setattr(packages_index, "mirror", lambda ctx: "http://mirror.invalid/debian")
     runner = FakeRunner()
@@ -86,7 +86,7 @@ def test_mount_and_kill_helpers_refuse_the_host_root(helper, tmp_path):
     (tmp_path / "up").symlink_to("/")
     for root in ("/", tmp_path / "up"):
         with pytest.raises(NfsrootError, match="host's own /"):
-            helper(None, root) if helper is chroot.unmount_all else helper(root)
+            helper(None, root)
 
 
 def test_finished_bootstrap_is_left_alone(ctx):

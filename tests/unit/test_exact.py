@@ -127,7 +127,7 @@ def test_preflight_probes_the_mirror_only_when_a_step_downloads(tmp_path, seed_c
     session.pipeline(ctx).run(only="tftp-server")
     assert asked == []
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     session.pipeline(ctx).run(only="root-packages")
     assert asked and "linux-image-amd64" in asked[0]
 
@@ -165,7 +165,7 @@ def test_dhcpd_errors_keep_dhcpd_s_reason_without_its_banner():
 
 def test_empty_initrd_listing_fails_in_a_real_run(tmp_path, seed_config, monkeypatch):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     ctx = session.make_context(seed_config, prefix=tmp_path / "stage", runner=FakeRunner(),
                                emit=lambda line: None)
     (ctx.root / "boot").mkdir(parents=True)

@@ -15,7 +15,7 @@ from helpers import example_text
 
 def _mm_ctx(tmp_path, monkeypatch, mirror: str):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     monkeypatch.setattr(packages_index, "check_exist", lambda ctx, names: None)
     monkeypatch.setattr(packages_index, "mirror", lambda ctx: mirror)
     cfg = config_mod.parse(example_text("lab"))

@@ -197,7 +197,7 @@ def test_state_and_log_never_hold_the_password_hash(tmp_path, cfg, monkeypatch):
     secret = "$6$nfsroottest$QmFzZTY0IGlzIG5vdCBhIGhhc2gsIGJ1dCBpdCBsb29rcyBsaWtlIG9uZQ"
     cfg = cfg.model_copy(update={"root": cfg.root.model_copy(update={"password_hash": secret})})
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     stdin = []
 
     class Recording(FakeRunner):

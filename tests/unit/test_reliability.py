@@ -23,7 +23,7 @@ from fakes import FakeRunner
 @pytest.fixture
 def ctx(seed_config, tmp_path, monkeypatch):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
-    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     c = session.make_context(seed_config, prefix=tmp_path / "stage", state_dir=tmp_path / "state",
                              runner=FakeRunner(), emit=lambda line: None)
     c.apt_cache = tmp_path / "cache" / "apt"

@@ -31,3 +31,15 @@ def test_probe_runs_in_dry_run():
     r = FakeRunner(dry_run=True, emit=lambda s: None)
     r.run(["dpkg-query", "-W", "-f", "x", "bash"], probe=True)
     assert r.executed == [["dpkg-query", "-W", "-f", "x", "bash"]]
+
+
+def test_dry_run_says_which_processes_it_would_stop_and_signals_none(monkeypatch):
+    from nfsroot_builder import procs
+    signalled = []
+    monkeypatch.setattr(procs, "stop", lambda pids, **kw: signalled.extend(pids))
+    out: list[str] = []
+    FakeRunner(dry_run=True, emit=out.append).stop([4242, 4243], why="processes left in /srv/nfsroot/x")
+    assert out == ["# stop processes left in /srv/nfsroot/x: kill -TERM, then -KILL, 4242 4243"]
+    assert signalled == []
+    FakeRunner().stop([4242], why="x")
+    assert signalled == [4242]
