@@ -12,7 +12,7 @@ from .. import versions
 from ..errors import UsageError
 from ..procs import stop
 from .netns import tap_name
-from .render import FACTS_MARK
+from .render import FACTS_MARK, HEARTBEAT_MARK
 
 # The iPXE ROM QEMU's virtio NIC boots from (package ipxe-qemu).
 VIRTIO_ROM = "/usr/lib/ipxe/qemu/efi-virtio.rom"
@@ -222,10 +222,23 @@ def watch(results: dict[str, NodeResult], consoles: dict[str, tuple[float, Path]
                 res.problem = "QEMU exited before the node reached login"
                 pending.discard(name)
     for name in pending:
-        results[name].problem = f"no login prompt within {timeout:.0f}s"
+        text = Path(consoles[name][1]).read_text(errors="replace").replace("\r", "")
+        facts = parse_facts(text)
+        results[name].problem = f"no login prompt within {timeout:.0f}s" + (
+            f", though the node reported when its boot had finished: {' '.join(f'{k}={v}' for k, v in facts.items())}"
+            if facts else "")
     for name, (_t0, log) in consoles.items():
         if not results[name].ok:
-            results[name].tail = Path(log).read_text(errors="replace").replace("\r", "").splitlines()[-30:]
+            results[name].tail = console_tail(Path(log).read_text(errors="replace").replace("\r", ""))
+
+
+def console_tail(text: str, lines: int = 30) -> list[str]:
+    """The console's last lines without the report's heartbeat, which would
+    fill them: a node that never showed its login prompt once printed
+    nothing but heartbeats in its last 30 lines."""
+    kept = [line for line in text.splitlines() if HEARTBEAT_MARK not in line]
+    skipped = text.count(HEARTBEAT_MARK)
+    return kept[-lines:] + ([f"({skipped} heartbeat lines left out)"] if skipped else [])
 
 
 def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progress=lambda m: None) -> list[NodeResult]:

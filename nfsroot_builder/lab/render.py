@@ -39,6 +39,8 @@ def ganesha_conf(cfg: Config, served: Served, run_dir: str, roots=None) -> str:
     )
 
 
+HEARTBEAT_MARK = FACTS_MARK + "-HEARTBEAT"
+
 FACTS_SCRIPT = r"""#!/bin/sh
 # Written by nfsroot-build lab: one line of facts on the serial console, so
 # the lab can check a node without logging in. Removed by `lab down`.
@@ -73,7 +75,8 @@ printf '\n' > /dev/ttyS0
 state=$(systemctl is-system-running)
 sbfacts="secureboot=$secureboot sbfrom=$sbfrom"
 echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} $sbfacts state=$state" \
-  "version=${version:-none} pkgs=$pkgs kernel=$(uname -r)" > /dev/ttyS0
+  "version=${version:-none} pkgs=$pkgs kernel=$(uname -r) getty=$(systemctl is-active serial-getty@ttyS0.service)" \
+  > /dev/ttyS0
 # A heartbeat read from a file in the root, over NFS: it stops when the node
 # loses its root (issue 10: a build or switch of another version must not).
 n=0
@@ -81,7 +84,7 @@ while sleep 3; do
   n=$((n + 1))
   echo "HEARTBEAT $n $(cat /etc/nfsroot-build/version 2>/dev/null || echo lost)" > /dev/ttyS0
 done
-""".replace("MARK", FACTS_MARK).replace("HEARTBEAT", FACTS_MARK + "-HEARTBEAT")
+""".replace("MARK", FACTS_MARK).replace("HEARTBEAT", HEARTBEAT_MARK)
 
 FACTS_UNIT_TEXT = """[Unit]
 Description=nfsroot-build lab: report boot facts on the serial console

@@ -146,3 +146,17 @@ def test_dnsmasq_lab_argv_reads_only_the_staged_dropin():
     assert argv[:3] == ["dnsmasq", "--keep-in-foreground", "--conf-file=/stage/etc/dnsmasq.d/nfsroot-build-lab.conf"]
     assert "--port=0" in argv and "--interface=nrb-br0" in argv and "--bind-interfaces" in argv
     assert all(a.startswith("/state/lab/") for a in (x.split("=", 1)[1] for x in argv if "file=" in x and "conf" not in x))
+
+
+def test_a_node_without_login_prompt_is_reported_with_its_facts_and_a_tail_without_heartbeats(tmp_path):
+    from nfsroot_builder.lab.nodes import NodeResult, watch
+    log = tmp_path / "n1.log"
+    log.write_text("Welcome to Debian\n[  OK  ] Started getty\n"
+                   f"{FACTS_MARK} host=n1 root=nfs,x:/y state=running getty=activating\n"
+                   + "".join(f"{FACTS_MARK}-HEARTBEAT {i} v1\n" for i in range(1, 60)))
+    results = {"n1": NodeResult("n1")}
+    watch(results, {"n1": (0.0, log)}, timeout=0, finished=lambda *a: False, alive=lambda name: True)
+    assert results["n1"].problem.startswith("no login prompt within 0s, though the node reported")
+    assert "getty=activating" in results["n1"].problem
+    assert results["n1"].tail[-2].startswith(FACTS_MARK + " host=n1")
+    assert results["n1"].tail[-1] == "(59 heartbeat lines left out)"
