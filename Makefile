@@ -21,7 +21,7 @@ system-deps:                     ## the Debian packages the real tests and the l
 	./scripts/install-system-deps
 
 test: install system-deps        ## everything: unit, CLI, integration (root) and end-to-end
-	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
 unit: install                    ## the fast tests only: no root, no network
 	$(BIN)/pytest -q tests/unit tests/cli $(PYTEST_ARGS)
