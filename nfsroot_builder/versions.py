@@ -218,6 +218,19 @@ def node_versions(cfg: Config, state, run_target: int | None) -> dict[str, int]:
     return {n.name: pins[n.name] if n.name in pins and pins[n.name] in recs else current for n in cfg.nodes}
 
 
+def pinned_root_paths(ctx) -> dict[str, str]:
+    """Node name -> root path (config-level) of the version a node is pinned
+    to (`root switch VERSION --nodes`), for the configured nodes pinned to
+    another version than the one this run serves (ctx.config.root.path).
+    What the DHCP server sends those nodes as root-path."""
+    pins = ctx.state.pins()
+    if not pins:
+        return {}
+    recs = ctx.state.versions()
+    return {n.name: recs[pins[n.name]]["path"] for n in ctx.config.nodes
+            if pins.get(n.name) in recs and pins[n.name] != ctx.version_id}
+
+
 def live_versions(state, run_target: int | None) -> list[int]:
     """The versions the NFS server exports: every one in the state that is
     not failed (its tree exists), and the run's target."""
