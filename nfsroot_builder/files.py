@@ -670,6 +670,12 @@ class FileOps:
             return False
         line = f"# mkdir -p -m {mode:o} {path}"
         if self.dry_run:
+            # mkdir -p makes the missing parents too: later plans see them
+            # (file_repositories removes the highest one it made again).
+            parent = path.parent
+            while parent != parent.parent and not self.is_dir(parent):
+                self._pretend[str(parent)] = ("dir", None, 0o755)
+                parent = parent.parent
             self._change(path, line, ("dir", None, mode))
             return True
         existed = path.is_dir()

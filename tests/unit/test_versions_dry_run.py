@@ -67,3 +67,16 @@ def test_the_update_dry_run_context_is_the_new_version_in_memory_only(tmp_path, 
     assert new.state is ctx.state and versions.clone_source(new) == prefix / lab_config.root.path.lstrip("/")
     assert new.root in new.files.untracked
     assert state_file.read_bytes() == saved   # start_clone's save is a dry-run's no-op
+
+
+def test_a_dry_run_mkdir_p_plans_the_parents_it_makes(tmp_path):
+    """file_repositories' mount point under a copied tree: the highest
+    directory it made is removed again, in the plan as in the real run."""
+    src, dst = tree(tmp_path)
+    said: list[str] = []
+    ops = FileOps(dry_run=True, emit=said.append)
+    ops.expect_copy(src, dst)
+    assert ops.ensure_dir(dst / "srv/repo/debian", 0o755)
+    assert ops.is_dir(dst / "srv") and ops.is_dir(dst / "srv/repo")
+    said.clear()
+    assert ops.ensure_absent(dst / "srv") and said == [f"# rm {dst}/srv"]
