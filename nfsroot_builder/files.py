@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -310,6 +311,9 @@ class FileOps:
     # announced, or after a command a step said made it (expect()): a later
     # step then plans against that, not against the untouched disk.
     _pretend: dict = field(default_factory=dict, repr=False)
+    # Dry-run only: (copy, original) trees a command copied (expect_copy): a
+    # path under a copy that the plan has not changed reads as the original's.
+    _copies: list = field(default_factory=list, repr=False)
 
     @property
     def record(self) -> MappingProxyType:
@@ -327,7 +331,43 @@ class FileOps:
             self.log(line)
 
     def _pretended(self, path: Path) -> tuple | None:
-        return self._pretend.get(str(path)) if self.dry_run else None
+        if not self.dry_run:
+            return None
+        key = str(path)
+        p = self._pretend.get(key)
+        if p is None and self._copies:
+            p = self._as_copied(key)
+        return p
+
+    def on_disk(self, path: Path) -> Path:
+        """Where reading path looks: in a dry-run, a path under a tree a
+        command copied (expect_copy) is read from the original; else path.
+        For a step that reads a tree itself (dpkg's database, /boot)."""
+        if self.dry_run and self._copies:
+            key = str(path)
+            for copy, original in self._copies:
+                if key == copy or key.startswith(copy + "/"):
+                    return Path(original + key[len(copy):])
+        return Path(path)
+
+    def _as_copied(self, key: str) -> tuple | None:
+        """What a path under a copied tree holds: the original's file, link,
+        directory, or nothing ("absent"); None when key is under no copy."""
+        for copy, original in self._copies:
+            if key != copy and not key.startswith(copy + "/"):
+                continue
+            source = original + key[len(copy):]
+            try:
+                st = os.lstat(source)
+            except (FileNotFoundError, NotADirectoryError):
+                return ("absent", None, 0)
+            if stat.S_ISLNK(st.st_mode):
+                return ("link", os.readlink(source), 0o777)
+            if stat.S_ISDIR(st.st_mode):
+                return ("dir", None, st.st_mode & 0o7777)
+            with open(source, "rb") as f:
+                return ("file", f.read(), st.st_mode & 0o7777)
+        return None
 
     def exists(self, path: Path) -> bool:
         """Does path exist (a dry-run: after the changes it announced)?"""
@@ -360,6 +400,17 @@ class FileOps:
             data = content.encode() if isinstance(content, str) else content
             self._pretend[str(path)] = ("link", link, 0o777) if link is not None else \
                 ("dir", None, mode) if data is None else ("file", data, mode)
+
+    def expect_copy(self, original: Path, copy: Path) -> None:
+        """A command the step just ran copied the tree original to copy (a
+        new root version cloned from the current one, versions.py).
+
+        Changes nothing and says nothing: in a dry-run the copy was not made,
+        so the later steps' file operations read a path under copy as the
+        same path under original (what the real run will find there).
+        """
+        if self.dry_run and not Path(copy).exists():
+            self._copies.append((str(copy).rstrip("/"), str(original).rstrip("/")))
 
     def _diff(self, path: Path, old: str | None, new: str | None) -> None:
         a = (old or "").splitlines(keepends=True)
@@ -559,7 +610,7 @@ class FileOps:
                 path = directory / name
                 if master is not None:
                     try:
-                        self._link(master, path, name in existing,
+                        self._link(master, path, seen[existing[name]][0] if name in existing else None,
                                    f"# write {path} ({len(data)} bytes, mode {mode:o})")
                         continue
                     except OSError as e:
@@ -572,18 +623,24 @@ class FileOps:
             self.end_batch()   # the links are durable before this returns, outside a step too
         return changed
 
-    def _link(self, master: Path, path: Path, exists: bool, line: str) -> None:
-        """path becomes another name of master's inode; a file there before is
-        backed up (unless it is one of ours) and replaced atomically."""
-        backup = None
-        ours = True
-        if exists:
-            old, _st = self._read(path)
-            ours = old is None or self._ours(path, old)
-            backup = self._backup(path, old) if old is not None else None
+    def _link(self, master: Path, path: Path, old: bytes | None, line: str) -> None:
+        """path becomes another name of master's inode; old: the bytes of the
+        file there before (ensure_files read each inode once), None if none.
+        That file is backed up (unless it is one of ours) and replaced
+        atomically. Two system calls a name (link, rename) when it is ours:
+        a switch of 10,000 nodes relinks every menu."""
+        ours = old is None or self._ours(path, old)
+        if ours:   # nothing to back up: only a record made before (it replaced an admin's file) has one
+            backup = (self.undo.get(str(path)) or {}).get("backup")
+        else:
+            backup = self._backup(path, old)
+        if old is not None:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
-            tmp.unlink(missing_ok=True)
-            os.link(master, tmp)
+            try:
+                os.link(master, tmp)
+            except FileExistsError:   # left by a killed run that had the same pid
+                tmp.unlink()
+                os.link(master, tmp)
             try:
                 os.replace(tmp, path)
             except BaseException:
@@ -703,6 +760,12 @@ class FileOps:
             return False
         line = f"# mkdir -p -m {mode:o} {path}"
         if self.dry_run:
+            # mkdir -p makes the missing parents too: later plans see them
+            # (file_repositories removes the highest one it made again).
+            parent = path.parent
+            while parent != parent.parent and not self.is_dir(parent):
+                self._pretend[str(parent)] = ("dir", None, 0o755)
+                parent = parent.parent
             self._change(path, line, ("dir", None, mode))
             return True
         existed = path.is_dir()

@@ -1,8 +1,8 @@
 """`nfsroot-build update`: the root's packages upgraded from its own sources.
 
 The upgrade runs in a *copy* of the current root (a new version, see
-versions.py), never in a tree a node may be running: ``upgrade(ctx)`` acts on
-``ctx.root``, which the caller made a fresh clone of the current version.
+versions.py), never in a tree a node may be running: the ``Upgrade`` step acts
+on ``ctx.root``, which the caller made a fresh clone of the current version.
 It runs ``apt-get update`` and ``apt-get dist-upgrade`` in a chroot
 session, from the root's own sources (the suite, root.extra_sources) plus,
 for a stable suite, its -security archive (root.security, on by default).
@@ -15,8 +15,9 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import aptsources, chroot, packages_index, rootdiff
+from . import aptsources, chroot, packages_index
 from .context import Context
+from .steps.base import Step, StepResult
 from .steps.root_packages import APT_OPTS, ensure_extra_sources, file_repositories, tidy
 
 # Suites Debian's security team publishes a <suite>-security archive for.
@@ -66,10 +67,29 @@ def security_source(ctx: Context, etc_apt: Path = Path("/etc/apt")) -> Security:
     return Security(stanza, f"security archive {uri} {suite}")
 
 
-def upgrade(ctx: Context, before: Path) -> tuple[rootdiff.RootDiff, Security]:
-    """apt-get update && apt-get dist-upgrade in ctx.root (a fresh copy of the
-    tree at `before`); what changed from `before`. The kernel installs with
-    INITRD=No like in a build: the caller's initramfs step makes its initrd."""
+class Upgrade(Step):
+    """Upgrade the new version's tree (a fresh copy of the current one): apt-get update && apt-get dist-upgrade.
+
+    From the root's own sources (the suite, root.extra_sources) and, for a
+    stable suite, its -security archive (root.security). The kernel installs
+    with INITRD=No as in a build: the initramfs step makes its initrd. Run
+    by `nfsroot-build update` as a step of its own (its log, the dry-run's
+    transcript), never by `all`.
+    """
+    name = "update-upgrade"
+
+    def __init__(self):
+        self.security: Security | None = None   # what run() used, for the admin's note
+
+    def run(self, ctx: Context) -> StepResult:
+        self.security = upgrade(ctx)
+        return StepResult(changed=True)
+
+
+def upgrade(ctx: Context) -> Security:
+    """apt-get update && apt-get dist-upgrade in ctx.root (a fresh copy of
+    the current version); which security source it used. What changed is
+    rootdiff.diff(the current tree, ctx.root), the caller's."""
     security = security_source(ctx)
     path = ctx.root / SECURITY_SOURCES
     if security.stanza:
@@ -83,4 +103,4 @@ def upgrade(ctx: Context, before: Path) -> tuple[rootdiff.RootDiff, Security]:
         ch.run([*chroot.BUILD_ENV, "apt-get", "dist-upgrade", *APT_OPTS])
     tidy(ctx)
     chroot.sync_root(ctx)
-    return rootdiff.diff(before, ctx.root), security
+    return security

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Config
@@ -218,6 +218,19 @@ def node_versions(cfg: Config, state, run_target: int | None) -> dict[str, int]:
     return {n.name: pins[n.name] if n.name in pins and pins[n.name] in recs else current for n in cfg.nodes}
 
 
+def pinned_root_paths(ctx) -> dict[str, str]:
+    """Node name -> root path (config-level) of the version a node is pinned
+    to (`root switch VERSION --nodes`), for the configured nodes pinned to
+    another version than the one this run serves (ctx.config.root.path).
+    What the DHCP server sends those nodes as root-path."""
+    pins = ctx.state.pins()
+    if not pins:
+        return {}
+    recs = ctx.state.versions()
+    return {n.name: recs[pins[n.name]]["path"] for n in ctx.config.nodes
+            if pins.get(n.name) in recs and pins[n.name] != ctx.version_id}
+
+
 def live_versions(state, run_target: int | None) -> list[int]:
     """The versions the NFS server exports: every one in the state that is
     not failed (its tree exists), and the run's target."""
@@ -279,7 +292,8 @@ def relock(ctx, when: str) -> None:
 # -- the API `update` (and the CLI) use ----------------------------------------
 def start_clone(ctx, when: str) -> int:
     """A new version (building) recorded as a clone of the current one; the
-    tree is made by the bootstrap step of a context for it (``context_for``)."""
+    tree is made by the bootstrap step of a context for it (``context_for``;
+    the real update makes the context again from the saved state)."""
     state = ctx.state
     current = state.current_version()
     recs = state.versions()
@@ -292,6 +306,16 @@ def start_clone(ctx, when: str) -> int:
                       clone_from=current, tftp_dir=tftp_dir_of(base.name, vid))
     state.save()
     return vid
+
+
+def context_for(ctx, vid: int):
+    """ctx for version vid, on the same state (a dry-run's new version lives
+    in memory only: a context made again would read the state from disk)."""
+    path = ctx.state.versions()[vid]["path"]
+    cfg = with_root_path(ctx.base_config or ctx.config, path)
+    new = replace(ctx, config=cfg, version_id=vid)
+    new.files.untracked.append(new.root)   # like every version's tree: --purge-root removes it whole
+    return new
 
 
 def set_status(ctx, vid: int, status: str, **fields) -> None:

@@ -11,15 +11,18 @@ from .. import rootdiff, session, update, versions
 from ..errors import UsageError
 from ..state import now
 from .build import build_app
-from .common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
+from .common import DEFAULT_CONFIG, ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
 from .root import root_app
 
 
 @build_app.command("update")
 @guarded
 def update_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-            as_json: JsonOpt = False):
+            as_json: JsonOpt = False, dry_run: DryOpt = False):
     """A new root version: the current one + apt-get update && dist-upgrade (with the -security archive)."""
+    if dry_run:
+        _update_dry_run(config, prefix, state_dir)
+        return
     session.require_root("update")
     base = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
     with session.locked(base):
@@ -32,12 +35,15 @@ def update_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), s
         # The step records as the current version left them: a copy that
         # upgrades nothing is thrown away, and its bootstrap with it.
         records = {step.name: ctx.state.step(step.name) for step in pipe.steps}
+        upgrade = update.Upgrade()
         try:
             pipe.run(only="bootstrap")   # the copy of the current version's tree
-            changes, security = update.upgrade(ctx, before)
+            pipe.run_step(upgrade)
+            changes = rootdiff.diff(before, ctx.root)
         except BaseException:
             versions.set_status(ctx, vid, "failed", error="update failed")
             raise
+        security = upgrade.security
         err.print(security.note, markup=False, style="yellow" if security.note.startswith("WARNING") else None)
         if not changes.packages_changed:
             versions.discard(ctx, vid)
@@ -56,6 +62,31 @@ def update_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), s
     if as_json:
         print(json.dumps({"version": made, "from": versions.label(current), "security": security.note,
                           **changes.to_json()}, indent=2))
+
+
+def _update_dry_run(config: Path, prefix: Path, state_dir: Path | None) -> None:
+    """The update's transcript: the clone (bootstrap), the upgrade, then what
+    `all --resume` would run for the new version if a package changed. The
+    new version exists in this process's memory only: a dry-run's state is
+    read-only (never saved), its runner runs no command that changes
+    anything and its FileOps write no file."""
+    ctx = make_ctx(config, prefix, state_dir, dry_run=True, version="current")
+    current = ctx.state.current_version()
+    vid = versions.start_clone(ctx, now())
+    ctx = versions.context_for(ctx, vid)
+    say = ctx.emit
+    say(f"# update: {versions.label(vid)} = a copy of {versions.label(current)} ({ctx.config.root.path}), upgraded")
+    pipe = session.pipeline(ctx)
+    pipe.run(only="bootstrap")
+    pipe.run_step(update.Upgrade())
+    say(f"# if a package changed: the steps below make {versions.label(vid)} and it becomes current; "
+        f"else {versions.label(vid)} is removed and {versions.label(current)} stays current")
+    for plan in pipe.plan():
+        # Not the bootstrap again: the clone above made it (a dry-run has no tree to verify it by).
+        if plan.needs_run and plan.step.name != "bootstrap":
+            pipe.run_step(plan.step)
+    err.print(f"dry-run: update would make {versions.label(vid)} from {versions.label(current)} "
+              "if a package has an upgrade; nothing was changed", markup=False)
 
 
 @root_app.command("diff")

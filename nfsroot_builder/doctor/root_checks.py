@@ -23,8 +23,11 @@ def _no_root(ctx: Context) -> Finding | None:
 
 def _keep_copy(ctx: Context, path: Path) -> Path:
     """The seed's "make a backup ... in some other directory": a copy in the
-    state dir's backup/root/ before a file of the root is removed or edited."""
-    dest = ctx.state_dir / "backup" / "root" / str(path.relative_to(ctx.root)).lstrip("/")
+    state dir's backup/root/ (version 1, 0.1's place) or backup/root.v<N>/
+    (the version doctor checked, the current one) before a file of the root
+    is removed or edited: fixing the same file in two versions keeps both."""
+    tree = "root" if ctx.version_id == 1 else f"root.{versions.label(ctx.version_id)}"
+    dest = ctx.state_dir / "backup" / tree / str(path.relative_to(ctx.root)).lstrip("/")
     ctx.files.ensure_file(dest, path.read_bytes(), path.stat().st_mode & 0o7777)
     return dest
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from ..config import Config
 from . import Served, header, node_dir, quote
@@ -27,8 +28,13 @@ def dhcpd_is_uefi() -> str:
     return " or ".join(f"option nfsroot-build-client-arch = 00:{arch:02x}" for arch in UEFI_X64)
 
 
-def dhcpd_block(cfg: Config, served: Served) -> str:
-    """The managed block for dhcpd.conf: the seed's four parts, for today's ISC dhcpd 4."""
+def dhcpd_block(cfg: Config, served: Served, root_paths: Mapping[str, str] | None = None) -> str:
+    """The managed block for dhcpd.conf: the seed's four parts, for today's ISC dhcpd 4.
+
+    root_paths: node name -> root path (config-level) of a node set to
+    another root version than cfg.root.path (a canary, docs/versions.md):
+    its host declaration sends that root-path, which wins over the group's
+    (dhcpd.conf(5): the most specific scope's option is sent)."""
     net = cfg.network
     lines = [header(cfg).rstrip("\n")]
     # Part 1: generic. Declared names carry our prefix so they cannot clash
@@ -88,8 +94,10 @@ def dhcpd_block(cfg: Config, served: Served) -> str:
         lines.append("  } else {")
         lines.append(f"    filename {quote(bios)};")
         lines.append("  }")
+    own = root_paths or {}
     for node in cfg.nodes:
-        lines.append(f"  host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip}; }}")
+        extra = f" option root-path {quote(root_path(cfg, served, own[node.name]))};" if node.name in own else ""
+        lines.append(f"  host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip};{extra} }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -113,17 +121,20 @@ def kea_json(text: str) -> dict:
     return json.loads("\n".join(line for line in text.splitlines() if not line.startswith("#")))
 
 
-def root_path(cfg: Config, served: Served) -> str:
-    return f"{cfg.server.address}:{served.path(cfg.root.path)}"
+def root_path(cfg: Config, served: Served, path: str | None = None) -> str:
+    """DHCP option 17: server:path of cfg.root.path, or of path (another version's tree)."""
+    return f"{cfg.server.address}:{served.path(path or cfg.root.path)}"
 
 
-def kea_config(cfg: Config, served: Served) -> str:
+def kea_config(cfg: Config, served: Served, root_paths: Mapping[str, str] | None = None) -> str:
     """/etc/kea/kea-dhcp4-nfsroot-build.conf: a whole Kea DHCPv4 config (kea-dhcp4(8)).
 
     The same answers as dhcpd_block(): a subnet without pools, so only the
     reserved MACs get an address (dhcpd's deny unknown-clients), each with its
     host name; next-server, root-path, the site options; the boot file by
     client class (iPXE by user-class, UEFI by option 93, BIOS otherwise).
+    root_paths (see dhcpd_block): a node set to another version gets its
+    root-path in its reservation, whose options win over the subnet's.
     """
     net = cfg.network
     ipxe, bios, uefi = boot_files(cfg)
@@ -167,7 +178,7 @@ def kea_config(cfg: Config, served: Served) -> str:
             "next-server": cfg.server.address,
             "option-data": options,
             "reservations-global": False, "reservations-in-subnet": True, "reservations-out-of-pool": True,
-            "reservations": [{"hw-address": n.mac, "ip-address": n.ip, "hostname": n.name} for n in cfg.nodes],
+            "reservations": [_kea_reservation(cfg, served, n, (root_paths or {}).get(n.name)) for n in cfg.nodes],
         }],
         "loggers": [{"name": "kea-dhcp4", "severity": "INFO", "output_options": [{"output": "stdout"}]}],
     }
@@ -175,7 +186,14 @@ def kea_config(cfg: Config, served: Served) -> str:
     return header(cfg) + json.dumps({"Dhcp4": dhcp4}, indent=2) + "\n"
 
 
-def dnsmasq_dropin(cfg: Config, served: Served) -> str:
+def _kea_reservation(cfg: Config, served: Served, node, own_root: str | None) -> dict:
+    res = {"hw-address": node.mac, "ip-address": node.ip, "hostname": node.name}
+    if own_root:
+        res["option-data"] = [{"name": "root-path", "data": root_path(cfg, served, own_root), "always-send": True}]
+    return res
+
+
+def dnsmasq_dropin(cfg: Config, served: Served, root_paths: Mapping[str, str] | None = None) -> str:
     """/etc/dnsmasq.d/nfsroot-build-<name>.conf, for dhcp.server "dnsmasq" or "dnsmasq-proxy".
 
     Everything is tagged with the cluster's tag, so the admin's own ranges
@@ -185,6 +203,9 @@ def dnsmasq_dropin(cfg: Config, served: Served) -> str:
     "dnsmasq-proxy": a proxy range: the site's DHCP server gives the address
     and name; we add only the PXE boot service (pxe-service: a filename with
     an extension is sent as it is, no ".0" added).
+    root_paths (see dhcpd_block): a node set to another version is tagged
+    by its dhcp-host line and gets that version's root-path; the cluster's
+    root-path line excludes those tags, so no two lines compete.
     """
     net = cfg.network
     tag = f"nrb-{cfg.name}"
@@ -205,8 +226,14 @@ def dnsmasq_dropin(cfg: Config, served: Served) -> str:
                 out.append(f'pxe-service=tag:{tag},{csa},"nfsroot-build {cfg.name}",{loader},{server}')
         return "\n".join(out) + "\n"
     out.append(f"dhcp-range=set:{tag},{net.network.network_address},static,{net.network.netmask},12h")
-    out += [f"dhcp-host={n.mac},{n.ip},{n.name}" for n in cfg.nodes]
-    out.append(f"dhcp-option=tag:{tag},option:root-path,{quote(root_path(cfg, served))}")
+    own = root_paths or {}
+    # One tag per other root (nrb-<name>-root1, ...), in the order of their paths.
+    other = {path: f"{tag}-root{i}" for i, path in enumerate(sorted(set(own.values())), 1)}
+    out += [f"dhcp-host={n.mac},{f'set:{other[own[n.name]]},' if n.name in own else ''}{n.ip},{n.name}"
+            for n in cfg.nodes]
+    unless = "".join(f"tag:!{t}," for t in other.values())
+    out.append(f"dhcp-option=tag:{tag},{unless}option:root-path,{quote(root_path(cfg, served))}")
+    out += [f"dhcp-option=tag:{t},option:root-path,{quote(root_path(cfg, served, path))}" for path, t in other.items()]
     out.append(f"dhcp-option=tag:{tag},28,{net.broadcast_address}")
     # dnsmasq sends itself as router and DNS unless told otherwise.
     out.append(f"dhcp-option=tag:{tag},option:router" + (f",{net.router}" if net.router else ""))

@@ -139,6 +139,7 @@ class Bootstrap(Step):
         # -x: never into a mount left under the source (a node's tree has none; an admin's might).
         ctx.runner.run(["cp", "-a", "-x", "--reflink=auto", f"{source}/.", str(part)])
         ctx.runner.run(["mv", "-T", str(part), str(ctx.root)])
+        ctx.files.expect_copy(source, ctx.root)   # a dry-run's later steps read the tree they will find
         chroot.sync_root(ctx)
         self._name_version(ctx)
         return StepResult(changed=True, outputs={"mirror": ctx.output(self.name, "mirror"), "included": [],

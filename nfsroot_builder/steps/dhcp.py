@@ -6,7 +6,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from .. import services
+from .. import services, versions
 from ..context import Context
 from ..errors import ValidationFailed
 from ..render import header
@@ -108,9 +108,10 @@ def wanted_files(ctx: Context) -> dict[str, str]:
     """Whole files this kind owns (path -> content); dhcpd's block is apart."""
     cfg, kind = ctx.config, ctx.config.dhcp.server
     if kind == "kea":
-        return {KEA_CONFIG: kea_config(cfg, ctx.served), KEA_DROPIN: kea_systemd_dropin(cfg)}
+        return {KEA_CONFIG: kea_config(cfg, ctx.served, versions.pinned_root_paths(ctx)),
+                KEA_DROPIN: kea_systemd_dropin(cfg)}
     if kind in ("dnsmasq", "dnsmasq-proxy"):
-        return {dnsmasq_dropin_path(ctx): dnsmasq_dropin(cfg, ctx.served)}
+        return {dnsmasq_dropin_path(ctx): dnsmasq_dropin(cfg, ctx.served, versions.pinned_root_paths(ctx))}
     return {}
 
 
@@ -140,6 +141,10 @@ class DhcpServer(Step):
     only the boot file (pxe-service); the root comes from the boot menu's
     nfsroot=.
 
+    A node set to another root version than the others (`root switch
+    VERSION --nodes`, a canary) gets that version's root-path, with every
+    kind but dnsmasq-proxy (which sends no root-path).
+
     Files of a kind no longer configured are removed.
     """
     name = "dhcp-server"
@@ -149,13 +154,15 @@ class DhcpServer(Step):
         return {"server": c.server.model_dump(), "network": c.network.model_dump(),
                 # firmware: not here, the config answers both by option 93.
                 "nodes": [n.model_dump(exclude={"firmware"}) for n in c.nodes], "boot.loader": c.boot.loader,
-                "root.path": c.root.path, "dhcp": c.dhcp.model_dump(), "name": c.name}
+                "root.path": c.root.path, "dhcp": c.dhcp.model_dump(), "name": c.name,
+                # Canaries' own root-paths; absent without pins (fingerprints of builds without stay).
+                **({"pinned": pinned} if (pinned := versions.pinned_root_paths(ctx)) else {})}
 
     def verify(self, ctx: Context) -> list[str]:
         problems = []
         conf = ctx.host(ctx.config.dhcp.config_file)
         if ctx.config.dhcp.server == "isc-dhcp-server":
-            bad = stale_blocks({conf: dhcpd_block(ctx.config, ctx.served),
+            bad = stale_blocks({conf: dhcpd_block(ctx.config, ctx.served, versions.pinned_root_paths(ctx)),
                                 ctx.host(DHCPD_DEFAULTS): dhcpd_defaults_block(ctx.config)}, ctx.config.name)
             if bad:
                 problems.append(f"managed block missing or not as configured: {' '.join(bad)}")
@@ -175,18 +182,19 @@ class DhcpServer(Step):
                 restart.add(DHCP_UNIT[other])
         changed = False
         if kind == "isc-dhcp-server":
-            changed |= files.managed_block(ctx.host(cfg.dhcp.config_file), dhcpd_block(cfg, ctx.served),
+            block = dhcpd_block(cfg, ctx.served, versions.pinned_root_paths(ctx))
+            changed |= files.managed_block(ctx.host(cfg.dhcp.config_file), block,
                                            validate=dhcpd_checker(ctx, ctx.host(cfg.dhcp.config_file)))
             changed |= files.managed_block(ctx.host(DHCPD_DEFAULTS), dhcpd_defaults_block(cfg))
         elif kind == "kea":
-            changed |= files.ensure_file(ctx.host(KEA_CONFIG), kea_config(cfg, ctx.served), validate=kea_checker(ctx))
+            changed |= files.ensure_file(ctx.host(KEA_CONFIG), wanted_files(ctx)[KEA_CONFIG], validate=kea_checker(ctx))
             changed |= files.managed_block(ctx.host(KEA_DEFAULTS), kea_defaults_block())
             if files.ensure_file(ctx.host(KEA_DROPIN), kea_systemd_dropin(cfg)):
                 changed = True
                 if not ctx.staging and services.has_systemd():
                     ctx.runner.run(["systemctl", "daemon-reload"])
         else:
-            changed |= files.ensure_file(ctx.host(dnsmasq_dropin_path(ctx)), dnsmasq_dropin(cfg, ctx.served),
+            changed |= files.ensure_file(ctx.host(dnsmasq_dropin_path(ctx)), wanted_files(ctx)[dnsmasq_dropin_path(ctx)],
                                          validate=dnsmasq_checker(ctx))
         if changed:
             restart.add(DHCP_UNIT[kind])

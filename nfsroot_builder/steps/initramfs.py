@@ -13,7 +13,7 @@ newest_kernel = kernels.newest_kernel   # where doctor and the tests look for it
 
 def boot_kernel(ctx: Context) -> str | None:
     """The release of the kernel the nodes boot (root.kernel, see kernels.py)."""
-    return kernels.boot_kernel(ctx.root, ctx.config.root.kernel)
+    return kernels.boot_kernel(ctx.files.on_disk(ctx.root), ctx.config.root.kernel)
 
 
 def chosen_kernel(ctx: Context) -> str:
@@ -113,15 +113,18 @@ class Initramfs(Step):
         kernel = chosen_kernel(ctx)
         initrd = ctx.root / "boot" / f"initrd.img-{kernel}"
         inputs = digest(_inputs(ctx))
-        newest_input = max((p.stat().st_mtime for p in (ctx.root / k.lstrip("/") for k in _inputs(ctx))
+        # What the tree holds (a dry-run of a cloned version: the tree it is cloned from).
+        tree = ctx.files.on_disk(ctx.root)
+        newest_input = max((p.stat().st_mtime for p in (tree / k.lstrip("/") for k in _inputs(ctx))
                             if p.exists()), default=0)
+        initrd_seen = tree / "boot" / initrd.name
         # Stale if older than a file we wrote, or built from other inputs
         # (a layout script removed since leaves no newer file behind).
         recorded = ctx.state.outputs(self.name).get("inputs")
         # No kernel yet (only a dry-run gets here: the placeholder raises in a
         # real run): the kernel will be installed with INITRD=No, so this step
         # makes its initrd, as the real run will.
-        stale = found is None or not initrd.exists() or initrd.stat().st_mtime < newest_input \
+        stale = found is None or not initrd_seen.exists() or initrd_seen.stat().st_mtime < newest_input \
             or (recorded is not None and recorded != inputs)
         with chroot.session(ctx) as ch:
             if stale:

@@ -173,7 +173,8 @@ class RootPackages(Step):
         names = wanted(ctx)
         # No dpkg database: the bootstrap before this step was planned, not
         # made; what it installs (mmdebstrap --include) counts as installed.
-        before = (packages_index.installed(ctx.root)
+        # A dry-run of a cloned version reads the tree it is cloned from (FileOps.on_disk).
+        before = (packages_index.installed(ctx.files.on_disk(ctx.root))
                   or dict.fromkeys(ctx.output("bootstrap", "included", []), ""))
         local = []
         for deb in r.local_debs:
@@ -202,6 +203,6 @@ class RootPackages(Step):
             expect_installed(ctx)
         tidy(ctx)
         chroot.sync_root(ctx)   # dpkg wrote with unsafe I/O: flushed before the step is done
-        after = packages_index.installed(ctx.root)
+        after = packages_index.installed(ctx.files.on_disk(ctx.root))
         return StepResult(changed=after != before or sources_changed,
                           outputs={"local_packages": [p for p in local if p]})

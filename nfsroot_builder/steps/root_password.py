@@ -8,7 +8,7 @@ from .base import Step, StepResult, secret_digest
 def current_hash(ctx: Context) -> str | None:
     """root's hash field in the root's /etc/shadow (shadow(5)), or None."""
     try:
-        for line in (ctx.root / "etc/shadow").read_text().splitlines():
+        for line in (ctx.files.on_disk(ctx.root) / "etc/shadow").read_text().splitlines():
             fields = line.split(":")
             if fields[0] == "root" and len(fields) > 1:
                 return fields[1]

@@ -2,7 +2,7 @@
 network namespace (`ip netns exec NS python3 dhcp_uefi_probe.py IFACE MAC
 ARCH`), it broadcasts a DHCPDISCOVER as a PXE ROM does (vendor class
 PXEClient, client system architecture in option 93, RFC 4578) and prints the
-first answer's boot file and server as JSON.
+first answer's boot file, server and root-path as JSON.
 """
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ def main() -> None:
         opts = options(packet)
         boot_file = packet[108:236].split(b"\0")[0] or opts.get(67, b"").split(b"\0")[0]
         print(json.dumps({"file": boot_file.decode(), "siaddr": socket.inet_ntoa(packet[20:24]),
-                          "yiaddr": socket.inet_ntoa(packet[16:20]), "type": opts.get(53, b"\0")[0]}))
+                          "yiaddr": socket.inet_ntoa(packet[16:20]), "type": opts.get(53, b"\0")[0],
+                          # option 17 (RFC 2132 3.19): which root version a node is sent
+                          "root_path": opts.get(17, b"").rstrip(b"\0").decode(errors="replace")}))
         return
     print(json.dumps({"file": None}))
 

@@ -1,16 +1,20 @@
 """Root versions with real builds (issue 10, points 1, 2, 6 and 7): a changed
 package list makes v2 as a clone beside v1, v1's tree unchanged (checksums
 and inodes); switch, canary, rollback and prune; a suite change bootstraps
-v3 from scratch; kill -9 while a version builds leaves the current one, and
-`all --resume` finishes it."""
+v3 from scratch, and the previous version still boots (one lab boot, marked
+e2e); kill -9 while a version builds leaves the current one, and `all
+--resume` finishes it."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 
 import pytest
+from test_dry_run_exact import assert_exact, log_dir
 
-from helpers import nfsroot_build
+from helpers import nfsroot_build, require
 from root_builds import config, new_build, record, remove_stage
 from test_kill_resume import kill_during
 from versions_helpers import checksums, root_list
@@ -43,9 +47,16 @@ def test_new_package_makes_v2_beside_v1_and_switch_canary_rollback_prune(ver):
     # Adding a package: a new version, cloned from v1, built beside it.
     b.cfg.write_text(config("ver", bootstrapper="mmdebstrap", layout="tmpfs", loader="grub",
                             packages=("iproute2", "hello")))
+    # Its dry-run first: nothing changes (no v2 tree, the state as it was) ...
+    state_file = b.stage / "var/lib/nfsroot-build/ver/state.json"
+    state_before = state_file.read_bytes()
+    plan = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--dry-run", check=True).stdout
+    assert state_file.read_bytes() == state_before and not (b.stage / "srv/nfsroot/ver.v2").exists()
     t0 = time.monotonic()
     res = nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, check=True)
     b.figures["v2_clone_seconds"] = round(time.monotonic() - t0, 1)
+    # ... and it was exact: the later steps were planned against the tree the clone copies.
+    assert_exact(plan, log_dir(state_file.parent))
     assert "version v2 is current (was v1)" in res.stderr
     v2root = b.stage / "srv/nfsroot/ver.v2"
     assert (v2root / "usr/bin/hello").exists() and not (b.root / "usr/bin/hello").exists()
@@ -105,6 +116,42 @@ def test_suite_change_bootstraps_a_new_version_and_leaves_the_others(ver):
     assert "removed v2" in res.stderr, res.stderr
     assert not (b.stage / "srv/nfsroot/ver.v2").exists() and not (b.tftp / "ver.v2").exists()
     assert marker.stat().st_ino == inode and sorted(root_list(b)) == ["v1", "v3"]
+
+
+@pytest.mark.e2e
+def test_the_previous_version_still_boots_after_the_suite_change(ver):
+    """The suite change's acceptance, "still boots": a canary `root switch`
+    of one node to the previous version (trixie) and one `lab boot`: the
+    node's report names that version and its trixie kernel, not the bookworm
+    version's. The node is set back to the current version afterwards."""
+    for tool in ("qemu-system-x86_64", "ganesha.nfsd", "rpcbind", "in.tftpd", "dhcpd"):
+        require(shutil.which(tool) is not None, f"{tool} not installed")
+    require(os.path.exists("/dev/net/tun"), "no /dev/net/tun")
+    b = ver
+    rows = root_list(b)
+    new = next(v for v, r in rows.items() if r["state"] == "current")
+    old = next(v for v, r in rows.items() if r["state"] == "previous")
+    assert (rows[old]["suite"], rows[new]["suite"]) == ("trixie", "bookworm"), rows
+    assert rows[old]["kernel"] != rows[new]["kernel"], rows
+    res = nfsroot_build("root", "switch", old, "--nodes", "n1", "-c", b.cfg, "--prefix", b.stage, check=True)
+    assert f"n1 boot {old} next; the others {new}" in res.stderr, res.stderr
+    nfsroot_build("lab", "up", "-c", b.cfg, "--prefix", b.stage, check=True)
+    try:
+        t0 = time.monotonic()
+        res = nfsroot_build("lab", "boot", "n1", "--json", "--timeout", "480", "-c", b.cfg, "--prefix", b.stage)
+        b.figures["previous_version_boot_seconds"] = round(time.monotonic() - t0, 1)
+    finally:
+        nfsroot_build("lab", "down", "-c", b.cfg, "--prefix", b.stage)
+    print("\n".join(line.strip() for line in res.stderr.splitlines() if "login after" in line))
+    result = {r["name"]: r for r in json.loads(res.stdout or "[]")}.get("n1")
+    assert result and result["ok"], (result, res.stderr[-3000:])
+    facts = result["facts"]
+    assert facts["version"] == old and facts["kernel"] == rows[old]["kernel"], facts
+    assert facts["root"] in (f"nfs,192.168.0.1:{b.stage}{rows[old]['path']}",
+                             f"nfs4,192.168.0.1:{b.stage}{rows[old]['path']}"), facts
+    assert f"version {old}" in res.stderr, res.stderr[-2000:]
+    nfsroot_build("root", "switch", new, "--nodes", "n1", "-c", b.cfg, "--prefix", b.stage, check=True)
+    assert root_list(b)[old]["nodes"] == [], root_list(b)
 
 
 def test_kill_9_while_building_a_version_leaves_the_current_one_then_resume_finishes(ver):
