@@ -197,10 +197,6 @@ def to_remove(previous: dict[str, dict], wanted: dict[str, Entry]) -> list[str]:
     return sorted(gone, key=lambda rel: PurePosixPath(rel).parts, reverse=True)
 
 
-def manifest_text(paths: dict[str, dict], nodes: list[str] | None = None) -> str:
-    """A manifest: path -> its entry and whether site-files made it ("made"),
-    and in the root's, the nodes whose own trees got files."""
-    data: dict = {"paths": paths}
-    if nodes is not None:
-        data["nodes"] = nodes
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+def manifest_text(paths: dict[str, dict]) -> str:
+    """A manifest: path -> its entry and whether site-files made it ("made")."""
+    return json.dumps({"paths": paths}, indent=1, sort_keys=True) + "\n"

@@ -26,33 +26,29 @@ class Tree:
 
 def trees(ctx: Context) -> list[Tree]:
     """The root, and with layout per-node every node that has files now or
-    got some before (its manifest names it in the root's)."""
+    got some before (its own manifest is there: the nodes' trees are shared
+    by all root versions, so only they know)."""
     cfg = ctx.config
     root_wanted, node_wanted = sitefiles.scan(cfg.root.files)
     out = [Tree("the root", ctx.root, root_wanted, ctx.root / sitefiles.MANIFEST, ctx.root / sitefiles.SHADOWED)]
     if cfg.root.layout != "per-node":
         return out
-    had = _manifest_nodes(ctx)
     for node in cfg.nodes:
-        if node.name in node_wanted or node.name in had:
-            top = Path(node_dir(cfg, ctx.served, node.name))
+        top = Path(node_dir(cfg, ctx.served, node.name))
+        if node.name in node_wanted or ctx.files.exists(top / sitefiles.NODE_MANIFEST):
             out.append(Tree(f"node {node.name}'s /var", top, node_wanted.get(node.name, {}),
                             top / sitefiles.NODE_MANIFEST, top / sitefiles.NODE_SHADOWED, node.name))
     return out
 
 
 def _manifest(ctx: Context, path: Path) -> dict:
-    """A manifest as planned so far (a dry-run) or on disk: {"paths": {...}, "nodes": [...]}."""
+    """A manifest as planned so far (a dry-run) or on disk: {"paths": {...}}."""
     data = ctx.files.read(path)
     try:
         out = json.loads(data) if data else {}
     except ValueError:
         return {}
     return out if isinstance(out, dict) else {}
-
-
-def _manifest_nodes(ctx: Context) -> list[str]:
-    return _manifest(ctx, ctx.root / sitefiles.MANIFEST).get("nodes", [])
 
 
 def _owner(path: Path) -> tuple[int, int]:
@@ -119,19 +115,12 @@ class SiteFiles(Step):
 
     def run(self, ctx: Context) -> StepResult:
         changed = False
-        records = []
         for t in trees(ctx):
             changed |= self._remove(ctx, t)
             record, copied = self._copy(ctx, t)
-            records.append((t, record))
             changed |= copied
-        # The root's manifest also names the nodes that got files: the next
-        # run visits those (to remove what left DIR), not all 10,000 nodes.
-        nodes = sorted(t.node for t, record in records if t.node and record)
-        for t, record in records:
-            listed = nodes if t.node is None else None
-            if record or listed:
-                changed |= ctx.files.ensure_file(t.manifest, sitefiles.manifest_text(record, listed), 0o644)
+            if record:
+                changed |= ctx.files.ensure_file(t.manifest, sitefiles.manifest_text(record), 0o644)
             else:
                 changed |= ctx.files.ensure_absent(t.manifest)
         return StepResult(changed=changed)

@@ -294,7 +294,7 @@ def test_per_node_files_land_in_the_nodes_own_var(site):
     SiteFiles().run(ctx)
     node = ctx.host(ctx.config.root.path + ".nodes/lab1")
     assert (node / "lib/site/id").read_text() == "lab1\n"
-    assert json.loads((ctx.root / sitefiles.MANIFEST).read_text())["nodes"] == ["lab1"]
+    assert json.loads((node / sitefiles.NODE_MANIFEST).read_text())["paths"]["lib/site/id"]["made"]
     assert not (ctx.host(ctx.config.root.path + ".nodes/lab2")).exists()
     (site / "files/nodes/lab1/var/lib/site/id").unlink()
     SiteFiles().run(_ctx(parse(site, text, files="files"), site))
