@@ -28,10 +28,6 @@ NODE_TREE = "var"
 # version removes what is no longer in DIR), and in each node's own tree.
 MANIFEST = "etc/nfsroot-build/site-files.json"
 NODE_MANIFEST = "lib/nfsroot-build/site-files.json"
-NODE_SHADOWED = "lib/nfsroot-build/site-files.shadowed"
-# A root file root.files shadowed (a package's sshd_config): kept here, in the
-# root, and put back when the file leaves DIR.
-SHADOWED = "etc/nfsroot-build/site-files.shadowed"
 # Files the build's own steps write in the root (fstab, hosts, hostname,
 # node-network, mountnfs, initramfs-config, the chroot session): a copy from
 # DIR would be overwritten by them, and each step would find the other's

@@ -1,6 +1,7 @@
 """The site's own files and hooks in the root (root.files, root.hooks)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ class Tree:
     top: Path
     wanted: dict[str, sitefiles.Entry]
     manifest: Path                          # what this tree got from root.files last time
-    shadowed: Path                          # the files it replaced, to put back
     node: str | None = None
 
 
@@ -30,14 +30,14 @@ def trees(ctx: Context) -> list[Tree]:
     by all root versions, so only they know)."""
     cfg = ctx.config
     root_wanted, node_wanted = sitefiles.scan(cfg.root.files)
-    out = [Tree("the root", ctx.root, root_wanted, ctx.root / sitefiles.MANIFEST, ctx.root / sitefiles.SHADOWED)]
+    out = [Tree("the root", ctx.root, root_wanted, ctx.root / sitefiles.MANIFEST)]
     if cfg.root.layout != "per-node":
         return out
     for node in cfg.nodes:
         top = Path(node_dir(cfg, ctx.served, node.name))
         if node.name in node_wanted or ctx.files.exists(top / sitefiles.NODE_MANIFEST):
             out.append(Tree(f"node {node.name}'s /var", top, node_wanted.get(node.name, {}),
-                            top / sitefiles.NODE_MANIFEST, top / sitefiles.NODE_SHADOWED, node.name))
+                            top / sitefiles.NODE_MANIFEST, node.name))
     return out
 
 
@@ -91,9 +91,10 @@ class SiteFiles(Step):
     What a version got from DIR is listed in /etc/nfsroot-build/site-files.json
     in the root (a node's: /var/lib/nfsroot-build/site-files.json), so the
     next version (cloned from this one) removes what DIR no longer holds. A
-    file DIR shadowed (a package's sshd_config) is kept in
-    /etc/nfsroot-build/site-files.shadowed/ and put back when it leaves DIR;
-    a directory DIR added is removed once empty. The tree's content (paths,
+    file DIR shadowed (a package's sshd_config) is kept in that list too and
+    put back when it leaves DIR; a directory DIR added is removed once empty
+    (DIR's directories are made with one `mkdir -p`, which leaves existing
+    ones as they are). The tree's content (paths,
     modes, owners, link targets, bytes) is part of the root's identity: a
     change makes a new root version (docs/versions.md); a change under
     nodes/ only is copied into the nodes' trees, which all versions share.
@@ -120,7 +121,8 @@ class SiteFiles(Step):
             record, copied = self._copy(ctx, t)
             changed |= copied
             if record:
-                changed |= ctx.files.ensure_file(t.manifest, sitefiles.manifest_text(record), 0o644)
+                # 0600: it holds the bytes of the files DIR shadowed.
+                changed |= ctx.files.ensure_file(t.manifest, sitefiles.manifest_text(record), 0o600)
             else:
                 changed |= ctx.files.ensure_absent(t.manifest)
         return StepResult(changed=changed)
@@ -141,19 +143,18 @@ class SiteFiles(Step):
                         continue
                 changed |= ctx.files.ensure_absent(path)
                 removed.add(str(path))
-                continue
-            backup = t.shadowed / rel
-            if was.get("kind") == "dir" or not ctx.files.exists(backup):
-                continue
-            # The file DIR shadowed (a package's) comes back as it was.
-            if backup.is_symlink():
-                changed |= ctx.files.ensure_absent(path)
-                changed |= ctx.files.ensure_symlink(path, os.readlink(backup))
-            else:
-                changed |= ctx.files.ensure_file(path, ctx.files.read(backup), ctx.files.mode(backup),
-                                                 owner=_owner(backup))
-            changed |= ctx.files.ensure_owner(path, _owner(backup))
-            changed |= ctx.files.ensure_absent(backup)
+            elif old := was.get("shadowed"):
+                # The file DIR shadowed (a package's) comes back as it was.
+                if "target" in old:
+                    if not path.is_symlink():
+                        changed |= ctx.files.ensure_absent(path)
+                    changed |= ctx.files.ensure_symlink(path, old["target"])
+                else:
+                    if path.is_symlink():
+                        changed |= ctx.files.ensure_absent(path)
+                    changed |= ctx.files.ensure_file(path, base64.b64decode(old["data"]), old["mode"],
+                                                     owner=(old["uid"], old["gid"]))
+                changed |= ctx.files.ensure_owner(path, (old["uid"], old["gid"]))
         return changed
 
     def _copy(self, ctx: Context, t: Tree) -> tuple[dict[str, dict], bool]:
@@ -161,25 +162,43 @@ class SiteFiles(Step):
         had = _manifest(ctx, t.manifest).get("paths", {})
         record: dict[str, dict] = {}
         changed = False
+        # Which directories a fresh root will have is known only once the
+        # packages are in: one `mkdir -p` of all DIR's directories, every
+        # run, shows the same in a dry-run as in the real run, and changes
+        # none that exists. Those it made get DIR's mode and owner.
+        dirs = [rel for rel, e in t.wanted.items() if e.kind == "dir"]
+        made_dirs = {rel for rel in dirs if rel in had and had[rel].get("made") or
+                     rel not in had and not ctx.files.exists(t.top / rel)}
+        for rel in dirs:
+            path = t.top / rel
+            if ctx.files.exists(path) and not ctx.files.is_dir(path):
+                raise NfsrootError(f"root.files: {rel} is a directory in {ctx.config.root.files} "
+                                   f"but not in {t.what} ({path}); nothing of it is replaced")
+        if dirs:
+            ctx.runner.run(["mkdir", "-p", "--", *(str(t.top / rel) for rel in dirs)])
         for rel, e in t.wanted.items():
             path = t.top / rel
+            if e.kind == "dir":
+                ctx.files.expect(path, mode=0o755)   # what mkdir -p made (umask 022)
+                if rel in made_dirs:
+                    changed |= ctx.files.ensure_mode(path, e.mode)
+                    changed |= ctx.files.ensure_owner(path, (e.uid, e.gid))
+                record[rel] = {**e.as_json(), "made": rel in made_dirs}
+                continue
             before = had.get(rel)
             exists = ctx.files.exists(path)
-            made = before["made"] if before else not exists
-            if e.kind == "dir":
-                if exists and not ctx.files.is_dir(path):
-                    raise NfsrootError(f"root.files: {rel} is a directory in {ctx.config.root.files} "
-                                       f"but not in {t.what} ({path}); nothing of it is replaced")
-                if made:
-                    changed |= ctx.files.ensure_dir(path, e.mode)
-                    changed |= ctx.files.ensure_owner(path, (e.uid, e.gid))
-                record[rel] = {**e.as_json(), "made": made}
-                continue
             if exists and ctx.files.is_dir(path) and not path.is_symlink():
                 raise NfsrootError(f"root.files: {rel} is a {e.kind} in {ctx.config.root.files} but a "
                                    f"directory in {t.what} ({path}); it is not replaced")
-            if exists and not before:
-                changed |= self._keep_shadowed(ctx, path, t.shadowed / rel)
+            entry = {**e.as_json(), "made": before["made"] if before else not exists}
+            if before and before.get("shadowed"):
+                entry["shadowed"] = before["shadowed"]
+            elif exists and not before:
+                # A file the root has (a package's): kept in the manifest to
+                # put back when it leaves DIR (the manifest's own write is
+                # the only change: a dry-run, which cannot know what the
+                # packages bring, shows the same lines).
+                entry["shadowed"] = self._original(ctx, path)
             source = Path(ctx.config.root.files) / (rel if t.node is None else
                                                      f"{sitefiles.NODES_DIR}/{t.node}/{sitefiles.NODE_TREE}/{rel}")
             if e.kind == "link":
@@ -191,17 +210,16 @@ class SiteFiles(Step):
                 if path.is_symlink():
                     changed |= ctx.files.ensure_absent(path)   # never write through a link
                 changed |= ctx.files.ensure_file(path, source.read_bytes(), e.mode, owner=(e.uid, e.gid))
-            record[rel] = {**e.as_json(), "made": made}
+            record[rel] = entry
         return record, changed
 
-    def _keep_shadowed(self, ctx: Context, path: Path, backup: Path) -> bool:
-        """The first time DIR replaces a file the root already has: keep it to put back."""
+    @staticmethod
+    def _original(ctx: Context, path: Path) -> dict:
+        uid, gid = _owner(path)
         if path.is_symlink():
-            return ctx.files.ensure_symlink(backup, os.readlink(path))
-        data = ctx.files.read(path)
-        if data is None:
-            return False
-        return ctx.files.ensure_file(backup, data, ctx.files.mode(path), owner=_owner(path))
+            return {"target": os.readlink(path), "uid": uid, "gid": gid}
+        return {"data": base64.b64encode(ctx.files.read(path) or b"").decode(), "mode": ctx.files.mode(path),
+                "uid": uid, "gid": gid}
 
 
 class SiteHooks(Step):

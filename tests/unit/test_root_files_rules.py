@@ -4,6 +4,7 @@ manifest diff, and the site-files / site-hooks steps on a tree under tmp_path
 with a fake runner."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -208,10 +209,18 @@ def test_to_remove_lists_what_left_the_tree_deepest_first():
 
 # -- the steps on a tree under tmp_path ----------------------------------------
 
+def mkdir_p(argv):
+    """The fake runner does what `mkdir -p -- DIR...` does (site-files' one command)."""
+    if argv[:3] == ["mkdir", "-p", "--"]:
+        for d in argv[3:]:
+            os.makedirs(d, exist_ok=True)
+        return 0, "", ""
+    return None
+
+
 def _ctx(cfg, base, dry_run=False, emit=None):
-    c = session.make_context(cfg, prefix=base / "stage", state_dir=base / "state", dry_run=dry_run,
-                             runner=FakeRunner(), emit=emit or (lambda line: None))
-    return c
+    return session.make_context(cfg, prefix=base / "stage", state_dir=base / "state", dry_run=dry_run,
+                                runner=FakeRunner(hook=mkdir_p), emit=emit or (lambda line: None))
 
 
 def _root(ctx):
@@ -230,8 +239,9 @@ def test_copy_keeps_modes_and_links_and_a_removed_file_goes_the_shadowed_comes_b
     assert stat.S_IMODE((r / "etc/ssh/sshd_config").stat().st_mode) == 0o600
     assert os.readlink(r / "etc/sshd_config.link") == "/etc/ssh/sshd_config"
     assert stat.S_IMODE((r / "root/.ssh").stat().st_mode) == 0o700
-    assert (r / sitefiles.SHADOWED / "etc/ssh/sshd_config").read_text() == "# the package's\n"
     manifest = json.loads((r / sitefiles.MANIFEST).read_text())["paths"]
+    assert manifest["etc/ssh/sshd_config"]["shadowed"]["data"] == base64.b64encode(b"# the package's\n").decode()
+    assert stat.S_IMODE((r / sitefiles.MANIFEST).stat().st_mode) == 0o600   # a shadowed file may be secret
     assert manifest["root/.ssh"]["made"] and not manifest["etc/ssh"]["made"]
     assert not manifest["etc/ssh/sshd_config"]["made"]
     assert SiteFiles().verify(ctx) == []
@@ -247,7 +257,6 @@ def test_copy_keeps_modes_and_links_and_a_removed_file_goes_the_shadowed_comes_b
     SiteFiles().run(ctx)
     assert not (r / "root/.ssh").exists() and (r / "root").is_dir()
     assert (r / "etc/ssh/sshd_config").read_text() == "# the package's\n"
-    assert not (r / sitefiles.SHADOWED / "etc/ssh/sshd_config").exists()
     assert (r / "etc/ssh").is_dir()
     assert SiteFiles().verify(ctx) == []
 
@@ -272,16 +281,21 @@ def test_files_unset_removes_all_it_copied(site):
     assert (ctx.root / "etc/ssh/sshd_config").read_text() == "# the package's\n"
 
 
-def test_the_dry_run_announces_what_the_real_run_logs(site):
+def test_the_dry_run_announces_what_the_real_run_logs(site, tmp_path):
+    """Commands and file changes alike, as the pipeline logs them (test_dry_run_exact's lines)."""
     cfg = parse(site, files="files")
     planned: list[str] = []
     dry = _root(_ctx(cfg, site, dry_run=True, emit=planned.append))
+    dry.runner.emit = planned.append
     SiteFiles().run(dry)
-    logged: list[str] = []
     real = _ctx(cfg, site)
-    real.files.log = logged.append
-    SiteFiles().run(real)
-    assert [line for line in planned if line.startswith("# ")] == logged
+    with open(tmp_path / "site-files.log", "w") as log:
+        real.runner.log = log
+        real.files.log = real.runner.log_line
+        SiteFiles().run(real)
+    logged = [line for line in (tmp_path / "site-files.log").read_text().splitlines() if not line.startswith("# exit")]
+    assert [line for line in planned if line.startswith(("# ", "$ "))] == logged
+    assert logged[0].startswith("$ mkdir -p -- ") and logged[0].endswith("/root/.ssh")
     assert any(line.startswith("# write ") and line.endswith("authorized_keys (33 bytes, mode 644)")
                for line in logged), "\n".join(logged)
 
@@ -306,7 +320,7 @@ def test_hooks_run_in_the_chroot_in_order_and_a_failure_names_the_hook(site, mon
     monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
     hook(site / "hooks/fail.sh", "#!/bin/sh\necho broken >&2\nexit 3\n")
     ctx = _root(_ctx(parse(site, hooks=["hooks/enable.sh", "hooks/fail.sh"]), site))
-    ctx.runner.hook = lambda argv: (3, "", "broken\n") if argv[-1].endswith("fail.sh") else None
+    ctx.runner.hook = lambda argv: (3, "", "broken\n") if argv[-1].endswith("fail.sh") else mkdir_p(argv)
     with pytest.raises(CommandFailed) as e:
         SiteHooks().run(ctx)
     msg = str(e.value)
