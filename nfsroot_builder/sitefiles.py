@@ -20,6 +20,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .files import sha256_file
+
 NODES_DIR = "nodes"
 # The part of a node's file system that is its own (layout per-node: /var,
 # render.node_dir); DIR/nodes/<node>/var/x lands in that tree as x.
@@ -68,16 +70,8 @@ def _entry(path: Path) -> Entry | str:
     if stat.S_ISDIR(st.st_mode):
         return Entry("dir", mode, *ids)
     if stat.S_ISREG(st.st_mode):
-        return Entry("file", mode, *ids, sha256=sha256_of(path))
+        return Entry("file", mode, *ids, sha256=sha256_file(path))
     return "is not a regular file, directory or symlink"
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def walk(top: Path) -> dict[str, Entry | str]:
@@ -154,7 +148,7 @@ def hook_id(path: str) -> dict:
     """What a hook is for the root's identity: its name, mode and bytes' sha256."""
     p = Path(path)
     try:
-        return {"name": p.name, "mode": f"{stat.S_IMODE(p.stat().st_mode):o}", "sha256": sha256_of(p)}
+        return {"name": p.name, "mode": f"{stat.S_IMODE(p.stat().st_mode):o}", "sha256": sha256_file(p)}
     except OSError as e:
         return {"name": p.name, "error": e.strerror}
 

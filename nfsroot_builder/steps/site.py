@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import chroot, sitefiles
 from ..context import Context
 from ..errors import CommandFailed, NfsrootError
+from ..files import sha256_file
 from ..render import node_dir
 from .base import Step, StepResult
 
@@ -71,7 +72,7 @@ def _matches(path: Path, e: sitefiles.Entry) -> bool:
     if e.kind == "link":
         return os.path.islink(path) and os.readlink(path) == e.target
     return os.path.isfile(path) and not os.path.islink(path) and (st.st_mode & 0o7777) == e.mode \
-        and sitefiles.sha256_of(path) == e.sha256
+        and sha256_file(path) == e.sha256
 
 
 class SiteFiles(Step):
