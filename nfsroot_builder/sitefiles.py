@@ -30,6 +30,8 @@ NODE_TREE = "var"
 # version removes what is no longer in DIR), and in each node's own tree.
 MANIFEST = "etc/nfsroot-build/site-files.json"
 NODE_MANIFEST = "lib/nfsroot-build/site-files.json"
+# Which hooks ran in a tree, and in which version (site-hooks).
+HOOKS_RAN = "etc/nfsroot-build/site-hooks.json"
 # Files the build's own steps write in the root (fstab, hosts, hostname,
 # node-network, mountnfs, initramfs-config, the chroot session): a copy from
 # DIR would be overwritten by them, and each step would find the other's

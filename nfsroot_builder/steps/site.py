@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import chroot, sitefiles
+from .. import chroot, sitefiles, versions
 from ..context import Context
 from ..errors import CommandFailed, NfsrootError
 from ..files import sha256_file
@@ -223,6 +223,12 @@ class SiteFiles(Step):
                 "uid": uid, "gid": gid}
 
 
+def hooks_ran_text(ctx: Context) -> str:
+    """What the hooks record in a tree once all ran in it: the version and each hook's identity."""
+    return json.dumps({"version": versions.label(ctx.version_id),
+                       **sitefiles.digest("", ctx.config.root.hooks)}, sort_keys=True) + "\n"
+
+
 class SiteHooks(Step):
     """Run root.hooks, the site's executables, in the root's chroot, in order.
 
@@ -235,8 +241,10 @@ class SiteHooks(Step):
     lines; the version being built does not become current. Hooks run
     again in every new root version (it starts as a copy of the last one):
     write them so that a second run changes nothing (`systemctl enable` is).
-    Each hook's name, mode and bytes are part of the root's identity:
-    editing a hook makes a new root version.
+    Once all ran, /etc/nfsroot-build/site-hooks.json in the tree records
+    the version and the hooks: a version they ran in is never run again (a
+    finished one may be booted). Each hook's name, mode and bytes are part
+    of the root's identity: editing a hook makes a new root version.
     """
     name = "site-hooks"
     needs = ("bootstrap", "root-packages")
@@ -245,12 +253,22 @@ class SiteHooks(Step):
         return sitefiles.digest("", ctx.config.root.hooks)
 
     def verify(self, ctx: Context) -> list[str]:
-        return chroot.leftovers(ctx) if ctx.config.root.hooks else []
+        ran = ctx.root / sitefiles.HOOKS_RAN
+        if not ctx.config.root.hooks:
+            return [f"{ran} is left from hooks no longer configured"] if ran.exists() else []
+        try:
+            ok = ran.read_text() == hooks_ran_text(ctx)
+        except OSError:
+            ok = False
+        return chroot.leftovers(ctx) + ([] if ok else [f"root.hooks have not all run in this version ({ran})"])
 
     def run(self, ctx: Context) -> StepResult:
         hooks = ctx.config.root.hooks
+        ran = ctx.root / sitefiles.HOOKS_RAN
         if not hooks:
-            return StepResult(changed=False)
+            return StepResult(changed=ctx.files.ensure_absent(ran))
+        if ctx.files.read(ran) == hooks_ran_text(ctx).encode():
+            return StepResult(changed=False)   # they ran in this version: never again in a finished one
         with chroot.session(ctx) as ch:
             for i, hook in enumerate(hooks):
                 inside = f"tmp/nfsroot-build-hook-{i}-{Path(hook).name}"
@@ -262,4 +280,5 @@ class SiteHooks(Step):
                                         e.returncode, e.output_tail, e.log) from None
                 finally:
                     ctx.files.ensure_absent(ctx.root / inside)
+        ctx.files.ensure_file(ran, hooks_ran_text(ctx), 0o644)
         return StepResult(changed=True)

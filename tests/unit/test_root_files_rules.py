@@ -335,3 +335,21 @@ def test_no_hooks_no_chroot(site):
     ctx = _root(_ctx(parse(site), site))
     assert SiteHooks().run(ctx).changed is False and ctx.runner.executed == []
     assert SiteHooks().fingerprint(ctx) == {} and SiteFiles().fingerprint(ctx) == {}
+
+
+def test_hooks_run_once_per_version_never_again_in_it(site, monkeypatch):
+    monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
+    monkeypatch.setattr(chroot, "stop_processes", lambda root: None)
+    ctx = _root(_ctx(parse(site, hooks=["hooks/enable.sh"]), site))
+    assert SiteHooks().verify(ctx) == ["root.hooks have not all run in this version "
+                                       f"({ctx.root / sitefiles.HOOKS_RAN})"]
+    assert SiteHooks().run(ctx).changed
+    assert SiteHooks().verify(ctx) == []
+    ran = len(ctx.runner.executed)
+    assert not SiteHooks().run(ctx).changed and len(ctx.runner.executed) == ran   # e.g. back on a finished version
+    ctx.version_id = 2   # a new version (a clone carries the record): they run again
+    assert SiteHooks().verify(ctx) != []
+    assert SiteHooks().run(ctx).changed and len(ctx.runner.executed) > ran
+    ctx = _ctx(parse(site), site)
+    assert SiteHooks().verify(ctx) != [] and SiteHooks().run(ctx).changed   # hooks gone: so is the record
+    assert not (ctx.root / sitefiles.HOOKS_RAN).exists() and SiteHooks().verify(ctx) == []
