@@ -135,7 +135,34 @@ def _data_dir(v: str) -> str:
     return v
 
 
+def _base_dir(info: ValidationInfo) -> Path:
+    """Where relative paths of the config point from: the config file's directory."""
+    return Path((info.context or {}).get("base_dir") or ".").absolute()
+
+
+def _site_dir(v: str, info: ValidationInfo) -> str:
+    """root.files: a directory, relative to the config file's or absolute."""
+    if not v:
+        return v
+    p = _base_dir(info) / v
+    if not p.is_dir():
+        raise ValueError(f"{str(p)!r} is not a directory" + ("" if p.exists() else " (it does not exist)"))
+    return os.path.normpath(p)
+
+
+def _hook(v: str, info: ValidationInfo) -> str:
+    """One of root.hooks: an executable file, relative to the config file's directory or absolute."""
+    p = _base_dir(info) / v
+    if not p.is_file():
+        raise ValueError(f"{str(p)!r} is not a file" + ("" if p.exists() else " (it does not exist)"))
+    if not os.access(p, os.X_OK):
+        raise ValueError(f"{str(p)!r} is not executable (chmod +x; it runs in the root's chroot)")
+    return os.path.normpath(p)
+
+
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
+SiteDir = Annotated[str, AfterValidator(_site_dir)]
+Hook = Annotated[str, AfterValidator(_hook)]
 # A directory the build fills (and, for the root, removes whole on a rebuild).
 DataDir = Annotated[str, AfterValidator(_abs_path), AfterValidator(_data_dir)]
 Mac = Annotated[str, AfterValidator(_mac)]
@@ -257,6 +284,11 @@ class Root(Model):
     # `update` adds the suite's -security archive for a stable suite (update.py).
     security: bool = True
     password_hash: str = "!"
+    # A tree copied into the root (owner, mode, symlinks kept) and scripts run
+    # in its chroot after the packages: the site-files and site-hooks steps.
+    # Relative to the config file's directory; stored resolved.
+    files: SiteDir = ""
+    hooks: list[Hook] = []
     layout: Literal["tmpfs", "per-node", "overlay", "seed"] = "tmpfs"
     init: Literal["systemd", "sysvinit"] = "systemd"
 
@@ -629,8 +661,11 @@ def _did_you_mean(key: str) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def parse(text: str, source: str = "config") -> Config:
-    """Parse and validate TOML text; raise ConfigError listing every problem."""
+def parse(text: str, source: str = "config", base_dir: Path | None = None) -> Config:
+    """Parse and validate TOML text; raise ConfigError listing every problem.
+
+    Relative paths in it (root.files, root.hooks) are from base_dir, by
+    default the directory of source (the config file's path)."""
     if not text.strip():
         raise ConfigError(source, [("(file)", "is empty")])
     try:
@@ -638,7 +673,8 @@ def parse(text: str, source: str = "config") -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, [("(file)", f"is not valid TOML: {e}")]) from None
     try:
-        cfg = Config.model_validate(data)
+        base = base_dir if base_dir is not None else Path(source).absolute().parent
+        cfg = Config.model_validate(data, context={"base_dir": base})
     except ValidationError as e:
         problems = []
         for err in e.errors():
@@ -653,9 +689,17 @@ def parse(text: str, source: str = "config") -> Config:
         problems += [p for p in _cross_checks(_Facts.of_raw(data)) + _secure_boot_problems(data)
                      if p not in seen]
         raise ConfigError(source, problems) from None
-    if cross := _cross_checks(_Facts.of(cfg)) + _secure_boot_problems(data):
+    if cross := _cross_checks(_Facts.of(cfg)) + _secure_boot_problems(data) + _site_files_problems(cfg):
         raise ConfigError(source, cross)
     return cfg
+
+
+def _site_files_problems(cfg: Config) -> list[tuple[str, str]]:
+    """What root.files' tree holds that cannot go where it says (sitefiles.problems)."""
+    if not cfg.root.files:
+        return []
+    from .sitefiles import problems
+    return [("root.files", why) for why in problems(cfg.root.files, cfg.root.layout, [n.name for n in cfg.node])]
 
 
 def read_text(path: Path) -> str:

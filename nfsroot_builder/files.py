@@ -830,6 +830,27 @@ class FileOps:
         self._change(path, f"# chmod {mode:o} {path}", (old[0], old[1], mode))
         return True
 
+    def ensure_owner(self, path: Path, owner: tuple[int, int]) -> bool:
+        """lchown only (a symlink itself, never its target). A path the plan
+        makes (a dry-run) belongs to whoever runs it, as a real mkdir's does.
+        Not recorded for undo, like ensure_mode."""
+        path = Path(path)
+        p = self._pretended(path)
+        if p:
+            have = (os.geteuid(), os.getegid())
+        else:
+            st = os.lstat(path)
+            have = (st.st_uid, st.st_gid)
+        if have == tuple(owner):
+            return False
+        if not self.dry_run:
+            os.lchown(path, *owner)
+        old = p or (("link", os.readlink(path), 0o777) if path.is_symlink() else
+                    ("dir", None, self.mode(path)) if path.is_dir() else
+                    ("file", self._read(path)[0], self.mode(path)))
+        self._change(path, f"# chown -h {owner[0]}:{owner[1]} {path}", old)
+        return True
+
     def copy_file(self, src: Path, dst: Path, mode: int = 0o644) -> bool:
         """Copy a (binary) file if content or mode differ; compares by hash."""
         src, dst = Path(src), Path(dst)

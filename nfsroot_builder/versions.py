@@ -28,6 +28,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import sitefiles
 from .config import Config
 from .errors import NfsrootError, UsageError
 from .packages_index import installed
@@ -79,7 +80,8 @@ def bootstrap_identity(cfg: Config) -> dict:
 def root_digest(cfg: Config) -> str:
     """What a build writes into the tree depends on, but where it lives and
     the inventory: the root section without its path, the server address and
-    [nfs] (fstab, the initrd's mounts). A change to any makes a new version.
+    [nfs] (fstab, the initrd's mounts), and the content of root.files and
+    root.hooks. A change to any makes a new version.
 
     The nodes are not in it: adding a node rewrites the current version's
     /etc/hosts in place (one atomic rename, as 0.1 did), so running nodes
@@ -88,6 +90,12 @@ def root_digest(cfg: Config) -> str:
     """
     data = cfg.root.model_dump(mode="json")
     data.pop("path", None)
+    # root.files and root.hooks count by what they hold (paths, modes,
+    # owners, bytes), not by where they are; unset, they add nothing, so a
+    # root built before they existed keeps its version.
+    for key in ("files", "hooks"):
+        data.pop(key, None)
+    data.update(sitefiles.digest(cfg.root.files, cfg.root.hooks))
     data["server"] = cfg.server.address
     data["nfs"] = cfg.nfs.model_dump(mode="json")
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -18,6 +18,7 @@ from .root_files import Fstab, Hostname, Hosts, Mountnfs, NodeNetwork
 from .root_packages import RootPackages
 from .root_password import RootPassword
 from .services import Services
+from .site import SiteFiles, SiteHooks
 from .tftp import TftpServer
 
 STEPS: tuple[type[Step], ...] = (
@@ -36,6 +37,8 @@ STEPS: tuple[type[Step], ...] = (
     Hostname,
     NodeNetwork,
     NodeVar,
+    SiteFiles,           # the site's own tree (root.files), after the node trees exist
+    SiteHooks,           # root.hooks in the chroot: the root is complete but its initrd
     Initramfs,
     # "Configure nodes boot"
     KernelToTftp,

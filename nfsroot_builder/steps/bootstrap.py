@@ -18,6 +18,9 @@ VERSION_FILE = "etc/nfsroot-build/version"
 # Declared with FileOps.expect so that a dry-run plans with them.
 BASE_DIRS = ("tmp", "var/tmp", "var/log", "var/cache", "var/spool", "var/lib")
 FROM_HOST = ("etc/resolv.conf", "etc/hostname")
+# base-files' top directories with their modes: root.files (site-files) keeps
+# the mode of a directory the root has, and plans with these in a dry-run.
+TOP_DIRS = {"etc": 0o755, "root": 0o700, "usr": 0o755, "var": 0o755, "opt": 0o755, "srv": 0o755}
 # Where mmdebstrap writes its --dpkgopt options in the root (mmdebstrap(1)).
 DPKG_CFG = "etc/dpkg/dpkg.cfg.d/99mmdebstrap"
 ARCHIVES = '"$1"/var/cache/apt/archives'   # apt's .deb cache in the root, in a hook
@@ -219,6 +222,8 @@ class Bootstrap(Step):
                 ctx.files.expect(ctx.root / "etc/machine-id", "", 0o644)
         for name in BASE_DIRS:
             ctx.files.expect(ctx.root / name)
+        for name, mode in TOP_DIRS.items():
+            ctx.files.expect(ctx.root / name, mode=mode)
         for name in FROM_HOST:
             if (Path("/") / name).is_file():
                 ctx.files.expect(ctx.root / name, (Path("/") / name).read_bytes())
