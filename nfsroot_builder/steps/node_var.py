@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ..context import Context
+from ..render import base_root_path
 from .base import Step, StepResult
 
 
@@ -22,8 +23,10 @@ class NodeVar(Step):
         cfg = ctx.config
         if cfg.root.layout != "per-node":
             return []
-        # render.node_dir() is the served path; this is the same directory on the host.
-        return [ctx.host(f"{cfg.root.path}.nodes/{n.name}") for n in cfg.nodes]
+        # render.node_dir() is the served path; this is the same directory on
+        # the host: beside the configured root.path, one for all versions
+        # (root.path is version N's own path, <root.path>.v<N>, while N builds).
+        return [ctx.host(f"{base_root_path(cfg.root.path)}.nodes/{n.name}") for n in cfg.nodes]
 
     def fingerprint(self, ctx: Context) -> dict:
         # The nodes only where each has a /var here: with another layout a
