@@ -136,16 +136,19 @@ def locked(ctx: Context):
             raise
 
 
-def pipeline(ctx: Context, progress: Progress | None = None) -> Pipeline:
+def pipeline(ctx: Context, progress: Progress | None = None, only_steps: tuple[str, ...] | None = None) -> Pipeline:
     """The pipeline of `all`, `run` and `status`: before the first step runs,
     the preflight (`check`'s, with the mirror and package-name lookup when a
-    step that downloads will run) must pass, so nothing changes otherwise."""
+    step that downloads will run) must pass, so nothing changes otherwise.
+    only_steps: these steps of the list, in its order (a group root's build:
+    groups.ROOT_STEPS)."""
     from .preflight import require
     from .steps import STEPS
 
     def preflight(steps) -> None:
         require(ctx, mirror=any(s.uses_mirror for s in steps))
-    return Pipeline(ctx, STEPS, progress=progress, preflight=preflight)
+    steps = STEPS if only_steps is None else tuple(s for s in STEPS if s.name in only_steps)
+    return Pipeline(ctx, steps, progress=progress, preflight=preflight)
 
 
 def log_stderr(msg: str) -> None:

@@ -190,7 +190,13 @@ def verify_tree(tree: Path, kernel: str | None) -> list[str]:
     return problems
 
 
-def finish_run(ctx, report: list[tuple[str, str]]) -> str | None:
+# The steps a run must have run or found done for its version to become current.
+FINISHING_STEPS = frozenset({"initramfs", "kernel-to-tftp", "node-menus"})
+# A group root's build (groups.py): the build's own node-menus step follows it.
+ROOT_FINISHING_STEPS = frozenset({"initramfs", "kernel-to-tftp"})
+
+
+def finish_run(ctx, report: list[tuple[str, str]], required: frozenset[str] = FINISHING_STEPS) -> str | None:
     """After a successful run: the target becomes current once its tree
     verified and its kernel is in TFTP (the initramfs step checked that the
     initrd lists the NFS boot script). Returns a line for the admin or None."""
@@ -200,7 +206,7 @@ def finish_run(ctx, report: list[tuple[str, str]]) -> str | None:
     if rec is None or rec["status"] == "ready" and state.current_version() == vid:
         return None
     steps = {name for name, what in report if what in ("changed", "unchanged", "done")}
-    if not {"initramfs", "kernel-to-tftp", "node-menus"} <= steps:
+    if not required <= steps:
         return None   # a partial run (--to, run STEP): the version stays building
     out = state.outputs("kernel-to-tftp")
     problems = verify_tree(ctx.root, out.get("kernel"))

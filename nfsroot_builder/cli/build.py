@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .. import session, versions
+from .. import groups, session, versions
 from .common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -81,7 +81,7 @@ def _host_notes(ctx) -> None:
 
 
 def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None,
-         full=False):
+         full=False, group=None):
     for name in (from_step, to_step, only):
         known_step(name)
     # A dry-run's transcript is collected, then printed after its summary (transcript.py).
@@ -95,14 +95,28 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
     # transcript carries the step headings, so they are not printed twice.
     progress = ConsoleProgress(err, live=None if not dry_run else False) \
         if not (dry_run and out.is_terminal) else None
+    report: list[tuple[str, str]] = []
     try:
-        with session.locked(ctx):
-            pipe = session.pipeline(ctx, progress=progress)
-            report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
-            if not dry_run:
-                done = versions.finish_run(ctx, report)
-                if done:
-                    err.print(done, markup=False)
+        targets = groups.run_targets(ctx.config, group, from_step, to_step, only)
+        for gr, sub_range in targets.group_roots:
+            # Each group root first (its own lock, state and version), so the
+            # server steps below serve the version it made current.
+            sub = groups.context(ctx, gr, dry_run=dry_run)
+            with session.locked(sub):
+                pipe = session.pipeline(sub, progress=progress, only_steps=groups.ROOT_STEPS)
+                sub_report = pipe.run(resume=resume, from_step=sub_range[0], to_step=sub_range[1], only=sub_range[2])
+                if not dry_run and (done := versions.finish_run(sub, sub_report, versions.ROOT_FINISHING_STEPS)):
+                    err.print(f"group root {gr.key}: {done}", markup=False)
+            report += [(f"{name}@{gr.key}", what) for name, what in sub_report if what != "not selected"]
+        if targets.main:
+            with session.locked(ctx):
+                pipe = session.pipeline(ctx, progress=progress)
+                main_report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
+                report = main_report + report
+                if not dry_run:
+                    done = versions.finish_run(ctx, main_report)
+                    if done:
+                        err.print(done, markup=False)
     finally:
         if dry_run and lines:   # what was planned up to a failure is shown too
             for line in summarize(lines, ctx.root).lines(ctx.staging):
@@ -139,9 +153,11 @@ def all_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), stat
 @build_app.command(epilog=steps_epilog())
 @guarded
 def run(step: StepArg, config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-        dry_run: DryOpt = False, full: FullOpt = False):
-    """Run one step."""
-    _run(config, prefix, state_dir, dry_run, only=step, full=full)
+        dry_run: DryOpt = False, full: FullOpt = False,
+        group: Annotated[str | None, typer.Option("--group", help="run a root step on this [[group]]'s root "
+                                                                   "(default: the [root] one)")] = None):
+    """Run one step (a root step on one group's root with --group)."""
+    _run(config, prefix, state_dir, dry_run, only=step, full=full, group=group)
 
 
 @build_app.command()
