@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import versions
+from .. import groups, versions
 from ..errors import UsageError
 from ..procs import stop
 from .netns import tap_name
@@ -150,6 +150,9 @@ def sysv_failures(text: str) -> str:
 
 def node_root(lab, node) -> str:
     """The root path (config-level) of the version the node boots next."""
+    gr = groups.root_of_group(lab.cfg).get(node.group)
+    if gr is not None:
+        return groups.served(lab.ctx, gr).path
     state = lab.ctx.state
     vid = versions.node_versions(lab.cfg, state, None)[node.name]
     rec = state.versions().get(vid)
