@@ -84,11 +84,20 @@ class Served:
     live: tuple[tuple[int, str], ...]   # (version id, path) of every version to export
 
 
+def root_state(ctx, gr: GroupRoot) -> State:
+    """Group root gr's state as on disk (read-only)."""
+    return State.load(state_dir(ctx.state_dir, gr) / "state.json", readonly=True)
+
+
+def has_versions(ctx, gr: GroupRoot) -> bool:
+    return bool(root_state(ctx, gr).versions())
+
+
 def served(ctx, gr: GroupRoot) -> Served:
     """From the group root's own state: its current version once one is
     ready, else the version its build makes (its kernel then unknown
     until kernel-to-tftp ran: a dry-run shows a placeholder)."""
-    state = State.load(state_dir(ctx.state_dir, gr) / "state.json", readonly=True)
+    state = root_state(ctx, gr)
     recs = state.versions()
     current = state.current_version()
     if current and recs.get(current, {}).get("status") == "ready":

@@ -165,23 +165,19 @@ def run(step: StepArg, config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = P
 def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, as_json: JsonOpt = False):
     """Each step: done / pending / failed / interrupted / stale, and why (and the log of a failed step)."""
     ctx = make_ctx(config, prefix, state_dir, dry_run=True)
-    plans = session.pipeline(ctx).plan()
-    rows = []
-    for p in plans:
-        rec = ctx.state.step(p.step.name)
-        failed = p.status in ("failed", "interrupted")
-        rows.append({"step": p.step.name, "status": p.status, "why": p.why, "finished": rec.get("finished"),
-                     "log": rec.get("log") if failed else None})
-    st = ctx.state
-    cur = st.current_version()
-    building = ctx.version_id != cur
-    version = {"target": versions.label(ctx.version_id), "current": versions.label(cur) if cur else None,
-               "previous": versions.label(st.previous_version()) if st.previous_version() else None,
-               "pins": {n: versions.label(v) for n, v in st.pins().items()}}
+    rows, version = _status_rows(ctx)
+    # [[group]]s with roots of their own: their root steps and versions (groups.py).
+    sections = []
+    for gr in groups.group_roots(ctx.config):
+        sub = groups.context(ctx, gr, dry_run=True)
+        sub_rows, sub_version = _status_rows(sub, groups.ROOT_STEPS)
+        sections.append({"group_root": gr.key, "groups": list(gr.groups), "path": sub.config.root.path,
+                         "steps": sub_rows, "version": sub_version})
     if as_json:
-        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts, "version": version},
-                         indent=2))
+        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts, "version": version,
+                          **({"group_roots": sections} if ctx.config.group else {})}, indent=2))
         return
+    building = version["target"] != version["current"]
     # Which root version `all` works on: the current one, or a new one it would build.
     print(f"root version: {version['target']} ({ctx.config.root.path})"
           + (f", to become current (now {version['current'] or 'none'})" if building else ", current"))
@@ -205,3 +201,30 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
     for r in rows:
         if r["log"]:   # outside the table: a path wrapped in a cell cannot be copied
             print(f"{r['step']} {r['status']}; its log: {r['log']}")
+    for sec in sections:
+        v = sec["version"]
+        print(f"\ngroup root {sec['group_root']} (groups: {', '.join(sec['groups'])}): version {v['target']} "
+              f"({sec['path']})" + (", current" if v["target"] == v["current"] else
+                                    f", to become current (now {v['current'] or 'none'})"))
+        width = max(len(r["step"]) for r in sec["steps"])
+        for r in sec["steps"]:
+            print(f"{r['step']:<{width}}  {r['status']:<11}  {r['why']}".rstrip())
+            if r["log"]:
+                print(f"{r['step']} {r['status']}; its log: {r['log']}")
+
+
+def _status_rows(ctx, only_steps=None) -> tuple[list[dict], dict]:
+    """status' rows (one per step) and the version record of one build or group root."""
+    plans = session.pipeline(ctx, only_steps=only_steps).plan()
+    rows = []
+    for p in plans:
+        rec = ctx.state.step(p.step.name)
+        failed = p.status in ("failed", "interrupted")
+        rows.append({"step": p.step.name, "status": p.status, "why": p.why, "finished": rec.get("finished"),
+                     "log": rec.get("log") if failed else None})
+    st = ctx.state
+    cur = st.current_version()
+    version = {"target": versions.label(ctx.version_id), "current": versions.label(cur) if cur else None,
+               "previous": versions.label(st.previous_version()) if st.previous_version() else None,
+               "pins": {n: versions.label(v) for n, v in st.pins().items()}}
+    return rows, version

@@ -18,8 +18,8 @@ from ..context import Context
 from ..errors import NfsrootError, UsageError
 from ..files import atomic_write
 from ..procs import stop
-from . import netns
 from ..steps.nfs import group_paths
+from . import netns
 from .render import FACTS_SCRIPT, FACTS_SYSV_SCRIPT, FACTS_TAB, FACTS_TAB_TEXT, FACTS_UNIT, FACTS_UNIT_TEXT, ganesha_conf
 
 NEEDED_STEPS = ("dhcp-server", "tftp-server")

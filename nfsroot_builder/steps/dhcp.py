@@ -152,8 +152,8 @@ class DhcpServer(Step):
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
         return {"server": c.server.model_dump(), "network": c.network.model_dump(),
-                # firmware: not here, the config answers both by option 93.
-                "nodes": [n.model_dump(exclude={"firmware"}) for n in c.nodes], "boot.loader": c.boot.loader,
+                # firmware: not here, the config answers both by option 93; group: by its root-path ("pinned").
+                "nodes": [n.model_dump(exclude={"firmware", "group"}) for n in c.nodes], "boot.loader": c.boot.loader,
                 "root.path": c.root.path, "dhcp": c.dhcp.model_dump(), "name": c.name,
                 # Canaries' and group roots' own root-paths; absent without (fingerprints of builds without stay).
                 **({"pinned": pinned} if (pinned := groups.node_root_paths(ctx)) else {})}

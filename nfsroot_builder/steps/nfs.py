@@ -73,7 +73,8 @@ class NfsExports(Step):
     def verify(self, ctx: Context) -> list[str]:
         c = ctx.config
         if c.nfs.server == "kernel":
-            bad = stale_files({ctx.host(exports_dropin(c.name)): exports(c, ctx.served, versions.export_roots(ctx), group_paths(ctx))})
+            wanted = exports(c, ctx.served, versions.export_roots(ctx), group_paths(ctx))
+            bad = stale_files({ctx.host(exports_dropin(c.name)): wanted})
         else:
             dropin = ctx.host(ganesha_dropin(c.name))
             bad = stale_files({dropin: ganesha_exports(c, ctx.served, versions.export_roots(ctx), group_paths(ctx))})
