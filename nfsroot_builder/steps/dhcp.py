@@ -143,7 +143,8 @@ class DhcpServer(Step):
 
     A node set to another root version than the others (`root switch
     VERSION --nodes`, a canary) gets that version's root-path, with every
-    kind but dnsmasq-proxy (which sends no root-path).
+    kind but dnsmasq-proxy (which sends no root-path); so does a node of a
+    [[group]] with its own root, that root's (docs/groups.md).
 
     Files of a kind no longer configured are removed.
     """

@@ -54,6 +54,7 @@ class NfsExports(Step):
     drop-in of an older version is removed when this build wrote it. Either is activated by the `services` step (`exportfs
     -ra`, or a restart of nfs-ganesha), after the root exists: exportfs
     refuses an export of a directory that is not there yet.
+    Each [[group]] root's live versions are exported read-only too (docs/groups.md).
     """
     name = "nfs-exports"
     # 2: ganesha Clients unquoted (a quoted network was rejected)

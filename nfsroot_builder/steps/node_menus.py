@@ -29,6 +29,8 @@ class NodeMenus(Step):
     Each node's menu names the root version it boots next (docs/versions.md):
     the one this run builds or `root switch` chose, or the node's pin
     (`root switch VERSION --nodes ...`), with that version's kernel and initrd.
+    A node of a [[group]] with its own root boots that root's current version
+    and kernel, and every node gets its group's boot.kernel_args (docs/groups.md).
     Menus with the same content (every layout but per-node) are one file
     under many names (hard links); undo knows them by their header.
     """
