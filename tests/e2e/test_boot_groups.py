@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
+from pathlib import Path
+
+from nfsroot_builder.groups import ROOT_STEPS
 
 from helpers import nfsroot_build
 from test_lab_boot import SERVER, boot, edit_config, lab_up, report_times  # noqa: F401 (fixtures)
+
+# The dry-run comparison of tests/integration (on sys.path there only when that directory is collected too).
+sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
+from test_dry_run_exact import differences, log_dir, performed, planned  # noqa: E402
 
 UNIT = """[Unit]
 Description=prints what the login group's root brings (nfsroot-build e2e)
@@ -48,9 +56,18 @@ def test_compute_and_login_groups_boot_at_once(mm, lab_up, edit_config, tmp_path
     new = new.replace('name = "n2"\n', 'name = "n2"\ngroup = "login"\n')
     edit_config(mm, text, new)
 
+    dry = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", "--dry-run", check=True).stdout
     t0 = time.monotonic()
     res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
     print(f"login root built (all --resume) in {time.monotonic() - t0:.1f} s")
+    # The dry-run was exact: the login root's steps (its own logs) and the server steps that name it.
+    state = mm.stage / f"var/lib/nfsroot-build/{mm.name}"
+    plan = planned(dry)
+    real = {}
+    for step in plan:
+        real.update(performed(log_dir(state / "roots/srv-nfsroot-mm-login" if step in ROOT_STEPS else state), [step]))
+    assert not differences(plan, real), "\n".join(differences(plan, real))
+    assert "bootstrap" in plan and "dhcp-server" in plan and "node-menus" in plan, list(plan)
     # The default root is not rebuilt: only the server steps that name the groups re-run on it.
     ran = re.search(r"changed: (.*)", res.stderr).group(1).split(", ")
     assert not [s for s in ran if "@" not in s and s in ("bootstrap", "root-packages", "initramfs")], res.stderr
