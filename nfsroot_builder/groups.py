@@ -62,6 +62,20 @@ def state_dir(main_state_dir: Path, gr: GroupRoot) -> Path:
     return Path(main_state_dir) / "roots" / gr.key
 
 
+def stored_roots(cfg: Config, main_state_dir: Path) -> list[GroupRoot]:
+    """The group roots with a state on disk: the config's, and those of
+    groups removed from it since (`undo` takes back what they wrote too)."""
+    known = {gr.key: gr for gr in group_roots(cfg)}
+    for path in sorted((Path(main_state_dir) / "roots").glob("*/state.json")):
+        key = path.parent.name
+        recs = State.load(path, readonly=True).versions()
+        if key in known or not recs:
+            continue
+        root = cfg.root.model_copy(update={"path": recs[min(recs)]["path"]})
+        known[key] = GroupRoot(key, (), cfg.model_copy(update={"name": f"{cfg.name}-{key}", "root": root}))
+    return [gr for gr in known.values() if (state_dir(main_state_dir, gr) / "state.json").exists()]
+
+
 def default_nodes(cfg: Config) -> list[Node]:
     """The nodes that boot the default root."""
     if not cfg.group:
