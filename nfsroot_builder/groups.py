@@ -154,12 +154,33 @@ def summary(ctx) -> dict:
     return {gr.key: {"groups": list(gr.groups), **served(ctx, gr).__dict__} for gr in group_roots(ctx.config)}
 
 
+def seed(ctx, gr: GroupRoot) -> str | None:
+    """The default root's current tree when group root gr can start as a
+    copy of it (a clone, like a new version: docs/versions.md) instead of a
+    bootstrap: the same bootstrap (suite, mirror, variant, ...) and a root
+    that only adds to it. The steps after bootstrap install and write what
+    gr's config asks for, but never take away what the copy holds: so not
+    when [root] has packages or .debs gr lacks, another kernel package,
+    init, extra sources, security setting, root.files tree, or hooks."""
+    state, main = ctx.state, (ctx.base_config or ctx.config).root
+    current = state.current_version()
+    rec = state.versions().get(current or 0, {})
+    mine = gr.config.root
+    if rec.get("status") != "ready" or rec.get("identity") != versions.bootstrap_identity(gr.config):
+        return None
+    adds_only = set(main.packages) <= set(mine.packages) and set(main.local_debs) <= set(mine.local_debs) \
+        and main.extra_sources == mine.extra_sources and not main.hooks and main.files in ("", mine.files) \
+        and (main.kernel_package, main.init, main.security) == (mine.kernel_package, mine.init, mine.security)
+    return rec["path"] if adds_only else None
+
+
 def context(ctx, gr: GroupRoot, *, dry_run: bool, version: str | int = "build"):
     """The context that builds (or reads) group root gr: the run's runner,
     prefix and output, the root's own state and version series."""
     from .session import make_context
     sub = make_context(gr.config, prefix=ctx.prefix, state_dir=state_dir(ctx.state_dir, gr), dry_run=dry_run,
-                       runner=ctx.runner, emit=ctx.emit, note=ctx.note, version=version)
+                       runner=ctx.runner, emit=ctx.emit, note=ctx.note, version=version,
+                       seed=seed(ctx, gr) if version == "build" else None)
     return replace(sub, config_file=ctx.config_file)
 
 

@@ -108,13 +108,17 @@ class Target:
     path: str                 # config-level path of the tree
     new: bool                 # not in the state yet
     clone_from: int | None    # clone this ready version's tree first
+    # The first version of a group root may start as a copy of another
+    # series' tree (groups.seed): its config-level path.
+    clone_path: str | None = None
 
 
-def target(cfg: Config, state) -> Target:
-    """The version this run builds into (see the module doc)."""
+def target(cfg: Config, state, seed: str | None = None) -> Target:
+    """The version this run builds into (see the module doc). seed: a tree
+    of another series the first version may be cloned from (groups.seed)."""
     recs = state.versions()
     if not recs:
-        return Target(1, path_of(cfg.root.path, 1), True, None)
+        return Target(1, path_of(cfg.root.path, 1), True, None, seed)
     digest = root_digest(cfg)
     current = state.current_version()
     if current and recs[current]["digest"] == digest and recs[current]["status"] == "ready":
@@ -142,7 +146,7 @@ def begin(cfg: Config, state, t: Target, when: str) -> None:
         return
     state.set_version(t.vid, path=t.path, status="building", created=when, digest=root_digest(cfg),
                       identity=bootstrap_identity(cfg), clone_from=t.clone_from,
-                      tftp_dir=tftp_dir_of(cfg.name, t.vid))
+                      tftp_dir=tftp_dir_of(cfg.name, t.vid), **({"clone_path": t.clone_path} if t.clone_path else {}))
 
 
 def adopt_legacy(cfg: Config, state, root_disk: Path, when: str) -> bool:
@@ -167,9 +171,9 @@ def clone_source(ctx) -> Path | None:
     (bootstrapped from scratch)."""
     rec = ctx.state.versions().get(ctx.version_id, {})
     src = rec.get("clone_from")
-    if rec.get("status") != "building" or not src:
+    if rec.get("status") != "building" or not (src or rec.get("clone_path")):
         return None
-    return ctx.host(ctx.state.versions()[src]["path"])
+    return ctx.host(rec["clone_path"] if rec.get("clone_path") else ctx.state.versions()[src]["path"])
 
 
 def require_building(ctx) -> None:
@@ -300,7 +304,8 @@ def relock(ctx, when: str) -> None:
         current = ctx.state.current_version()
         source = current if current and recs.get(current, {}).get("status") == "ready" \
             and recs[current].get("identity") == bootstrap_identity(base) else None
-        begin(base, ctx.state, Target(ctx.version_id, ctx.config.root.path, True, source), when)
+        begin(base, ctx.state, Target(ctx.version_id, ctx.config.root.path, True, source,
+                                      None if recs else ctx.seed_path), when)
 
 
 # -- the API `update` (and the CLI) use ----------------------------------------

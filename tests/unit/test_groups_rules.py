@@ -213,3 +213,36 @@ def test_editing_one_groups_packages_reruns_only_its_root(tmp_path):
     assert prints["before"][2] == prints["after"][2]
     assert prints["before"][1]["root-packages"] != prints["after"][1]["root-packages"]
     assert prints["before"][3] != prints["after"][3]
+
+
+def _ready_default_root(ctx) -> None:
+    ctx.state.set_version(1, path=ctx.config.root.path, status="ready", created="t", digest="d",
+                          identity=versions.bootstrap_identity(ctx.config), clone_from=None, tftp_dir="lab")
+    ctx.state.set_current(1)
+
+
+def test_a_group_root_that_only_adds_starts_as_a_copy_of_the_default_root(tmp_path):
+    cfg = config_mod.parse(lab_with())
+    ctx = ctx_for(cfg, tmp_path)
+    (gr,) = groups.group_roots(cfg)
+    assert groups.seed(ctx, gr) is None   # no default root built yet: bootstrapped
+    _ready_default_root(ctx)
+    assert groups.seed(ctx, gr) == "/srv/nfsroot/lab"
+    sub = groups.context(ctx, gr, dry_run=True)
+    assert sub.state.versions()[1]["clone_path"] == "/srv/nfsroot/lab"
+    assert versions.clone_source(sub) == tmp_path / "stage/srv/nfsroot/lab"
+
+
+@pytest.mark.parametrize("login_root", [
+    'root.packages = ["less"]',                           # drops [root]'s iproute2: a copy would keep it
+    'root.packages = ["iproute2", "less"]\nroot.suite = "bookworm"',   # another bootstrap
+    'root.packages = ["iproute2", "less"]\nroot.init = "sysvinit"',
+])
+def test_a_group_root_that_takes_away_is_bootstrapped(tmp_path, login_root):
+    text = lab_with(GROUPS.replace('root.packages = ["iproute2", "less"]', login_root))
+    cfg = config_mod.parse(text.replace("packages = []", 'packages = ["iproute2"]', 1))
+    ctx = ctx_for(cfg, tmp_path)
+    _ready_default_root(ctx)
+    (gr,) = groups.group_roots(cfg)
+    assert groups.seed(ctx, gr) is None
+    assert versions.clone_source(groups.context(ctx, gr, dry_run=True)) is None
