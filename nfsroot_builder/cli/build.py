@@ -98,20 +98,28 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
     report: list[tuple[str, str]] = []
     try:
         targets = groups.run_targets(ctx.config, group, from_step, to_step, only)
-        for gr, sub_range in targets.group_roots:
+        subs = [(gr, groups.context(ctx, gr, dry_run=dry_run), sub_range) for gr, sub_range in targets.group_roots]
+        pipes = {gr.key: session.pipeline(sub, progress=progress, only_steps=groups.ROOT_STEPS)
+                 for gr, sub, _ in subs}
+        main_pipe = session.pipeline(ctx, progress=progress)
+        if subs:
+            # Every root's preflight before the first change (a typo in [root]
+            # must not stop the run after a group root was built).
+            for gr, _sub, (start, stop, one) in subs:
+                pipes[gr.key].check(resume=resume, from_step=start, to_step=stop, only=one)
+            if targets.main:
+                main_pipe.check(resume=resume, from_step=from_step, to_step=to_step, only=only)
+        for gr, sub, (start, stop, one) in subs:
             # Each group root first (its own lock, state and version), so the
             # server steps below serve the version it made current.
-            sub = groups.context(ctx, gr, dry_run=dry_run)
             with session.locked(sub):
-                pipe = session.pipeline(sub, progress=progress, only_steps=groups.ROOT_STEPS)
-                sub_report = pipe.run(resume=resume, from_step=sub_range[0], to_step=sub_range[1], only=sub_range[2])
+                sub_report = pipes[gr.key].run(resume=resume, from_step=start, to_step=stop, only=one)
                 if not dry_run and (done := versions.finish_run(sub, sub_report, versions.ROOT_FINISHING_STEPS)):
                     err.print(f"group root {gr.key}: {done}", markup=False)
             report += [(f"{name}@{gr.key}", what) for name, what in sub_report if what != "not selected"]
         if targets.main:
             with session.locked(ctx):
-                pipe = session.pipeline(ctx, progress=progress)
-                main_report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
+                main_report = main_pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
                 report = main_report + report
                 if not dry_run:
                     done = versions.finish_run(ctx, main_report)

@@ -81,3 +81,16 @@ def test_a_config_without_groups_lists_as_before(cli, tmp_path):
     assert json.loads(invoke(cli, path, "root", "list", "--json").stdout) == {"versions": []}
     assert "group_roots" not in json.loads(invoke(cli, path, "status", "--json").stdout)
     assert config_mod.load(path).group == []
+
+
+def test_every_roots_preflight_runs_before_the_first_change(cli, cfg, monkeypatch):
+    """A package [root] names that the suite lacks stops `all` before the
+    login root (built first) is touched."""
+    from nfsroot_builder import packages_index
+    from nfsroot_builder.steps.root_packages import wanted
+    monkeypatch.setattr(packages_index, "available",
+                        lambda ctx: {p.split(":")[0] for p in wanted(ctx)} - {"nosuchpkg"})
+    cfg.write_text(cfg.read_text().replace("packages = []", 'packages = ["nosuchpkg"]', 1))
+    res = invoke(cli, cfg, "all", "--dry-run")
+    assert res.exit_code != 0 and "nosuchpkg" in res.output, res.output
+    assert "### step" not in res.output
