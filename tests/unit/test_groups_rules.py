@@ -246,3 +246,18 @@ def test_a_group_root_that_takes_away_is_bootstrapped(tmp_path, login_root):
     (gr,) = groups.group_roots(cfg)
     assert groups.seed(ctx, gr) is None
     assert versions.clone_source(groups.context(ctx, gr, dry_run=True)) is None
+
+
+def test_kea_and_dnsmasq_send_each_group_node_its_root(tmp_path):
+    from nfsroot_builder.render.server import dnsmasq_dropin, kea_config, kea_json
+    cfg = config_mod.parse(lab_with())
+    ctx = ctx_for(cfg, tmp_path)
+    login = f"192.168.0.1:{tmp_path}/stage/srv/nfsroot/lab-login"
+    kea = kea_json(kea_config(cfg, ctx.served, groups.node_root_paths(ctx)))
+    res = {r["hostname"]: r for r in kea["Dhcp4"]["subnet4"][0]["reservations"]}
+    assert res["lab2"]["option-data"] == [{"name": "root-path", "data": login, "always-send": True}]
+    assert "option-data" not in res["lab1"]
+    dropin = dnsmasq_dropin(cfg.model_copy(update={"dhcp": cfg.dhcp.model_copy(update={"server": "dnsmasq"})}),
+                            ctx.served, groups.node_root_paths(ctx))
+    assert "dhcp-host=52:54:00:12:34:02,set:nrb-lab-root1,192.168.0.102,lab2" in dropin
+    assert f'dhcp-option=tag:nrb-lab-root1,option:root-path,"{login}"' in dropin
