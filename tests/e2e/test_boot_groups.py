@@ -83,6 +83,10 @@ def test_compute_and_login_groups_boot_at_once(mm, lab_up, edit_config, tmp_path
     assert "n2" not in default["nodes"] and "n1" in default["nodes"], listing
     compute_root, login_root = f"{mm.stage}{default['path']}", f"{mm.stage}/srv/nfsroot/mm-login"
 
+    # undo takes back what the login root's build wrote on the server too (planned only: mm is shared).
+    plan = nfsroot_build("undo", "-c", mm.cfg, "--prefix", mm.stage, "--dry-run", check=True)
+    assert f"{mm.tftp}/mm-srv-nfsroot-mm-login/vmlinuz-" in plan.stdout + plan.stderr, plan.stdout + plan.stderr
+
     lab_up(mm)
     res, results = boot(mm, "n1", "n2")
     report_times(res)
