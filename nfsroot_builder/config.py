@@ -778,6 +778,12 @@ def parse(text: str, source: str = "config", base_dir: Path | None = None) -> Co
     return cfg
 
 
+def root_key(path: str) -> str:
+    """A group root's key, from its path (its version series is keyed by
+    it; docs/groups.md): /srv/nfsroot/login -> srv-nfsroot-login."""
+    return re.sub(r"[^a-z0-9-]+", "-", path.strip("/").lower()).strip("-")
+
+
 def _group_name_problems(data: dict) -> list[tuple[str, str]]:
     """node.group naming no [[group]], and a group name given twice; from
     the raw TOML, so they come in the same round as the field errors."""
@@ -819,6 +825,11 @@ def _group_root_problems(cfg: Config) -> list[tuple[str, str]]:
                                                 f"{' or '.join(map(repr, GROUP_ROOT_LAYOUTS))} (no writable "
                                                 "exports); per-node and seed serve the default [root] only"))
         owner = by_path.get(root.path)
+        other_key = next((p for p in by_path if p != root.path and root_key(p) == root_key(root.path)), None)
+        if other_key is not None:
+            problems.append((f"{field}.path", f"{root.path} and {other_key} make the same state directory "
+                                              f"name {root_key(root.path)!r}: pick paths that differ in more "
+                                              "than case or punctuation"))
         if owner is None:
             for path, (other, _) in by_path.items():
                 mine, theirs = PurePosixPath(root.path), PurePosixPath(path)

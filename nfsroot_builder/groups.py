@@ -10,24 +10,17 @@ what each group root serves from that root's state (``served``).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import versions
-from .config import Boot, Config, Node
+from .config import Boot, Config, Node, root_key
 from .state import State
 
 # The steps that make one root and publish its kernel: run once per group root.
 ROOT_STEPS = ("bootstrap", "root-password", "initramfs-config", "root-packages", "fstab", "mountnfs",
               "hosts", "hostname", "node-network", "node-var", "site-files", "site-hooks", "initramfs",
               "kernel-to-tftp")
-
-
-def root_key(path: str) -> str:
-    """A group root's key, from its path (its version series is keyed by
-    it): /srv/nfsroot/login -> srv-nfsroot-login."""
-    return re.sub(r"[^a-z0-9-]+", "-", path.strip("/").lower()).strip("-")
 
 
 @dataclass(frozen=True)

@@ -261,3 +261,10 @@ def test_kea_and_dnsmasq_send_each_group_node_its_root(tmp_path):
                             ctx.served, groups.node_root_paths(ctx))
     assert "dhcp-host=52:54:00:12:34:02,set:nrb-lab-root1,192.168.0.102,lab2" in dropin
     assert f'dhcp-option=tag:nrb-lab-root1,option:root-path,"{login}"' in dropin
+
+
+def test_two_group_roots_with_one_state_directory_name_are_refused():
+    two = ('[[group]]\nname = "a"\nroot.path = "/srv/nfsroot/Login"\n\n'
+           '[[group]]\nname = "b"\nroot.path = "/srv/nfsroot/login"\n\n')
+    (found,) = problems(lab_with(two, n1="a", n2="b"))
+    assert found[0] == "group[1].root.path" and "same state directory name 'srv-nfsroot-login'" in found[1]
