@@ -122,6 +122,13 @@ def _node_name(v: str) -> str:
     return v
 
 
+def _short_name(v: str) -> str:
+    """A build's or a group's name: it becomes part of file and directory names."""
+    if not HOST_LABEL.match(v):
+        raise ValueError(f"must be a short name (a-z, 0-9, '-'): {v!r}")
+    return v
+
+
 def _subnet(v: str) -> str:
     try:
         return str(ipaddress.IPv4Network(v, strict=True))
@@ -492,9 +499,7 @@ class Group(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not HOST_LABEL.match(v):
-            raise ValueError(f"must be a short name (a-z, 0-9, '-'): {v!r}")
-        return v
+        return _short_name(v)
 
 
 class Config(Model):
@@ -529,9 +534,7 @@ class Config(Model):
     @field_validator("name")
     @classmethod
     def _build_name(cls, v: str) -> str:
-        if not HOST_LABEL.match(v):
-            raise ValueError(f"must be a short name (a-z, 0-9, '-'): {v!r}")
-        return v
+        return _short_name(v)
 
     @model_validator(mode="after")
     def _proxy_loader(self) -> Config:
