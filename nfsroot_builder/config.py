@@ -122,6 +122,13 @@ def _node_name(v: str) -> str:
     return v
 
 
+def _short_name(v: str) -> str:
+    """A build's or a group's name: it becomes part of file and directory names."""
+    if not HOST_LABEL.match(v):
+        raise ValueError(f"must be a short name (a-z, 0-9, '-'): {v!r}")
+    return v
+
+
 def _subnet(v: str) -> str:
     try:
         return str(ipaddress.IPv4Network(v, strict=True))
@@ -388,6 +395,14 @@ LOADER_TRANSPORTS = {"grub": ("tftp", "http"), "ipxe": ("tftp", "http"), "pxelin
                      "pxegrub": ("tftp",)}
 
 
+def _kernel_args(v: list[str]) -> list[str]:
+    for arg in v:
+        if not KERNEL_ARG.match(arg):
+            raise ValueError(f"kernel argument {arg!r} has characters that are not "
+                             "safe in a boot menu (spaces, quotes, ;, $, ...)")
+    return v
+
+
 class Boot(Model):
     loader: Literal["grub", "ipxe", "pxelinux", "pxegrub"] = "grub"
     # http: kernel and initrd come from nginx on server.address (the loader
@@ -402,11 +417,7 @@ class Boot(Model):
     @field_validator("kernel_args")
     @classmethod
     def _args(cls, v: list[str]) -> list[str]:
-        for arg in v:
-            if not KERNEL_ARG.match(arg):
-                raise ValueError(f"kernel argument {arg!r} has characters that are not "
-                                 "safe in a boot menu (spaces, quotes, ;, $, ...)")
-        return v
+        return _kernel_args(v)
 
     @field_validator("transport")
     @classmethod
@@ -448,11 +459,47 @@ class Node(Model):
     # at once (by the client's DHCP option 93), so this only tells the lab
     # which firmware to give the node's VM (OVMF for "uefi").
     firmware: Literal["bios", "uefi"] = "bios"
+    # A [[group]]'s name (docs/groups.md); empty: the top-level [root] and [boot].
+    group: str = ""
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return _node_name(v)
+
+
+# The layouts a group's own root may have: the ones without writable
+# exports (a per-node or seed group root would need its own writable trees
+# and per-node directories, which the exports render for the default root only).
+GROUP_ROOT_LAYOUTS = ("tmpfs", "overlay")
+
+
+class GroupBoot(Model):
+    """The [boot] keys a group may set for its nodes' menus (the loader and
+    the transport stay the server's: one DHCP answer per firmware)."""
+    kernel_args: list[str] | None = None
+    timeout: int | None = Field(None, ge=0, le=3600)
+
+    @field_validator("kernel_args")
+    @classmethod
+    def _args(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _kernel_args(v)
+
+
+class Group(Model):
+    """A [[group]]: nodes that boot their own root and/or kernel arguments.
+
+    root: the [root] keys it sets (the others come from [root]); given
+    without path, the root lives at <root.path>-<name>. No root keys: the
+    group shares the default root (docs/groups.md)."""
+    name: str
+    root: Root | None = None
+    boot: GroupBoot = GroupBoot()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _short_name(v)
 
 
 class Config(Model):
@@ -464,14 +511,30 @@ class Config(Model):
     boot: Boot = Boot()
     dhcp: Dhcp = Dhcp()
     nfs: Nfs = Nfs()
+    group: list[Group] = []
     node: list[Node] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_root_paths(cls, data):
+        """A group that sets root keys but no path gets <root.path>-<name>:
+        its own tree, never the default root's path with other contents."""
+        if not isinstance(data, dict) or not isinstance(data.get("group"), list):
+            return data
+        top = data.get("root") if isinstance(data.get("root"), dict) else {}
+        base = top.get("path", default_root_path(top))
+        groups = []
+        for g in data["group"]:
+            if isinstance(g, dict) and isinstance(g.get("root"), dict) and g["root"] and "path" not in g["root"] \
+                    and isinstance(base, str) and isinstance(g.get("name"), str):
+                g = {**g, "root": {**g["root"], "path": f"{base}-{g['name']}"}}
+            groups.append(g)
+        return {**data, "group": groups}
 
     @field_validator("name")
     @classmethod
     def _build_name(cls, v: str) -> str:
-        if not HOST_LABEL.match(v):
-            raise ValueError(f"must be a short name (a-z, 0-9, '-'): {v!r}")
-        return v
+        return _short_name(v)
 
     @model_validator(mode="after")
     def _proxy_loader(self) -> Config:
@@ -495,6 +558,29 @@ class Config(Model):
     @property
     def nodes(self) -> list[Node]:
         return self.node
+
+    def group_root(self, name: str) -> Root:
+        """The root group name's nodes boot: [root] with the group's root keys over it."""
+        group = self.group_named(name)
+        if group is None or group.root is None:
+            return self.root
+        given = group.root.model_dump(exclude_unset=True)
+        merged = {**self.root.model_dump(), **given}
+        if merged == self.root.model_dump():
+            return self.root
+        # Validated again as a whole: the cross-field rules (seed needs sysvinit).
+        return Root.model_validate(merged)
+
+    def group_named(self, name: str) -> Group | None:
+        return next((g for g in self.group if g.name == name), None) if name else None
+
+    def group_boot(self, name: str) -> Boot:
+        """[boot] with the group's boot keys over it."""
+        group = self.group_named(name)
+        if group is None:
+            return self.boot
+        update = group.boot.model_dump(exclude_none=True)
+        return self.boot.model_copy(update=update) if update else self.boot
 
     @property
     def nfs_clients(self) -> str:
@@ -687,11 +773,80 @@ def parse(text: str, source: str = "config", base_dir: Path | None = None) -> Co
             problems.append((_field_name(err["loc"]), msg))
         seen = set(problems)
         problems += [p for p in _cross_checks(_Facts.of_raw(data)) + _secure_boot_problems(data)
-                     if p not in seen]
+                     + _group_name_problems(data) if p not in seen]
         raise ConfigError(source, problems) from None
-    if cross := _cross_checks(_Facts.of(cfg)) + _secure_boot_problems(data) + _site_files_problems(cfg):
+    if cross := _cross_checks(_Facts.of(cfg)) + _secure_boot_problems(data) + _group_name_problems(data) \
+            + _site_files_problems(cfg) + _group_root_problems(cfg):
         raise ConfigError(source, cross)
     return cfg
+
+
+def root_key(path: str) -> str:
+    """A group root's key, from its path (its version series is keyed by
+    it; docs/groups.md): /srv/nfsroot/login -> srv-nfsroot-login."""
+    return re.sub(r"[^a-z0-9-]+", "-", path.strip("/").lower()).strip("-")
+
+
+def _group_name_problems(data: dict) -> list[tuple[str, str]]:
+    """node.group naming no [[group]], and a group name given twice; from
+    the raw TOML, so they come in the same round as the field errors."""
+    groups = data.get("group") if isinstance(data.get("group"), list) else []
+    names: dict[str, int] = {}
+    problems = []
+    for i, g in enumerate(groups):
+        name = g.get("name") if isinstance(g, dict) else None
+        if isinstance(name, str):
+            if name in names:
+                problems.append((f"group[{i}].name", f"duplicate group name {name!r} (also group[{names[name]}])"))
+            names.setdefault(name, i)
+    nodes = data.get("node") if isinstance(data.get("node"), list) else []
+    for i, n in enumerate(nodes):
+        group = n.get("group") if isinstance(n, dict) else None
+        if isinstance(group, str) and group and group not in names:
+            known = ", ".join(sorted(names)) or "none: add a [[group]] with that name"
+            problems.append((f"node[{i}].group", f"no [[group]] named {group!r} (groups: {known})"))
+    return problems
+
+
+def _group_root_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Group roots that cannot be built or served side by side: two roots
+    on one path with different contents, a root inside another or the TFTP
+    root, a layout with writable exports (GROUP_ROOT_LAYOUTS)."""
+    problems: list[tuple[str, str]] = []
+    by_path: dict[str, tuple[str, Root]] = {cfg.root.path: ("[root]", cfg.root)}
+    for i, group in enumerate(cfg.group):
+        try:
+            root = cfg.group_root(group.name)
+        except ValidationError as e:
+            problems += [(f"group[{i}].root", err["msg"].removeprefix("Value error, ")) for err in e.errors()]
+            continue
+        if root is cfg.root:
+            continue
+        field = f"group[{i}].root"
+        if root.layout not in GROUP_ROOT_LAYOUTS:
+            problems.append((f"{field}.layout", f"{root.layout!r}: a group's own root may have layout "
+                                                f"{' or '.join(map(repr, GROUP_ROOT_LAYOUTS))} (no writable "
+                                                "exports); per-node and seed serve the default [root] only"))
+        owner = by_path.get(root.path)
+        other_key = next((p for p in by_path if p != root.path and root_key(p) == root_key(root.path)), None)
+        if other_key is not None:
+            problems.append((f"{field}.path", f"{root.path} and {other_key} make the same state directory "
+                                              f"name {root_key(root.path)!r}: pick paths that differ in more "
+                                              "than case or punctuation"))
+        if owner is None:
+            for path, (other, _) in by_path.items():
+                mine, theirs = PurePosixPath(root.path), PurePosixPath(path)
+                if mine in theirs.parents or theirs in mine.parents:
+                    problems.append((f"{field}.path", f"{root.path} and {path}, the root of {other}, are "
+                                                      "inside one another: rebuilding one would remove the other"))
+            if why := pathguard.overlap_problem(root.path, cfg.tftp.root):
+                problems.append((f"{field}.path", why))
+            by_path[root.path] = (f"group {group.name!r}", root)
+        elif owner[1] != root:
+            problems.append((f"{field}.path", f"{root.path} is also the root of {owner[0]} with other "
+                                              "root keys: a shared root has one config (give this group "
+                                              "its own path, or the same root keys)"))
+    return problems
 
 
 def _site_files_problems(cfg: Config) -> list[tuple[str, str]]:

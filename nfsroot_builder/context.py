@@ -34,6 +34,9 @@ class Context:
     # The config file this run read (the CLI sets it): the dhcp-server step
     # records it, so that another build on this server can compare (sidebyside.py).
     config_file: Path | None = None
+    # A group root's first version may start as a copy of this tree
+    # (config-level path; groups.seed), else it is bootstrapped.
+    seed_path: str | None = None
     # Set only by the pipeline; steps never read it (see placeholder()).
     _dry_run: bool = field(default=False, repr=False)
 

@@ -68,6 +68,7 @@ class Row:
     mac: str
     ip: str | None
     origin: str
+    group: str | None = None
 
 
 def rows_from_csv(text: str, source: str) -> list[Row]:
@@ -85,11 +86,9 @@ def rows_from_csv(text: str, source: str) -> list[Row]:
         if not 2 <= len(cells) <= 4:
             raise ConfigError(source, [(f"line {number}", f"has {len(cells)} column(s); "
                                                           "expected name,mac[,ip[,group]]")])
-        if len(cells) == 4 and cells[3]:
-            # issue 11 point 1: there is no [[group]] yet for node.group to name.
-            raise ConfigError(source, [(f"line {number}", f"group {cells[3]!r}: node groups do not exist yet "
-                                                          "in this version; leave the group column empty")])
-        rows.append(Row(cells[0], cells[1], (cells[2] if len(cells) > 2 else "") or None, f"{source} line {number}"))
+        # The group column names a [[group]]: the whole config's validation checks it (node[i].group).
+        rows.append(Row(cells[0], cells[1], (cells[2] if len(cells) > 2 else "") or None, f"{source} line {number}",
+                        (cells[3] if len(cells) > 3 else "") or None))
     return rows
 
 

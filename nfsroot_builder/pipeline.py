@@ -131,12 +131,12 @@ class Pipeline:
             plans.append(Plan(step, status, why))
         return plans
 
-    def run(self, *, resume: bool = False, from_step: str | None = None, to_step: str | None = None,
-            only: str | None = None) -> list[tuple[str, str]]:
-        """Run the pipeline; returns [(step, "changed" | "unchanged" | "done" | "not selected")].
-
-        "done": skipped by --resume because it is done and not stale.
-        """
+    def check(self, *, resume: bool = False, from_step: str | None = None, to_step: str | None = None,
+              only: str | None = None) -> tuple[list[Plan], int, int]:
+        """Before anything changes: the disk guard and the preflight for the
+        steps the run would run (once: a caller that runs several pipelines
+        - the group roots', then the build's - checks them all first).
+        Returns the plan and the selected range."""
         for name in (from_step, to_step, only):
             if name:
                 self.step(name)
@@ -153,6 +153,16 @@ class Pipeline:
         selected = [p for i, p in enumerate(plans) if (i == first if only else first <= i <= last)]
         if self.preflight and any(p.needs_run or not resume for p in selected):
             self.preflight([p.step for p in selected if p.needs_run or not resume])
+            self.preflight = None   # passed: not again in run()
+        return plans, first, last
+
+    def run(self, *, resume: bool = False, from_step: str | None = None, to_step: str | None = None,
+            only: str | None = None) -> list[tuple[str, str]]:
+        """Run the pipeline; returns [(step, "changed" | "unchanged" | "done" | "not selected")].
+
+        "done": skipped by --resume because it is done and not stale.
+        """
+        plans, first, last = self.check(resume=resume, from_step=from_step, to_step=to_step, only=only)
         report = []
         ran = False
         self._total = sum(1 for i, p in enumerate(plans) if first <= i <= last and (not only or i == first)

@@ -34,10 +34,11 @@ def emit_stdout(line: str) -> None:
 def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir: Path | None = None,
                  dry_run: bool = False, runner: Runner | None = None,
                  emit: Callable[[str], None] = emit_stdout,
-                 note: Callable[[str], None] = lambda msg: None, version: str | int = "build") -> Context:
+                 note: Callable[[str], None] = lambda msg: None, version: str | int = "build",
+                 seed: str | None = None) -> Context:
     """The run's context. version: "build" (the version this config builds:
     versions.target), "current" (what nodes get: the lab, doctor, undo), or
-    a version id (root switch)."""
+    a version id (root switch). seed: see versions.target."""
     prefix = Path(prefix).absolute()
     if not config_mod.SAFE_PATH.match(str(prefix)):
         # The prefix is part of every served path (exports, root-path, menus).
@@ -50,7 +51,7 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     base = cfg
     versions.adopt_legacy(cfg, state, prefix / cfg.root.path.lstrip("/"), now())
     if version == "build":
-        target = versions.target(cfg, state)
+        target = versions.target(cfg, state, seed)
         versions.begin(cfg, state, target, now())
         vid, path = target.vid, target.path
     else:
@@ -66,7 +67,7 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     files = FileOps(dry_run=dry_run, emit=emit, backup_dir=sdir / "backup",
                     undo=state.undo, untracked=[root, APT_CACHE.parent], build=cfg.name)
     ctx = Context(config=cfg, runner=runner, files=files, state=state, prefix=prefix,
-                  state_dir=sdir, emit=emit, note=note, version_id=vid, base_config=base)
+                  state_dir=sdir, emit=emit, note=note, version_id=vid, base_config=base, seed_path=seed)
     ctx._dry_run = dry_run
     return ctx
 
@@ -136,16 +137,19 @@ def locked(ctx: Context):
             raise
 
 
-def pipeline(ctx: Context, progress: Progress | None = None) -> Pipeline:
+def pipeline(ctx: Context, progress: Progress | None = None, only_steps: tuple[str, ...] | None = None) -> Pipeline:
     """The pipeline of `all`, `run` and `status`: before the first step runs,
     the preflight (`check`'s, with the mirror and package-name lookup when a
-    step that downloads will run) must pass, so nothing changes otherwise."""
+    step that downloads will run) must pass, so nothing changes otherwise.
+    only_steps: these steps of the list, in its order (a group root's build:
+    groups.ROOT_STEPS)."""
     from .preflight import require
     from .steps import STEPS
 
     def preflight(steps) -> None:
         require(ctx, mirror=any(s.uses_mirror for s in steps))
-    return Pipeline(ctx, STEPS, progress=progress, preflight=preflight)
+    steps = STEPS if only_steps is None else tuple(s for s in STEPS if s.name in only_steps)
+    return Pipeline(ctx, steps, progress=progress, preflight=preflight)
 
 
 def log_stderr(msg: str) -> None:

@@ -108,13 +108,17 @@ class Target:
     path: str                 # config-level path of the tree
     new: bool                 # not in the state yet
     clone_from: int | None    # clone this ready version's tree first
+    # The first version of a group root may start as a copy of another
+    # series' tree (groups.seed): its config-level path.
+    clone_path: str | None = None
 
 
-def target(cfg: Config, state) -> Target:
-    """The version this run builds into (see the module doc)."""
+def target(cfg: Config, state, seed: str | None = None) -> Target:
+    """The version this run builds into (see the module doc). seed: a tree
+    of another series the first version may be cloned from (groups.seed)."""
     recs = state.versions()
     if not recs:
-        return Target(1, path_of(cfg.root.path, 1), True, None)
+        return Target(1, path_of(cfg.root.path, 1), True, None, seed)
     digest = root_digest(cfg)
     current = state.current_version()
     if current and recs[current]["digest"] == digest and recs[current]["status"] == "ready":
@@ -142,7 +146,7 @@ def begin(cfg: Config, state, t: Target, when: str) -> None:
         return
     state.set_version(t.vid, path=t.path, status="building", created=when, digest=root_digest(cfg),
                       identity=bootstrap_identity(cfg), clone_from=t.clone_from,
-                      tftp_dir=tftp_dir_of(cfg.name, t.vid))
+                      tftp_dir=tftp_dir_of(cfg.name, t.vid), **({"clone_path": t.clone_path} if t.clone_path else {}))
 
 
 def adopt_legacy(cfg: Config, state, root_disk: Path, when: str) -> bool:
@@ -167,9 +171,9 @@ def clone_source(ctx) -> Path | None:
     (bootstrapped from scratch)."""
     rec = ctx.state.versions().get(ctx.version_id, {})
     src = rec.get("clone_from")
-    if rec.get("status") != "building" or not src:
+    if rec.get("status") != "building" or not (src or rec.get("clone_path")):
         return None
-    return ctx.host(ctx.state.versions()[src]["path"])
+    return ctx.host(rec["clone_path"] if rec.get("clone_path") else ctx.state.versions()[src]["path"])
 
 
 def require_building(ctx) -> None:
@@ -190,7 +194,13 @@ def verify_tree(tree: Path, kernel: str | None) -> list[str]:
     return problems
 
 
-def finish_run(ctx, report: list[tuple[str, str]]) -> str | None:
+# The steps a run must have run or found done for its version to become current.
+FINISHING_STEPS = frozenset({"initramfs", "kernel-to-tftp", "node-menus"})
+# A group root's build (groups.py): the build's own node-menus step follows it.
+ROOT_FINISHING_STEPS = frozenset({"initramfs", "kernel-to-tftp"})
+
+
+def finish_run(ctx, report: list[tuple[str, str]], required: frozenset[str] = FINISHING_STEPS) -> str | None:
     """After a successful run: the target becomes current once its tree
     verified and its kernel is in TFTP (the initramfs step checked that the
     initrd lists the NFS boot script). Returns a line for the admin or None."""
@@ -200,7 +210,7 @@ def finish_run(ctx, report: list[tuple[str, str]]) -> str | None:
     if rec is None or rec["status"] == "ready" and state.current_version() == vid:
         return None
     steps = {name for name, what in report if what in ("changed", "unchanged", "done")}
-    if not {"initramfs", "kernel-to-tftp", "node-menus"} <= steps:
+    if not required <= steps:
         return None   # a partial run (--to, run STEP): the version stays building
     out = state.outputs("kernel-to-tftp")
     problems = verify_tree(ctx.root, out.get("kernel"))
@@ -294,7 +304,8 @@ def relock(ctx, when: str) -> None:
         current = ctx.state.current_version()
         source = current if current and recs.get(current, {}).get("status") == "ready" \
             and recs[current].get("identity") == bootstrap_identity(base) else None
-        begin(base, ctx.state, Target(ctx.version_id, ctx.config.root.path, True, source), when)
+        begin(base, ctx.state, Target(ctx.version_id, ctx.config.root.path, True, source,
+                                      None if recs else ctx.seed_path), when)
 
 
 # -- the API `update` (and the CLI) use ----------------------------------------

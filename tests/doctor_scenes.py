@@ -204,6 +204,20 @@ def _more_threads(text: str) -> str:
     return text.replace('clients = ""', 'clients = ""\nthreads = 4')
 
 
+def _with_login_group(text: str) -> str:
+    return text.replace("\n[[node]]", '\n[[group]]\nname = "login"\nroot.packages = ["less"]\n\n[[node]]', 1)
+
+
+def _group_root_gone(stage, root):
+    """The login group's root is current in its state, but its tree was removed by hand."""
+    key = (root.strip("/") + "-login").replace("/", "-").lower()
+    _w(stage / f"var/lib/nfsroot-build/kerrighed/roots/{key}/state.json",
+       json.dumps({"version": 1, "steps": {}, "files": {},
+                   "versions": {"current": 1, "list": {"1": {"path": f"{root}-login", "status": "ready",
+                                                             "kernel_path": "/x/vmlinuz-6.1.0-9-amd64",
+                                                             "initrd_path": "/x/initrd.img-6.1.0-9-amd64"}}}}))
+
+
 SCENES = [
     Scene("writable-exports", "exported read-only to 192.168.0.0/24", _writable, config_edit=seed_layout),
     Scene("root-interfaces", "eth0", _interfaces),
@@ -226,6 +240,8 @@ SCENES = [
           _other_build, manual=True),
     Scene("world-no-root-squash", "exported to '*' with no_root_squash", _world, manual=True),
     Scene("world-no-root-squash", "exported to '*' with no_root_squash", _world_ours),
+    Scene("group-roots", "a group root is not built or not published", _group_root_gone,
+          config_edit=_with_login_group, manual=True),
     Scene("nfs-threads", "2 nfsd threads", _threads, config_edit=_more_threads, status="warn"),
 ]
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .. import session, versions
+from .. import groups, session, versions
 from .common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -81,7 +81,7 @@ def _host_notes(ctx) -> None:
 
 
 def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to_step=None, only=None,
-         full=False):
+         full=False, group=None):
     for name in (from_step, to_step, only):
         known_step(name)
     # A dry-run's transcript is collected, then printed after its summary (transcript.py).
@@ -95,14 +95,36 @@ def _run(config, prefix, state_dir, dry_run, *, resume=False, from_step=None, to
     # transcript carries the step headings, so they are not printed twice.
     progress = ConsoleProgress(err, live=None if not dry_run else False) \
         if not (dry_run and out.is_terminal) else None
+    report: list[tuple[str, str]] = []
     try:
-        with session.locked(ctx):
-            pipe = session.pipeline(ctx, progress=progress)
-            report = pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
-            if not dry_run:
-                done = versions.finish_run(ctx, report)
-                if done:
-                    err.print(done, markup=False)
+        targets = groups.run_targets(ctx.config, group, from_step, to_step, only)
+        subs = [(gr, groups.context(ctx, gr, dry_run=dry_run), sub_range) for gr, sub_range in targets.group_roots]
+        pipes = {gr.key: session.pipeline(sub, progress=progress, only_steps=groups.ROOT_STEPS)
+                 for gr, sub, _ in subs}
+        main_pipe = session.pipeline(ctx, progress=progress)
+        if subs:
+            # Every root's preflight before the first change (a typo in [root]
+            # must not stop the run after a group root was built).
+            for gr, _sub, (start, stop, one) in subs:
+                pipes[gr.key].check(resume=resume, from_step=start, to_step=stop, only=one)
+            if targets.main:
+                main_pipe.check(resume=resume, from_step=from_step, to_step=to_step, only=only)
+        for gr, sub, (start, stop, one) in subs:
+            # Each group root first (its own lock, state and version), so the
+            # server steps below serve the version it made current.
+            with session.locked(sub):
+                sub_report = pipes[gr.key].run(resume=resume, from_step=start, to_step=stop, only=one)
+                if not dry_run and (done := versions.finish_run(sub, sub_report, versions.ROOT_FINISHING_STEPS)):
+                    err.print(f"group root {gr.key}: {done}", markup=False)
+            report += [(f"{name}@{gr.key}", what) for name, what in sub_report if what != "not selected"]
+        if targets.main:
+            with session.locked(ctx):
+                main_report = main_pipe.run(resume=resume, from_step=from_step, to_step=to_step, only=only)
+                report = main_report + report
+                if not dry_run:
+                    done = versions.finish_run(ctx, main_report)
+                    if done:
+                        err.print(done, markup=False)
     finally:
         if dry_run and lines:   # what was planned up to a failure is shown too
             for line in summarize(lines, ctx.root).lines(ctx.staging):
@@ -139,9 +161,11 @@ def all_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), stat
 @build_app.command(epilog=steps_epilog())
 @guarded
 def run(step: StepArg, config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-        dry_run: DryOpt = False, full: FullOpt = False):
-    """Run one step."""
-    _run(config, prefix, state_dir, dry_run, only=step, full=full)
+        dry_run: DryOpt = False, full: FullOpt = False,
+        group: Annotated[str | None, typer.Option("--group", help="run a root step on this [[group]]'s root "
+                                                                   "(default: the [root] one)")] = None):
+    """Run one step (a root step on one group's root with --group)."""
+    _run(config, prefix, state_dir, dry_run, only=step, full=full, group=group)
 
 
 @build_app.command()
@@ -149,23 +173,19 @@ def run(step: StepArg, config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = P
 def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, as_json: JsonOpt = False):
     """Each step: done / pending / failed / interrupted / stale, and why (and the log of a failed step)."""
     ctx = make_ctx(config, prefix, state_dir, dry_run=True)
-    plans = session.pipeline(ctx).plan()
-    rows = []
-    for p in plans:
-        rec = ctx.state.step(p.step.name)
-        failed = p.status in ("failed", "interrupted")
-        rows.append({"step": p.step.name, "status": p.status, "why": p.why, "finished": rec.get("finished"),
-                     "log": rec.get("log") if failed else None})
-    st = ctx.state
-    cur = st.current_version()
-    building = ctx.version_id != cur
-    version = {"target": versions.label(ctx.version_id), "current": versions.label(cur) if cur else None,
-               "previous": versions.label(st.previous_version()) if st.previous_version() else None,
-               "pins": {n: versions.label(v) for n, v in st.pins().items()}}
+    rows, version = _status_rows(ctx)
+    # [[group]]s with roots of their own: their root steps and versions (groups.py).
+    sections = []
+    for gr in groups.group_roots(ctx.config):
+        sub = groups.context(ctx, gr, dry_run=True)
+        sub_rows, sub_version = _status_rows(sub, groups.ROOT_STEPS)
+        sections.append({"group_root": gr.key, "groups": list(gr.groups), "path": sub.config.root.path,
+                         "steps": sub_rows, "version": sub_version})
     if as_json:
-        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts, "version": version},
-                         indent=2))
+        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts, "version": version,
+                          **({"group_roots": sections} if ctx.config.group else {})}, indent=2))
         return
+    building = version["target"] != version["current"]
     # Which root version `all` works on: the current one, or a new one it would build.
     print(f"root version: {version['target']} ({ctx.config.root.path})"
           + (f", to become current (now {version['current'] or 'none'})" if building else ", current"))
@@ -189,3 +209,30 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
     for r in rows:
         if r["log"]:   # outside the table: a path wrapped in a cell cannot be copied
             print(f"{r['step']} {r['status']}; its log: {r['log']}")
+    for sec in sections:
+        v = sec["version"]
+        print(f"\ngroup root {sec['group_root']} (groups: {', '.join(sec['groups'])}): version {v['target']} "
+              f"({sec['path']})" + (", current" if v["target"] == v["current"] else
+                                    f", to become current (now {v['current'] or 'none'})"))
+        width = max(len(r["step"]) for r in sec["steps"])
+        for r in sec["steps"]:
+            print(f"{r['step']:<{width}}  {r['status']:<11}  {r['why']}".rstrip())
+            if r["log"]:
+                print(f"{r['step']} {r['status']}; its log: {r['log']}")
+
+
+def _status_rows(ctx, only_steps=None) -> tuple[list[dict], dict]:
+    """status' rows (one per step) and the version record of one build or group root."""
+    plans = session.pipeline(ctx, only_steps=only_steps).plan()
+    rows = []
+    for p in plans:
+        rec = ctx.state.step(p.step.name)
+        failed = p.status in ("failed", "interrupted")
+        rows.append({"step": p.step.name, "status": p.status, "why": p.why, "finished": rec.get("finished"),
+                     "log": rec.get("log") if failed else None})
+    st = ctx.state
+    cur = st.current_version()
+    version = {"target": versions.label(ctx.version_id), "current": versions.label(cur) if cur else None,
+               "previous": versions.label(st.previous_version()) if st.previous_version() else None,
+               "pins": {n: versions.label(v) for n, v in st.pins().items()}}
+    return rows, version

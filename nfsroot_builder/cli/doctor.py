@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .. import session
+from .. import groups, session
 from .common import DEFAULT_CONFIG, ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
 from .common import say as _say
 from .progress import ConsoleProgress
@@ -79,6 +79,16 @@ def _row(line: str) -> None:
     print(line, flush=True)
 
 
+def _remove_state_dir(path: Path) -> None:
+    """A state dir after `undo --purge-root`: its lock files, then the directory if that left it empty."""
+    for leftover in ("lock", "lock.pid"):
+        (path / leftover).unlink(missing_ok=True)
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
 @doctor_app.command()
 @guarded
 def undo(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None, dry_run: DryOpt = False,
@@ -89,18 +99,27 @@ def undo(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), stat
     ctx = make_ctx(config, prefix, state_dir, dry_run=dry_run, version="current")
     if not dry_run:
         session.require_root("undo")
-    if not ctx.state.files and not purge_root:
+    # Each group root's build first (its kernel in TFTP, its tree with --purge-root: docs/groups.md).
+    subs = [groups.context(ctx, gr, dry_run=dry_run, version="current")
+            for gr in groups.stored_roots(ctx.config, ctx.state_dir)]
+    if not ctx.state.files and not purge_root and not any(sub.state.files for sub in subs):
         _say(f"nothing to undo: the state in {ctx.state_dir} records no files")
         return
+    reports = []
+    for sub in subs:
+        with session.locked(sub):
+            reports.append(do_undo(sub, purge_root=purge_root))
+        if purge_root and not dry_run:
+            _remove_state_dir(sub.state_dir)
     with session.locked(ctx):
         report = do_undo(ctx, purge_root=purge_root)
+    for sub_report in reports:
+        report.done[:0] = sub_report.done
+        report.restarted[:0] = [s for s in sub_report.restarted if s not in report.restarted]
+        report.problems[:0] = sub_report.problems
     if purge_root and not dry_run:
-        for leftover in ("lock", "lock.pid"):
-            (ctx.state_dir / leftover).unlink(missing_ok=True)
-        try:
-            ctx.state_dir.rmdir()
-        except OSError:
-            pass
+        _remove_state_dir(ctx.state_dir / "roots")
+        _remove_state_dir(ctx.state_dir)
     verb = "would be " if dry_run else ""
     for line in report.done:
         _say(f"  {line}" if not dry_run else f"  (dry-run) {line}")

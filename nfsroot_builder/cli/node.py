@@ -44,6 +44,8 @@ IpOpt = Annotated[str | None, typer.Option("--ip", help="the node's address (def
                                                         "of network.subnet)")]
 FirmwareOpt = Annotated[str | None, typer.Option("--firmware", help='"bios" or "uefi" (which firmware the lab '
                                                                    'gives its VM)')]
+GroupOpt = Annotated[str | None, typer.Option("--group", help="the [[group]] the node belongs to (its root, "
+                                                             "kernel arguments; docs/groups.md)")]
 NamesArg = Annotated[list[str], typer.Argument(help="node names; a range like 'n[01-16]' stands for n01 ... n16",
                                                autocompletion=complete_node)]
 
@@ -99,9 +101,10 @@ def _edit(config: Path, prefix: Path, state_dir: Path | None, dry_run: bool, app
         _run(config, prefix, state_dir, False, resume=True)
 
 
-def _node_values(name: str, mac: str | None, ip: str | None, firmware: str | None) -> dict:
+def _node_values(name: str, mac: str | None, ip: str | None, firmware: str | None, group: str | None = None) -> dict:
     values = {"name": name} if name else {}
-    values.update({k: v for k, v in (("mac", mac), ("ip", ip), ("firmware", firmware)) if v is not None})
+    values.update({k: v for k, v in (("mac", mac), ("ip", ip), ("firmware", firmware), ("group", group))
+                   if v is not None})
     return values
 
 
@@ -112,17 +115,17 @@ def _span(names: list[str]) -> str:
 @node_app.command("list")
 @guarded
 def list_(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False):
-    """The nodes of the config: name, MAC, address, firmware."""
+    """The nodes of the config: name, MAC, address, firmware, group."""
     require_config(config)
-    rows = [{"name": n.name, "mac": n.mac, "ip": n.ip, "firmware": n.firmware}
+    rows = [{"name": n.name, "mac": n.mac, "ip": n.ip, "firmware": n.firmware, "group": n.group or None}
             for n in config_mod.load(config).nodes]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     width = max([len(r["name"]) for r in rows] + [4])
-    print(f"{'name':<{width}}  {'mac':<17}  {'ip':<15}  firmware")
+    print(f"{'name':<{width}}  {'mac':<17}  {'ip':<15}  {'firmware':<8}  group")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['mac']:<17}  {r['ip']:<15}  {r['firmware']}")
+        print(f"{r['name']:<{width}}  {r['mac']:<17}  {r['ip']:<15}  {r['firmware']:<8}  {r['group'] or '-'}")
 
 
 @node_app.command()
@@ -131,7 +134,7 @@ def add(name: Annotated[str, typer.Argument(help="the node's name, or a range li
         mac: Annotated[str | None, typer.Option("--mac", help="the MAC the node PXE-boots with")] = None,
         macs: Annotated[Path | None, typer.Option("--macs", help="a file of MACs, one a line ('#' comments "
                                                                  "allowed), in the order of the range")] = None,
-        ip: IpOpt = None, firmware: FirmwareOpt = None,
+        ip: IpOpt = None, firmware: FirmwareOpt = None, group: GroupOpt = None,
         config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
         dry_run: DryOpt = False, apply: ApplyOpt = False):
     """Add a node, or a range of nodes with their MACs from a file; no --ip: the next free addresses."""
@@ -151,7 +154,7 @@ def add(name: Annotated[str, typer.Argument(help="the node's name, or a range li
         ips = [ip] if ip is not None else inventory().free_addresses(current(), [n.ip for n in current().nodes],
                                                          len(names), str(config))
         for node_name, (node_mac, origin), node_ip in zip(names, given, ips, strict=True):
-            inv.add(_node_values(node_name, node_mac, node_ip, firmware), origin)
+            inv.add(_node_values(node_name, node_mac, node_ip, firmware, group), origin)
         return f"added {_span(names)}" + (f", {ips[0]}" if len(ips) == 1 else f", {ips[0]} ... {ips[-1]}")
     _edit(config, prefix, state_dir, dry_run, apply, change)
 
@@ -175,13 +178,13 @@ def remove(names: NamesArg, config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOp
 def set_(name: Annotated[str, typer.Argument(help="the node's name", autocompletion=complete_node)],
          mac: Annotated[str | None, typer.Option("--mac", help="its new MAC")] = None,
          ip: Annotated[str | None, typer.Option("--ip", help="its new address")] = None,
-         firmware: FirmwareOpt = None,
+         firmware: FirmwareOpt = None, group: GroupOpt = None,
          config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
          dry_run: DryOpt = False, apply: ApplyOpt = False):
-    """Change a node's MAC, address or firmware."""
-    values = _node_values("", mac, ip, firmware)
+    """Change a node's MAC, address, firmware or group."""
+    values = _node_values("", mac, ip, firmware, group)
     if not values:
-        raise UsageError("nothing to set: give --mac, --ip or --firmware")
+        raise UsageError("nothing to set: give --mac, --ip, --firmware or --group")
 
     def change(inv: Inventory, current) -> str:
         inv.set(name, values, "the command line")
@@ -205,7 +208,7 @@ def import_(csv_file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="n
         free = iter(inventory().free_addresses(current(), [n.ip for n in current().nodes] + [r.ip for r in rows if r.ip],
                                    len(missing), str(config)) if missing else [])
         for r in rows:
-            inv.add(_node_values(r.name, r.mac, r.ip or next(free), None), r.origin)
+            inv.add(_node_values(r.name, r.mac, r.ip or next(free), None, r.group), r.origin)
         return f"added {_span([r.name for r in rows])} from {csv_file}"
     _edit(config, prefix, state_dir, dry_run, apply, change)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .. import session, versions
+from .. import groups, session, versions
 from ..errors import NfsrootError, UsageError
 from .common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
 
@@ -16,9 +16,11 @@ root_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                        help="The root's versions: list, switch (all nodes or a canary), roll back, prune.")
 
 
-def _rows(ctx) -> list[dict]:
+def _rows(ctx, nodes=None) -> list[dict]:
+    """One row per version; nodes: the nodes that boot this root (default: the config's)."""
     state = ctx.state
-    wanted = versions.node_versions(ctx.base_config or ctx.config, state, None)
+    cfg = ctx.base_config or ctx.config
+    wanted = versions.node_versions(cfg if nodes is None else cfg.model_copy(update={"node": nodes}), state, None)
     rows = []
     for vid, rec in sorted(state.versions().items()):
         tree = ctx.host(rec["path"])
@@ -37,10 +39,26 @@ def list_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), sta
           as_json: JsonOpt = False):
     """The versions: id, created, suite, kernel, size, packages, state, nodes set to it."""
     ctx = make_ctx(config, prefix, state_dir, dry_run=True, version="current")
-    rows = _rows(ctx)
+    cfg = ctx.base_config or ctx.config
+    rows = _rows(ctx, groups.default_nodes(cfg))
+    # [[group]]s with roots of their own: one section each (groups.py).
+    sections = []
+    for gr in groups.group_roots(cfg):
+        sub = groups.context(ctx, gr, dry_run=True, version="current")
+        sections.append({"group_root": gr.key, "path": gr.config.root.path, "groups": list(gr.groups),
+                         "versions": _rows(sub, groups.nodes_of(cfg, gr))})
     if as_json:
-        print(json.dumps({"versions": rows}, indent=2))
+        print(json.dumps({"versions": rows, **({"group_roots": sections} if cfg.group else {})}, indent=2))
         return
+    if sections:
+        print(f"[root] {cfg.root.path}")
+    _print_rows(rows)
+    for sec in sections:
+        print(f"\ngroup root {sec['group_root']} (groups: {', '.join(sec['groups'])}) {sec['path']}")
+        _print_rows(sec["versions"])
+
+
+def _print_rows(rows: list[dict]) -> None:
     if not rows:
         print("no root version yet: run `nfsroot-build all`")
         return

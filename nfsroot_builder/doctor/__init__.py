@@ -16,13 +16,13 @@ from ..context import Context
 from ..errors import NfsrootError, StepFailed
 from ..pipeline import Pipeline
 from ..steps.base import Step, StepResult
-from . import root_checks, server_checks
+from . import group_checks, root_checks, server_checks
 from .base import CHECKS, ORDER, Finding, check, ok
 
 __all__ = ["CHECKS", "ORDER", "Finding", "apply_fixes", "check", "ok", "run_checks"]
 
 # The modules whose @check functions fill CHECKS when they are imported.
-CHECK_MODULES = (root_checks, server_checks)
+CHECK_MODULES = (root_checks, server_checks, group_checks)
 
 
 def run_checks(ctx: Context, only: list[str] | None = None) -> list[Finding]:

@@ -48,7 +48,7 @@ CHECKS: list[CheckDef] = []
 ORDER = ("writable-exports", "root-interfaces", "root-udev-net", "nfs-state-files", "exports-syntax",
          "root-hostname", "tftp-readable", "initrd-nfs", "tftp-kernel", "dhcpd-syntax", "dhcp-nodes", "dhcp-config",
          "http-server",
-         "host-collisions", "other-builds", "world-no-root-squash", "nfs-threads", "chroot-leftovers")
+         "host-collisions", "other-builds", "world-no-root-squash", "nfs-threads", "chroot-leftovers", "group-roots")
 
 
 def check(name: str, seed: str = ""):

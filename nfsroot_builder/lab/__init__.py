@@ -18,6 +18,7 @@ from ..context import Context
 from ..errors import NfsrootError, UsageError
 from ..files import atomic_write
 from ..procs import stop
+from ..steps.nfs import group_paths
 from . import netns
 from .render import FACTS_SCRIPT, FACTS_SYSV_SCRIPT, FACTS_TAB, FACTS_TAB_TEXT, FACTS_UNIT, FACTS_UNIT_TEXT, ganesha_conf
 
@@ -88,7 +89,8 @@ class Lab:
     def write_ganesha_conf(self) -> bool:
         """The lab's ganesha.conf, exporting every live root version; True if it changed."""
         path = self.dir / "ganesha.conf"
-        text = ganesha_conf(self.cfg, self.ctx.served, str(self.dir), versions.export_roots(self.ctx)).encode()
+        text = ganesha_conf(self.cfg, self.ctx.served, str(self.dir), versions.export_roots(self.ctx),
+                            group_paths(self.ctx)).encode()
         if path.exists() and path.read_bytes() == text:
             return False
         atomic_write(path, text, 0o644)
@@ -107,8 +109,9 @@ class Lab:
                     os.kill(p["pid"], signal.SIGHUP)
 
     def trees(self) -> list:
-        """Every live root version's tree (each node boots its own)."""
-        return [self.ctx.host(path) for _vid, path in versions.export_roots(self.ctx)]
+        """Every live root version's tree (each node boots its own), the group roots' too."""
+        return [self.ctx.host(path) for _vid, path in versions.export_roots(self.ctx)] + \
+            [self.ctx.host(path) for path in group_paths(self.ctx)]
 
     def install_report_unit(self) -> None:
         for root in self.trees():

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import versions
+from .. import groups, versions
 from ..errors import UsageError
 from ..procs import stop
 from .netns import tap_name
@@ -150,6 +150,9 @@ def sysv_failures(text: str) -> str:
 
 def node_root(lab, node) -> str:
     """The root path (config-level) of the version the node boots next."""
+    gr = groups.root_of_group(lab.cfg).get(node.group)
+    if gr is not None:
+        return groups.served(lab.ctx, gr).path
     state = lab.ctx.state
     vid = versions.node_versions(lab.cfg, state, None)[node.name]
     rec = state.versions().get(vid)
@@ -163,12 +166,13 @@ def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> 
     version the lab's state sets it to (a caller without that state, such
     as the production test's server VM, names it)."""
     cfg = lab.cfg
+    node_root_cfg = cfg.group_root(node.group)   # [root], or the node's [[group]]'s own root
     m = re.search(r"^(\S+) login:", text, re.MULTILINE)
     if m:
         result.hostname = m.group(1)
     facts = parse_facts(text)
     if m and facts:
-        if cfg.root.init == "sysvinit":
+        if node_root_cfg.init == "sysvinit":
             facts["failed"] = sysv_failures(text)
         result.facts = facts
         expected_root = f"{cfg.server.address}:{lab.ctx.served.path(root or node_root(lab, node))}"
@@ -177,15 +181,15 @@ def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> 
             problems.append(f"hostname is {result.hostname!r}, not {node.name!r} (DHCP name not taken)")
         if facts:
             fstype, _, source = facts.get("root", ",").partition(",")
-            if cfg.root.layout == "overlay":
+            if node_root_cfg.layout == "overlay":
                 if fstype != "overlay":
                     problems.append(f"/ is {facts.get('root')}, expected an overlay")
             elif fstype not in ("nfs", "nfs4") or source != expected_root:
                 problems.append(f"/ is {facts.get('root')}, expected nfs from {expected_root}")
             if facts.get("failed", "none") != "none":
-                problems.append(f"failed {'init scripts' if cfg.root.init == 'sysvinit' else 'units'}: "
+                problems.append(f"failed {'init scripts' if node_root_cfg.init == 'sysvinit' else 'units'}: "
                                 f"{facts['failed']}")
-            if cfg.root.init == "sysvinit" and facts.get("runlevel", "").rpartition(",")[2] != "2":
+            if node_root_cfg.init == "sysvinit" and facts.get("runlevel", "").rpartition(",")[2] != "2":
                 problems.append(f"runlevel is {facts.get('runlevel')!r}, expected 2 (inittab's initdefault)")
             if cfg.boot.secure_boot and facts.get("secureboot") != "on":
                 problems.append(f"Secure Boot is {facts.get('secureboot', 'not reported')}, "

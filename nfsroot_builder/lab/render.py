@@ -10,7 +10,7 @@ FACTS_UNIT = "nfsroot-build-lab-report.service"
 FACTS_MARK = "NRB-LAB-REPORT"
 
 
-def ganesha_conf(cfg: Config, served: Served, run_dir: str, roots=None) -> str:
+def ganesha_conf(cfg: Config, served: Served, run_dir: str, roots=None, group_roots=()) -> str:
     """Core parameters for the lab's ganesha.nfsd, then the cluster's exports.
 
     NFSv3 because the Debian initramfs (klibc nfsmount) mounts v3 only; NLM
@@ -35,7 +35,7 @@ def ganesha_conf(cfg: Config, served: Served, run_dir: str, roots=None) -> str:
         f"  RecoveryRoot = {quote(run_dir + '/ganesha-recovery')};\n"
         "}\n"
         "LOG { Default_Log_Level = EVENT; }\n"
-        + ganesha_exports(cfg, served, roots)
+        + ganesha_exports(cfg, served, roots, group_roots)
     )
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 
 from ..config import Config
 from . import Served, header, node_dir, quote
@@ -293,8 +294,11 @@ def export_id(vid: int, index: int) -> int:
     return (100 if vid == 1 else 20000 + 10 * vid) + index
 
 
-def exports(cfg: Config, served: Served, roots: list[tuple[int, str]] | None = None) -> str:
+def exports(cfg: Config, served: Served, roots: list[tuple[int, str]] | None = None,
+            group_roots: Sequence[str] = ()) -> str:
     """/etc/exports.d drop-in: read-only root, the layout's writable exports.
+    group_roots: the config-level paths of the group roots' versions
+    (groups.py), read-only exports too (their layouts have no writable tree).
 
     Options follow the seed: no_root_squash (root on the nodes owns the
     root's files), no_subtree_check; async for the read-only root, sync for
@@ -312,7 +316,26 @@ def exports(cfg: Config, served: Served, roots: list[tuple[int, str]] | None = N
     if cfg.root.layout == "per-node":
         for node in cfg.nodes:
             out.append(f"{node_dir(cfg, served, node.name)} {node.ip}(rw,sync,no_root_squash,no_subtree_check)")
+    out += [f"{served.path(path)} {clients}(ro,async,no_root_squash,no_subtree_check)" for path in group_roots]
     return "\n".join(out) + "\n"
+
+
+# Group roots' Export_Ids: 40000 up, far above the default root's (export_id).
+GROUP_EXPORT_IDS = (40000, 65535)
+
+
+def group_export_ids(paths: Sequence[str]) -> dict[str, int]:
+    """A group root version's Export_Id, from its path (crc32): like
+    export_id, it must not change while the version exists, so it is not a
+    position in the list. A clash (two paths, one id) takes the next free id."""
+    low, high = GROUP_EXPORT_IDS
+    out: dict[str, int] = {}
+    for path in sorted(paths):
+        eid = low + zlib.crc32(path.encode()) % (high - low)
+        while eid in out.values():
+            eid = low + (eid - low + 1) % (high - low)
+        out[path] = eid
+    return out
 
 
 def ganesha_client(spec: str) -> str:
@@ -323,7 +346,8 @@ def ganesha_client(spec: str) -> str:
     return quote(spec) if any(c in spec for c in "*?[") else spec
 
 
-def ganesha_exports(cfg: Config, served: Served, roots: list[tuple[int, str]] | None = None) -> str:
+def ganesha_exports(cfg: Config, served: Served, roots: list[tuple[int, str]] | None = None,
+                    group_roots: Sequence[str] = ()) -> str:
     """NFS-Ganesha exports equivalent to exports(): NFSv3 (what the Debian
     initramfs mounts) and v4, no root squash, restricted to the clients."""
     clients = cfg.nfs_clients
@@ -337,6 +361,7 @@ def ganesha_exports(cfg: Config, served: Served, roots: list[tuple[int, str]] | 
         # The nodes' own directories follow version 1's root export (ids as in 0.1).
         entries += [(export_id(1, i), node_dir(cfg, served, n.name), "RW", n.ip)
                     for i, n in enumerate(cfg.nodes, start=1)]
+    entries += [(eid, served.path(path), "RO", clients) for path, eid in group_export_ids(group_roots).items()]
     out = [header(cfg).rstrip("\n")]
     for export_id_, path, access, who in entries:
         out += [

@@ -91,7 +91,10 @@ class Bootstrap(Step):
     scratch beside the others (docs/versions.md); any other change to the
     root makes a new version that starts as a copy of the current one
     (`cp -a -x --reflink=auto` into <version>.part, then renamed). A
-    finished version is never removed or rebuilt in place.
+    finished version is never removed or rebuilt in place. The first version
+    of a [[group]]'s own root starts as such a copy of the default root's
+    current tree when it only adds to it (docs/groups.md), else it is
+    bootstrapped.
     """
     name = "bootstrap"
     uses_mirror = True
@@ -143,6 +146,9 @@ class Bootstrap(Step):
         ctx.runner.run(["cp", "-a", "-x", "--reflink=auto", f"{source}/.", str(part)])
         ctx.runner.run(["mv", "-T", str(part), str(ctx.root)])
         ctx.files.expect_copy(source, ctx.root)   # a dry-run's later steps read the tree they will find
+        # A group root's first version copies the default root's tree
+        # (groups.seed): from now on the tree is this build's to remove.
+        ctx.files.ensure_file(ctx.root / pathguard.BUILD_MARKER, json.dumps({"build": ctx.config.name}) + "\n")
         chroot.sync_root(ctx)
         self._name_version(ctx)
         return StepResult(changed=True, outputs={"mirror": ctx.output(self.name, "mirror"), "included": [],

@@ -6,7 +6,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from .. import services, versions
+from .. import groups, services
 from ..context import Context
 from ..errors import ValidationFailed
 from ..render import header
@@ -108,10 +108,10 @@ def wanted_files(ctx: Context) -> dict[str, str]:
     """Whole files this kind owns (path -> content); dhcpd's block is apart."""
     cfg, kind = ctx.config, ctx.config.dhcp.server
     if kind == "kea":
-        return {KEA_CONFIG: kea_config(cfg, ctx.served, versions.pinned_root_paths(ctx)),
+        return {KEA_CONFIG: kea_config(cfg, ctx.served, groups.node_root_paths(ctx)),
                 KEA_DROPIN: kea_systemd_dropin(cfg)}
     if kind in ("dnsmasq", "dnsmasq-proxy"):
-        return {dnsmasq_dropin_path(ctx): dnsmasq_dropin(cfg, ctx.served, versions.pinned_root_paths(ctx))}
+        return {dnsmasq_dropin_path(ctx): dnsmasq_dropin(cfg, ctx.served, groups.node_root_paths(ctx))}
     return {}
 
 
@@ -143,7 +143,8 @@ class DhcpServer(Step):
 
     A node set to another root version than the others (`root switch
     VERSION --nodes`, a canary) gets that version's root-path, with every
-    kind but dnsmasq-proxy (which sends no root-path).
+    kind but dnsmasq-proxy (which sends no root-path); so does a node of a
+    [[group]] with its own root, that root's (docs/groups.md).
 
     Files of a kind no longer configured are removed.
     """
@@ -152,17 +153,17 @@ class DhcpServer(Step):
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
         return {"server": c.server.model_dump(), "network": c.network.model_dump(),
-                # firmware: not here, the config answers both by option 93.
-                "nodes": [n.model_dump(exclude={"firmware"}) for n in c.nodes], "boot.loader": c.boot.loader,
+                # firmware: not here, the config answers both by option 93; group: by its root-path ("pinned").
+                "nodes": [n.model_dump(exclude={"firmware", "group"}) for n in c.nodes], "boot.loader": c.boot.loader,
                 "root.path": c.root.path, "dhcp": c.dhcp.model_dump(), "name": c.name,
-                # Canaries' own root-paths; absent without pins (fingerprints of builds without stay).
-                **({"pinned": pinned} if (pinned := versions.pinned_root_paths(ctx)) else {})}
+                # Canaries' and group roots' own root-paths; absent without (fingerprints of builds without stay).
+                **({"pinned": pinned} if (pinned := groups.node_root_paths(ctx)) else {})}
 
     def verify(self, ctx: Context) -> list[str]:
         problems = []
         conf = ctx.host(ctx.config.dhcp.config_file)
         if ctx.config.dhcp.server == "isc-dhcp-server":
-            bad = stale_blocks({conf: dhcpd_block(ctx.config, ctx.served, versions.pinned_root_paths(ctx)),
+            bad = stale_blocks({conf: dhcpd_block(ctx.config, ctx.served, groups.node_root_paths(ctx)),
                                 ctx.host(DHCPD_DEFAULTS): dhcpd_defaults_block(ctx.config)}, ctx.config.name)
             if bad:
                 problems.append(f"managed block missing or not as configured: {' '.join(bad)}")
@@ -182,7 +183,7 @@ class DhcpServer(Step):
                 restart.add(DHCP_UNIT[other])
         changed = False
         if kind == "isc-dhcp-server":
-            block = dhcpd_block(cfg, ctx.served, versions.pinned_root_paths(ctx))
+            block = dhcpd_block(cfg, ctx.served, groups.node_root_paths(ctx))
             changed |= files.managed_block(ctx.host(cfg.dhcp.config_file), block,
                                            validate=dhcpd_checker(ctx, ctx.host(cfg.dhcp.config_file)))
             changed |= files.managed_block(ctx.host(DHCPD_DEFAULTS), dhcpd_defaults_block(cfg))

@@ -124,8 +124,14 @@ class Initramfs(Step):
         # No kernel yet (only a dry-run gets here: the placeholder raises in a
         # real run): the kernel will be installed with INITRD=No, so this step
         # makes its initrd, as the real run will.
+        # Or an input this run wrote (initramfs-config): a dry-run wrote none
+        # on disk, so the copy's older files alone would hide the change (a
+        # group root's first version, copied from the default root, gets
+        # files with its own header: docs/groups.md).
+        written = set(ctx.files.changed_paths)
         stale = found is None or not initrd_seen.exists() or initrd_seen.stat().st_mtime < newest_input \
-            or (recorded is not None and recorded != inputs)
+            or (recorded is not None and recorded != inputs) \
+            or any(str(ctx.root / k.lstrip("/")) in written for k in _inputs(ctx))
         with chroot.session(ctx) as ch:
             if stale:
                 # Also makes a missing initrd (the kernel was installed with

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import versions
+from .. import groups, versions
 from ..context import Context
 from ..render import Served, node_dir
 from ..render.server import exports, ganesha_exports
@@ -28,12 +28,18 @@ def ganesha_dropin(name: str) -> str:
     return f"/etc/ganesha/nfsroot-build-{name}.conf"
 
 
+def group_paths(ctx: Context) -> list[str]:
+    """The group roots' versions to export, config-level paths (groups.py)."""
+    return sorted({path for gr in groups.group_roots(ctx.config) for _vid, path in groups.served(ctx, gr).live})
+
+
 def exported_paths(ctx: Context) -> list[Path]:
     """The directories the exports name, as seen under the prefix."""
     c = ctx.config
+    own = [ctx.host(p) for p in group_paths(ctx)] if c.group else []
     if c.root.layout == "per-node":
-        return [ctx.root] + [ctx.host(node_dir(c, Served(), n.name)) for n in c.nodes]
-    return [ctx.root] + [ctx.root / d for d in c.root.writable_dirs]
+        return [ctx.root] + [ctx.host(node_dir(c, Served(), n.name)) for n in c.nodes] + own
+    return [ctx.root] + [ctx.root / d for d in c.root.writable_dirs] + own
 
 
 class NfsExports(Step):
@@ -48,6 +54,7 @@ class NfsExports(Step):
     drop-in of an older version is removed when this build wrote it. Either is activated by the `services` step (`exportfs
     -ra`, or a restart of nfs-ganesha), after the root exists: exportfs
     refuses an export of a directory that is not there yet.
+    Each [[group]] root's live versions are exported read-only too (docs/groups.md).
     """
     name = "nfs-exports"
     # 2: ganesha Clients unquoted (a quoted network was rejected)
@@ -60,15 +67,18 @@ class NfsExports(Step):
         return {"nfs": c.nfs.model_dump(), "root.path": c.root.path, "layout": c.root.layout,
                 "clients": c.nfs_clients,
                 "nodes": [(n.name, n.ip) for n in c.nodes] if c.root.layout == "per-node" else [],
-                "versions": versions.export_roots(ctx)}
+                "versions": versions.export_roots(ctx),
+                # Absent without groups: the fingerprints of builds without stay.
+                **({"groups": paths} if (paths := group_paths(ctx)) else {})}
 
     def verify(self, ctx: Context) -> list[str]:
         c = ctx.config
         if c.nfs.server == "kernel":
-            bad = stale_files({ctx.host(exports_dropin(c.name)): exports(c, ctx.served, versions.export_roots(ctx))})
+            wanted = exports(c, ctx.served, versions.export_roots(ctx), group_paths(ctx))
+            bad = stale_files({ctx.host(exports_dropin(c.name)): wanted})
         else:
             dropin = ctx.host(ganesha_dropin(c.name))
-            bad = stale_files({dropin: ganesha_exports(c, ctx.served, versions.export_roots(ctx))})
+            bad = stale_files({dropin: ganesha_exports(c, ctx.served, versions.export_roots(ctx), group_paths(ctx))})
             bad += stale_blocks({ctx.host(GANESHA_MAIN): f'%include "{dropin}"\n'}, c.name)
         bad += [str(p) for p in self._legacy(ctx)]
         if c.root.layout == "per-node":
@@ -93,11 +103,11 @@ class NfsExports(Step):
             # Activated by the services step: here the root may not exist yet
             # ("exportfs: Failed to stat /NFSROOT/kerrighed", issue 14).
             dropin = ctx.files.ensure_file(ctx.host(exports_dropin(c.name)),
-                                           exports(c, ctx.served, versions.export_roots(ctx)))
+                                           exports(c, ctx.served, versions.export_roots(ctx), group_paths(ctx)))
             dropin |= any(legacy)
             return StepResult(changed=changed or dropin, restart={EXPORTS_RELOAD} if dropin else set())
         path = ctx.host(ganesha_dropin(c.name))
-        dropin = ctx.files.ensure_file(path, ganesha_exports(c, ctx.served, versions.export_roots(ctx)))
+        dropin = ctx.files.ensure_file(path, ganesha_exports(c, ctx.served, versions.export_roots(ctx), group_paths(ctx)))
         main = ctx.files.managed_block(ctx.host(GANESHA_MAIN), f'%include "{path}"\n')
         changed |= dropin or main
         return StepResult(changed=changed, restart={"nfs-ganesha"} if (dropin or main or any(legacy)) else set())

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from .. import versions
+from dataclasses import replace
+
+from .. import groups, versions
 from ..context import Context
 from ..files import differing
 from ..render import header, menus
@@ -27,6 +29,8 @@ class NodeMenus(Step):
     Each node's menu names the root version it boots next (docs/versions.md):
     the one this run builds or `root switch` chose, or the node's pin
     (`root switch VERSION --nodes ...`), with that version's kernel and initrd.
+    A node of a [[group]] with its own root boots that root's current version
+    and kernel, and every node gets its group's boot.kernel_args (docs/groups.md).
     Menus with the same content (every layout but per-node) are one file
     under many names (hard links); undo knows them by their header.
     """
@@ -41,15 +45,48 @@ class NodeMenus(Step):
             # A finished version (after `root switch` or `root rollback`): its own kernel.
             kernel, initrd = rec["kernel_path"], rec["initrd_path"]
         images = menus.Images(ctx.placeholder("kernel-path", kernel), ctx.placeholder("initrd-path", initrd))
-        groups = versions.node_groups(ctx)
-        if len(groups) == 1 and groups[0][2] == ctx.version_id:   # the usual case (10,000 nodes: no copy)
+        if ctx.config.group:
+            return self._group_files(ctx, images)
+        by_version = versions.node_groups(ctx)
+        if len(by_version) == 1 and by_version[0][2] == ctx.version_id:   # the usual case (10,000 nodes: no copy)
             return menus.menu_files(ctx.config, ctx.served, images)
+        return self._version_files(ctx, by_version, images)
+
+    @staticmethod
+    def _version_files(ctx: Context, by_version, images: menus.Images) -> dict[str, str]:
         out: dict[str, str] = {}
         recs = ctx.state.versions()
-        for cfg, nodes, vid in groups:
+        for cfg, nodes, vid in by_version:
             its = images if vid == ctx.version_id else menus.Images(recs[vid]["kernel_path"], recs[vid]["initrd_path"])
             out.update(menus.menu_files(cfg.model_copy(update={"node": nodes}), ctx.served, its))
         return out
+
+    def _group_files(self, ctx: Context, images: menus.Images) -> dict[str, str]:
+        """With [[group]]s: the default root's nodes as above, each group
+        root's nodes with that root's served version, kernel and initrd
+        (groups.served), and every node with its group's [boot] keys."""
+        c = ctx.config
+        sets = [(cfg, nodes, its) for cfg, nodes, its in self._default_sets(ctx, images)]
+        for gr in groups.group_roots(c):
+            now = groups.served(ctx, gr)
+            its = menus.Images(ctx.placeholder("kernel-path", now.kernel_path),
+                               ctx.placeholder("initrd-path", now.initrd_path))
+            sets.append((versions.with_root_path(c.model_copy(update={"root": gr.config.root}), now.path),
+                         groups.nodes_of(c, gr), its))
+        out: dict[str, str] = {}
+        for cfg, nodes, its in sets:
+            for boot, same in groups.by_boot(c, nodes):
+                out.update(menus.menu_files(cfg.model_copy(update={"node": same, "boot": boot}), ctx.served, its))
+        return out
+
+    @staticmethod
+    def _default_sets(ctx: Context, images: menus.Images):
+        """(config, nodes, images) of the default root's nodes, by the version each boots."""
+        own = replace(ctx, config=ctx.config.model_copy(update={"node": groups.default_nodes(ctx.config)}))
+        recs = ctx.state.versions()
+        for cfg, nodes, vid in versions.node_groups(own):
+            yield cfg, nodes, images if vid == ctx.version_id else \
+                menus.Images(recs[vid]["kernel_path"], recs[vid]["initrd_path"])
 
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
@@ -60,7 +97,10 @@ class NodeMenus(Step):
                 "layout": c.root.layout,
                 # Which version each node boots next (canary pins, rollback).
                 "versions": digest(versions.node_versions(c, ctx.state, versions.menu_target(ctx)))
-                if ctx.state.pins() else versions.menu_target(ctx)}
+                if ctx.state.pins() else versions.menu_target(ctx),
+                # Absent without groups: the fingerprints of builds without stay.
+                **({"groups": digest([[g.model_dump() for g in c.group], [n.group for n in c.nodes],
+                                      groups.summary(ctx)])} if c.group else {})}
 
     def _by_name(self, ctx: Context) -> dict[str, str]:
         """Menu file name -> content; all of them live in the loader's menu directory."""

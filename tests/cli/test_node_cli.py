@@ -106,8 +106,8 @@ def test_set_and_list(cli, lab):
     assert node(cli, lab, "set", "lab2", "--mac", "52:54:00:12:34:99", "--firmware", "uefi").exit_code == 0
     res = cli.invoke(app, ["node", "list", "-c", str(lab), "--json"])
     assert json.loads(res.stdout) == [
-        {"name": "lab1", "mac": "52:54:00:12:34:01", "ip": "192.168.0.101", "firmware": "bios"},
-        {"name": "lab2", "mac": "52:54:00:12:34:99", "ip": "192.168.0.102", "firmware": "uefi"}]
+        {"name": "lab1", "mac": "52:54:00:12:34:01", "ip": "192.168.0.101", "firmware": "bios", "group": None},
+        {"name": "lab2", "mac": "52:54:00:12:34:99", "ip": "192.168.0.102", "firmware": "uefi", "group": None}]
     assert lab.read_text() == example_text("lab").replace(
         'mac = "52:54:00:12:34:02"\nip = "192.168.0.102"', 'mac = "52:54:00:12:34:99"\nip = "192.168.0.102"\nfirmware = "uefi"')
 
@@ -122,7 +122,7 @@ def test_import_a_csv_with_and_without_addresses(cli, lab):
 
 
 @pytest.mark.parametrize("rows, messages", [
-    ("c1,52:54:00:bb:00:01,,login\n", ["line 1: group 'login': node groups do not exist yet"]),
+    ("c1,52:54:00:bb:00:01,,login\n", ["node[2].group: no [[group]] named 'login'", "nodes.csv line 1)"]),
     ("c1,52:54:00:bb:00:01\nc2,52:54:00:12:34:01\n", ["node[3].mac: duplicate mac", "nodes.csv line 2)"]),
     # a malformed address beside rows without one: the free-address search skips it, the validation names it
     ("c1,52:54:00:bb:00:01,192.168.0.x\nc2,52:54:00:bb:00:02\n",

@@ -63,11 +63,10 @@ def test_csv_without_header_and_an_empty_group_column():
     assert [(r.name, r.ip) for r in rows] == [("n1", None)]
 
 
-def test_csv_group_column_is_refused_until_groups_exist():
-    with pytest.raises(ConfigError) as e:
-        rows_from_csv("name,mac,ip,group\nn1,52:54:00:00:00:01,,compute\n", "n.csv")
-    assert e.value.problems == [("line 2", "group 'compute': node groups do not exist yet in this version; "
-                                           "leave the group column empty")]
+def test_csv_group_column_is_read():
+    # Whether the group exists is the whole config's check (node[i].group, test_groups_rules.py).
+    rows = rows_from_csv("name,mac,ip,group\nn1,52:54:00:00:00:01,,compute\n", "n.csv")
+    assert [(r.name, r.group) for r in rows] == [("n1", "compute")]
 
 
 def test_csv_wrong_column_count_names_the_line():
