@@ -138,12 +138,16 @@ def daemon_cpu(procs: list[dict]) -> dict[str, float]:
             if p["name"] in ("tftpd", "nginx", "ganesha", "rpcbind", "dhcpd", "kea-dhcp4")}
 
 
-def nginx_log(path: Path) -> dict:
+def nginx_log(path: Path, since: int = 0) -> dict:
     """Requests and body bytes by file name, from the lab's access log
-    ('$remote_addr [$time] "$request" $status $body_bytes_sent $request_time')."""
+    ('$remote_addr [$time] "$request" $status $body_bytes_sent $request_time')
+    after byte `since` (the log is appended to across `lab up`s)."""
     files: dict[str, dict] = {}
     if path.is_file():
-        for line in path.read_text().splitlines():
+        with open(path, "rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+        for line in text.splitlines():
             m = re.match(r'(\S+) \[[^]]*\] "\S+ (\S+) [^"]*" (\d+) (\d+) ([\d.]+)', line)
             if not m:
                 continue
@@ -173,6 +177,8 @@ def lab_storm(a, nb: str, work: Path) -> dict:
         ns = status["namespace"]
         sh(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=NFT_RULES)
         say(f"{a.nodes} nodes powered on at once in {ns} (minutes under TCG) ...")
+        access_log = lab_dir / "logs/nginx-access.log"
+        access_start = access_log.stat().st_size if access_log.exists() else 0
         cpu_before = daemon_cpu(status["procs"])
         t0 = time.monotonic()
         p = sh([nb, "lab", "boot", "--json", "--timeout", a.timeout, *common], check=False)
@@ -187,7 +193,7 @@ def lab_storm(a, nb: str, work: Path) -> dict:
             "boot": [{k: b.get(k) for k in ("name", "ok", "seconds", "problem")} for b in booted],
             "counters": counters(ns),
             "daemon_cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0), 2) for k in cpu_after},
-            "http": nginx_log(lab_dir / "logs/nginx-access.log"),
+            "http": nginx_log(access_log, access_start),
             "sizes": {k: v for k, v in sizes.items() if k.startswith(("vmlinuz", "initrd"))},
             "rc": p.returncode, "stderr_tail": p.stderr.strip().splitlines()[-6:],
         }
@@ -375,7 +381,11 @@ def main(argv=None) -> int:
     ap.add_argument("--lab-from", metavar="JSON", help="with --only loopback: the lab figures of an earlier "
                     "run's --json (reported with that run's date), the kernel and initrd from --work's build")
     ap.add_argument("--nfsroot-build", default=str(Path(sys.executable).with_name("nfsroot-build")))
+    ap.add_argument("--render", metavar="JSON", help="measure nothing: write --out's section from an earlier --json")
     a = ap.parse_args(argv)
+    if a.render:
+        write_section(Path(a.out), markdown(json.loads(Path(a.render).read_text())))
+        return 0
     if os.geteuid() != 0:
         ap.error("run as root (the lab, network namespaces)")
     work = Path(a.work)
