@@ -359,13 +359,25 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def section_of(text: str) -> str:
+    """The storm section of a RESULTS.md text (markers included), or ""."""
+    if BEGIN not in text or END not in text:
+        return ""
+    return text[text.index(BEGIN):text.index(END) + len(END)] + "\n"
+
+
+def with_section(text: str, section: str) -> str:
+    """text with its storm section replaced by section (appended if it has none)."""
+    if not section:
+        return text
+    old = section_of(text)
+    if old:
+        return text.replace(old, section, 1)
+    return text.rstrip("\n") + "\n\n" + section
+
+
 def write_section(out: Path, section: str) -> None:
-    text = out.read_text() if out.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    out.write_text(text)
+    out.write_text(with_section(out.read_text() if out.exists() else "", section))
 
 
 def main(argv=None) -> int:
