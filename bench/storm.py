@@ -403,7 +403,7 @@ def main(argv=None) -> int:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     git = sh(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], check=False).stdout.strip() or "?"
-    res: dict = {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "git": git}
+    res: dict = {"date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "git": git, "cores": os.cpu_count()}
     try:
         if a.only != "loopback":
             res["lab"] = lab_storm(a, a.nfsroot_build, work)
