@@ -315,24 +315,23 @@ def per_boot(lab: dict) -> dict[str, dict[str, float]]:
 
 
 def markdown(res: dict) -> str:
-    lines = [BEGIN, "## Boot storm (`bench/storm.py`)", "",
-             f"One run of `bench/storm.py` ({res['date']}, git {res['git']}, shared machine, one heavy slot). "
-             "The model built on these figures is in docs/scale.md and `nfsroot-build plan-capacity`.", ""]
     lab = res.get("lab")
+    runs = f"The run of {res['date']}" if not (lab and "date" in lab) else \
+        f"Two runs: the lab's on {lab['date']} (git {lab['git']}), the loopback figures' on {res['date']}"
+    lines = [BEGIN, "## Boot storm (`bench/storm.py`)", "",
+             f"{runs} (git {res['git']}, shared machine, one heavy slot; raw figures: bench/storm-results.json). "
+             "The model built on them is in docs/scale.md and `nfsroot-build plan-capacity`.", ""]
     if lab:
         ok = [b for b in lab["boot"] if b.get("ok")]
         secs = sorted(b["seconds"] for b in ok if b.get("seconds") is not None)
-        when = f" (run of {lab['date']}, git {lab['git']})" if "date" in lab else ""
-        lines += [f"### {lab['nodes']} nodes powered on at once (lab, QEMU under TCG, boot.transport \"http\"){when}",
-                  "",
+        lines += [f"### {lab['nodes']} nodes powered on at once (lab, QEMU under TCG, boot.transport \"http\")", "",
                   f"{len(ok)} of {lab['nodes']} reached login; power-on to login: "
                   + (", ".join(f"{s:.1f} s" for s in secs) or "none")
                   + f" (the whole storm {lab['storm_seconds']} s, load {lab['load']}).", ""]
-        for b in lab["boot"]:
-            if not b.get("ok"):
-                lines.append(f"- {b['name']}: {b.get('problem')}")
-        lines += ["", "Per boot (nftables counters in the lab's namespace, divided by the nodes; bytes on the wire, "
-                  "headers included):", "",
+        failed = [f"- {b['name']}: {b.get('problem')}" for b in lab["boot"] if not b.get("ok")]
+        lines += [*failed, *([""] if failed else []),
+                  "Per boot (nftables counters in the lab's namespace, divided by the nodes; bytes on the wire, "
+                  "headers included; dhcpd answers through a raw socket, which the counters do not see):", "",
                   "| protocol | to the node | from the node | packets (both ways) |", "| --- | --- | --- | --- |"]
         for proto, v in per_boot(lab).items():
             lines.append(f"| {proto.upper()} | {mb(v['to_nodes'])} | {mb(v['from_nodes'])} | {v['packets']:.0f} |")
