@@ -138,6 +138,27 @@ def daemon_cpu(procs: list[dict]) -> dict[str, float]:
             if p["name"] in ("tftpd", "nginx", "ganesha", "rpcbind", "dhcpd", "kea-dhcp4")}
 
 
+# NFS-Ganesha's operation counters over D-Bus (the lab runs its own bus):
+# GetGlobalOPS answers the NFSv3, v4.0, v4.1, v4.2 (and NLM, MNT, RQUOTA)
+# operation totals since start (nfs-ganesha's dbus_stats_reply).
+GANESHA_OPS = ["dbus-send", "--system", "--print-reply", "--dest=org.ganesha.nfsd",
+               "/org/ganesha/nfsd/ExportMgr", "org.ganesha.nfsd.exportstats.GetGlobalOPS"]
+
+
+def ganesha_ops(lab_dir: Path) -> dict:
+    """The reply's numbers in order, with its text; or why there is none."""
+    bus = lab_dir / "run/dbus/system_bus_socket"
+    if not bus.exists() or not shutil.which("dbus-send"):
+        return {"error": "no lab bus or no dbus-send"}
+    # Relative to its directory: libdbus refuses socket paths over 99 bytes.
+    p = sh(GANESHA_OPS, check=False, cwd=bus.parent, env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS":
+                                                          f"unix:path={bus.name}"})
+    if p.returncode != 0:
+        return {"error": (p.stderr or p.stdout).strip()[-300:]}
+    numbers = [int(n) for n in re.findall(r"uint64 (\d+)", p.stdout)]
+    return {"uint64": numbers, "reply": p.stdout.strip()[-1500:]}
+
+
 def nginx_log(path: Path, since: int = 0) -> dict:
     """Requests and body bytes by file name, from the lab's access log
     ('$remote_addr [$time] "$request" $status $body_bytes_sent $request_time')
@@ -180,6 +201,7 @@ def lab_storm(a, nb: str, work: Path) -> dict:
         access_log = lab_dir / "logs/nginx-access.log"
         access_start = access_log.stat().st_size if access_log.exists() else 0
         cpu_before = daemon_cpu(status["procs"])
+        ops_before = ganesha_ops(lab_dir)
         t0 = time.monotonic()
         p = sh([nb, "lab", "boot", "--json", "--timeout", a.timeout, *common], check=False)
         storm_s = round(time.monotonic() - t0, 1)
@@ -193,6 +215,7 @@ def lab_storm(a, nb: str, work: Path) -> dict:
             "boot": [{k: b.get(k) for k in ("name", "ok", "seconds", "problem")} for b in booted],
             "counters": counters(ns),
             "daemon_cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0), 2) for k in cpu_after},
+            "ganesha_ops": {"before": ops_before, "after": ganesha_ops(lab_dir)},
             "http": nginx_log(access_log, access_start),
             "sizes": {k: v for k, v in sizes.items() if k.startswith(("vmlinuz", "initrd"))},
             "rc": p.returncode, "stderr_tail": p.stderr.strip().splitlines()[-6:],
@@ -339,6 +362,14 @@ def markdown(res: dict) -> str:
         for fname, f in sorted(lab["http"].items()):
             lines.append(f"- nginx: {fname}: {f['requests']} requests, {mb(f['bytes'])} body bytes, "
                          f"request time {min(f['seconds']):.1f}–{max(f['seconds']):.1f} s")
+        ops = lab.get("ganesha_ops", {})
+        before, after = ops.get("before", {}).get("uint64"), ops.get("after", {}).get("uint64")
+        if before and after and len(before) == len(after):
+            lines.append("- NFS-Ganesha's GetGlobalOPS (D-Bus), the storm's increase: "
+                         + " ".join(str(b - a) for a, b in zip(before, after, strict=True))
+                         + " (in the reply's order: " + (ops["after"]["reply"].splitlines()[0][:80]) + "...)")
+        elif ops:
+            lines.append(f"- NFS-Ganesha's GetGlobalOPS (D-Bus): {ops.get('after', {}).get('error', 'no figures')}")
         cpu = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(lab.get("daemon_cpu_seconds", {}).items()))
         lines.append(f"- CPU time the daemons used during the storm (/proc, children included): {cpu}")
         lines.append("- in.tftpd: its -v log goes to syslog, which does not run here; the counters above "
