@@ -155,8 +155,12 @@ def ganesha_ops(lab_dir: Path) -> dict:
                                                           f"unix:path={bus.name}"})
     if p.returncode != 0:
         return {"error": (p.stderr or p.stdout).strip()[-300:]}
-    numbers = [int(n) for n in re.findall(r"uint64 (\d+)", p.stdout)]
-    return {"uint64": numbers, "reply": p.stdout.strip()[-1500:]}
+    return {"ops": ops_of(p.stdout), "reply": p.stdout.strip()[-1500:]}
+
+
+def ops_of(reply: str) -> dict[str, int]:
+    """GetGlobalOPS' reply: 'string "NFSv3"' followed by 'uint64 N', per protocol."""
+    return {name: int(n) for name, n in re.findall(r'string "(\w+)"\s+uint64 (\d+)', reply)}
 
 
 def nginx_log(path: Path, since: int = 0) -> dict:
@@ -363,19 +367,29 @@ def markdown(res: dict) -> str:
             lines.append(f"- nginx: {fname}: {f['requests']} requests, {mb(f['bytes'])} body bytes, "
                          f"request time {min(f['seconds']):.1f}–{max(f['seconds']):.1f} s")
         ops = lab.get("ganesha_ops", {})
-        before, after = ops.get("before", {}).get("uint64"), ops.get("after", {}).get("uint64")
-        if before and after and len(before) == len(after):
-            lines.append("- NFS-Ganesha's GetGlobalOPS (D-Bus), the storm's increase: "
-                         + " ".join(str(b - a) for a, b in zip(before, after, strict=True))
-                         + " (in the reply's order: " + (ops["after"]["reply"].splitlines()[0][:80]) + "...)")
+        before, after = (ops_of(ops.get(k, {}).get("reply", "")) for k in ("before", "after"))
+        if after:
+            grown = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+            lines.append("- NFS-Ganesha's operations (GetGlobalOPS on the lab's D-Bus), the storm's: "
+                         + (", ".join(f"{k} {v:,} ({v / lab['nodes']:,.0f} a boot)" for k, v in grown.items())
+                            or "none"))
         elif ops:
-            lines.append(f"- NFS-Ganesha's GetGlobalOPS (D-Bus): {ops.get('after', {}).get('error', 'no figures')}")
+            lines.append(f"- NFS-Ganesha's operations (GetGlobalOPS, D-Bus): not read: "
+                         f"{ops.get('after', {}).get('error', 'no figures')}")
         cpu = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(lab.get("daemon_cpu_seconds", {}).items()))
         lines.append(f"- CPU time the daemons used during the storm (/proc, children included): {cpu}")
         lines.append("- in.tftpd: its -v log goes to syslog, which does not run here; the counters above "
                      "have its packets")
         lines.append(f"- the built kernel and initrd: {', '.join(f'{k} {mb(v)}' for k, v in sorted(lab['sizes'].items()))}")
         lines.append("")
+    earlier = res.get("earlier_run")
+    if earlier:   # a previous run's figures, kept by hand in the JSON: the run-to-run spread
+        b = earlier["per_boot_bytes_to_node"]
+        lines += [f"An earlier run (lab {earlier['lab']}, loopback {earlier['loopback']}, git {earlier['git']}): "
+                  f"per boot TFTP {mb(b['tftp'])}, HTTP {mb(b['http'])}, NFS {mb(b['nfs'])}; login "
+                  + ", ".join(f"{s:.1f} s" for s in earlier["login_seconds"]) + "; CPU "
+                  + ", ".join(f"{k} {v:.2f} s" for k, v in earlier["daemon_cpu_seconds"].items()) + "; best "
+                  + ", ".join(f"{k} {v:,.0f} MB/s" for k, v in earlier["best_mb_per_s"].items()) + ".", ""]
     rows = res.get("loopback") or []
     if rows:
         lines += ["### Server throughput on loopback (a namespace of its own; clients on the same 2 cores)", "",

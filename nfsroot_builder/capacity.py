@@ -24,16 +24,16 @@ import re
 from dataclasses import dataclass, field
 
 # -- measured inputs (bench/storm.py; bench/RESULTS.md, "Boot storm"; raw: bench/storm-results.json)
-MEASURED_ON = "bench/storm.py, 2026-11-30, 4 lab nodes at once, 2-core shared VM"
+MEASURED_ON = "bench/storm.py, 2026-11-30 09:36 UTC, 4 lab nodes at once, 2-core shared VM"
 # Bytes sent to one node per boot, by protocol, in the lab: nftables counters
 # in the lab's namespace (wire bytes, headers included) over 4 nodes, with
 # boot.transport "http", so TFTP carried GRUB and its menus only, and NFS
 # what a minbase trixie root reads up to login (layout tmpfs).
 TFTP_LOADER_BYTES = 304_818
-NFS_ROOT_BYTES = 29_987_358
-# The wire carried 2.0 % more than the files over HTTP (41,369,284 bytes a
+NFS_ROOT_BYTES = 30_013_450
+# The wire carried 1.9 % more than the files over HTTP (41,325,644 bytes a
 # boot for a 40,547,393-byte kernel and initrd): headers, applied to file sizes.
-WIRE_OVERHEAD = 1.0203
+WIRE_OVERHEAD = 1.0192
 # The lab's trixie kernel and initrd, and img2's squashfs (zstd 3) of the same root.
 KERNEL_BYTES = 12_171_200
 INITRD_BYTES = 28_376_193
@@ -46,16 +46,18 @@ SIZE_SOURCES = {"kernel": "the lab's trixie kernel", "initrd": "the lab's trixie
 # initrd-sized files and for the squashfs separately (16 clients each);
 # in.tftpd with 1468-byte blocks (what PXE ROMs ask for; 65464-byte blocks
 # reached 1.8 GB/s on loopback, but a node's NIC and its firmware limit them
-# to the MTU). NFS: Ganesha sent 119.9 MB to the 4 nodes for 1.85 s of its
-# CPU time (/proc), 64.8 MB per CPU second, times the 2 cores.
+# to the MTU). NFS: Ganesha sent 120.1 MB to the 4 nodes for 2.20 s of its
+# CPU time (/proc; 24,059 NFSv3 operations), 54.6 MB per CPU second, times
+# the 2 cores. (An earlier run: 1.85 s for 119.9 MB; nginx 1,196 and
+# 2,491 MB/s, in.tftpd 119 MB/s: the spread of a shared machine.)
 MEASURED_CORES = 2
-NGINX_BPS = 1_195.7e6
-NGINX_IMAGE_BPS = 2_491.1e6
-TFTPD_BPS = 118.6e6
-GANESHA_BPS = 129.7e6
+NGINX_BPS = 830.4e6
+NGINX_IMAGE_BPS = 2_322.5e6
+TFTPD_BPS = 133.7e6
+GANESHA_BPS = 109.1e6
 # One node alone, power-on to login in the lab (bench/RESULTS.md, lab-boot-1;
 # QEMU under TCG: a real node's firmware and kernel are faster, so this floor
-# is pessimistic). Four at once took 143.5-153.0 s on the 2 cores: TCG's CPU.
+# is pessimistic). Four at once took 168.4-182.1 s on the 2 cores: TCG's CPU.
 BOOT_SECONDS = 39.1
 
 LINK_UNITS = {"M": 10**6, "G": 10**9, "T": 10**12}
