@@ -444,6 +444,12 @@ def main(argv=None) -> int:
         return 0
     if os.geteuid() != 0:
         ap.error("run as root (the lab, network namespaces)")
+    needed = {"hyperfine": "hyperfine", "curl": "curl", "nginx": "nginx", "in.tftpd": "tftpd-hpa"}
+    if a.only != "loopback":
+        needed["nft"] = "nftables"
+    missing = [pkg for tool, pkg in needed.items() if not shutil.which(tool)]
+    if missing:
+        ap.error(f"apt-get install {' '.join(missing)}")
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     git = sh(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], check=False).stdout.strip() or "?"
