@@ -13,6 +13,7 @@ import typer
 
 from .. import __version__
 from .build import build_app
+from .capacity import plan_capacity  # noqa: F401 (registers `plan-capacity`)
 from .common import CONTEXT, Flags
 from .doctor import doctor_app
 from .lab import lab_app
