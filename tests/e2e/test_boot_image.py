@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 from helpers import nfsroot_build, require
-from versions_helpers import root_list
 from test_lab_boot import edit_config, lab, lab_up, report_times  # noqa: F401 (fixtures)
+from versions_helpers import root_list
 
 HEARTBEAT = re.compile(r"NRB-LAB-REPORT-HEARTBEAT (\d+) (\S+)\n")
 DAEMONS = {"dhcpd", "tftpd", "rpcbind", "ganesha", "nginx"}
