@@ -39,8 +39,12 @@ def beats(console: Path) -> list[tuple[int, str]]:
 def test_node_runs_from_ram_after_every_lab_daemon_is_stopped(mm, lab_up, edit_config):  # noqa: F811
     require(shutil.which("mksquashfs") is not None, "squashfs-tools not installed")
     require(shutil.which("nginx") is not None, "nginx not installed")
-    edit_config(mm, 'layout = "tmpfs"\n', 'layout = "tmpfs"\nserve = "image"\n')
-    edit_config(mm, "timeout = 0\n", 'timeout = 0\ntransport = "http"\n')
+    # One edit for both keys: edit_config puts edits back one by one, and
+    # serve = "image" without transport = "http" is refused (exit 2).
+    text = mm.cfg.read_text()
+    span = text[text.index('layout = "tmpfs"\n'):text.index("timeout = 0\n") + len("timeout = 0\n")]
+    edit_config(mm, span, span.replace('layout = "tmpfs"\n', 'layout = "tmpfs"\nserve = "image"\n')
+                .replace("timeout = 0\n", 'timeout = 0\ntransport = "http"\n'))
     t0 = time.monotonic()
     res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
     version = next(v for v, row in root_list(mm).items() if row["state"] == "current")
