@@ -95,6 +95,10 @@ def root_digest(cfg: Config) -> str:
     # root built before they existed keeps its version.
     for key in ("files", "hooks"):
         data.pop(key, None)
+    # root.serve = "nfs" (the default) adds nothing either: a root built
+    # before the key existed keeps its version; "image" makes a new one.
+    if data.get("serve") == "nfs":
+        data.pop("serve")
     data.update(sitefiles.digest(cfg.root.files, cfg.root.hooks))
     data["server"] = cfg.server.address
     data["nfs"] = cfg.nfs.model_dump(mode="json")

@@ -96,6 +96,12 @@ def firmware(kind: str, vars_file: Path, secure_boot: bool = False) -> Firmware:
     raise UsageError(f"lab: no firmware {kind!r} (bios or uefi)")
 
 
+def node_memory_mb(cfg) -> int:
+    """A node's RAM: 1 GiB; 2 GiB in RAM-image mode, where the fetched
+    squashfs (a ramfs copy) and the overlay's writes live in memory too."""
+    return 2048 if cfg.root.serve == "image" else 1024
+
+
 def qemu_argv(name: str, mac: str, tap: str, serial_log: Path, accel: str, fw: Firmware,
               memory_mb: int = 1024) -> list[str]:
     return [
@@ -177,7 +183,13 @@ def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> 
             problems.append(f"hostname is {result.hostname!r}, not {node.name!r} (DHCP name not taken)")
         if facts:
             fstype, _, source = facts.get("root", ",").partition(",")
-            if cfg.root.layout == "overlay":
+            if cfg.root.serve == "image":
+                # live-boot: a tmpfs overlay over the fetched squashfs; no NFS mount at all.
+                if fstype != "overlay":
+                    problems.append(f"/ is {facts.get('root')}, expected live-boot's overlay (root.serve = \"image\")")
+                if facts.get("nfs", "0") != "0":
+                    problems.append(f"{facts['nfs']} NFS mount(s) on a node in RAM-image mode")
+            elif cfg.root.layout == "overlay":
                 if fstype != "overlay":
                     problems.append(f"/ is {facts.get('root')}, expected an overlay")
             elif fstype not in ("nfs", "nfs4") or source != expected_root:
@@ -275,7 +287,7 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
             # A fresh copy at each power-on: every boot starts from the same NVRAM.
             vars_file.parent.mkdir(exist_ok=True)
             shutil.copyfile(fw.vars_template, vars_file)
-        argv = qemu_argv(name, node.mac, tap_name(i), log, accel, fw)
+        argv = qemu_argv(name, node.mac, tap_name(i), log, accel, fw, memory_mb=node_memory_mb(cfg))
         pid = lab.ctx.runner.spawn(["ip", "netns", "exec", lab.ns, *argv], log_path=lab.dir / "logs" / f"qemu-{name}.log")
         lab.add_proc(record, f"qemu-{name}", pid, shutil.which("qemu-system-x86_64") or "qemu-system-x86_64")
         started[name] = (pid, time.monotonic(), log)

@@ -1,0 +1,95 @@
+"""root.serve = "image" (issue 13 point 1): the shared mm root switched to
+RAM-image mode, which makes a new version (live-boot in the root, the tree
+packed as a squashfs beside its kernel; kernel, initrd and image over HTTP).
+n1 boots with / an overlay over the squashfs in RAM and no NFS mount; then
+every daemon of the lab server is stopped, by PID, and n1's console keeps
+printing its heartbeat, read from a file in its root, with its version.
+Put back afterwards (edit_config): the build's previous version is current again."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+
+from helpers import nfsroot_build, require
+from test_lab_boot import edit_config, lab, lab_up, report_times  # noqa: F401 (fixtures)
+from versions_helpers import root_list
+
+HEARTBEAT = re.compile(r"NRB-LAB-REPORT-HEARTBEAT (\d+) (\S+)\n")
+DAEMONS = {"dhcpd", "tftpd", "rpcbind", "ganesha", "nginx"}
+
+
+def runs(p: dict) -> bool:
+    """True while the recorded PID still runs the recorded program."""
+    try:
+        return os.path.basename(os.readlink(f"/proc/{p['pid']}/exe")).removesuffix(" (deleted)") \
+            == os.path.basename(p["exe"])
+    except OSError:
+        return False
+
+
+def beats(console: Path) -> list[tuple[int, str]]:
+    return [(int(n), v) for n, v in HEARTBEAT.findall(console.read_text(errors="replace").replace("\r", ""))]
+
+
+def test_node_runs_from_ram_after_every_lab_daemon_is_stopped(mm, lab_up, edit_config):  # noqa: F811
+    require(shutil.which("mksquashfs") is not None, "squashfs-tools not installed")
+    require(shutil.which("nginx") is not None, "nginx not installed")
+    # One edit for both keys: edit_config puts edits back one by one, and
+    # serve = "image" without transport = "http" is refused (exit 2).
+    text = mm.cfg.read_text()
+    span = text[text.index('layout = "tmpfs"\n'):text.index("timeout = 0\n") + len("timeout = 0\n")]
+    edit_config(mm, span, span.replace('layout = "tmpfs"\n', 'layout = "tmpfs"\nserve = "image"\n')
+                .replace("timeout = 0\n", 'timeout = 0\ntransport = "http"\n'))
+    t0 = time.monotonic()
+    res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    version = next(v for v, row in root_list(mm).items() if row["state"] == "current")
+    assert version != "v1" and f"version {version} is current" in res.stderr, res.stderr
+    print(f"image version {version} built in {time.monotonic() - t0:.1f} s")
+    step = mm.state["steps"]["root-image"]
+    image = Path(step["outputs"]["image"])
+    pack = (datetime.fromisoformat(step["finished"]) - datetime.fromisoformat(step["started"])).total_seconds()
+    print(f"root-image: packed in {pack:.1f} s, {image.stat().st_size / 1e6:.1f} MB ({image})")
+    assert image.parent.name == f"mm.{version}" and image.read_bytes()[:4] == b"hsqs"
+    menu = (mm.tftp / "boot/grub/grub.cfg-01-52-54-00-12-35-01").read_text()
+    assert f"boot=live fetch=http://192.168.0.1/mm.{version}/filesystem.squashfs" in menu
+    assert "nfsroot=" not in menu
+
+    lab_up(mm)
+    procs = json.loads(lab(mm, "status", "--json").stdout)["procs"]
+    daemons = [p for p in procs if not p["name"].startswith("qemu-")]
+    assert DAEMONS <= {p["name"] for p in daemons}, procs
+    res = lab(mm, "boot", "n1", "--keep", "--json", "--timeout", "480", check=False)
+    report_times(res)
+    r = {x["name"]: x for x in json.loads(res.stdout)}["n1"] if res.stdout.strip() else None
+    assert r and r["ok"], (r and f"{r['problem']}\n" + "\n".join(r["tail"])) or res.stderr
+    assert r["hostname"] == "n1"
+    assert r["facts"]["root"].startswith("overlay,") and r["facts"]["nfs"] == "0", r["facts"]
+    assert r["facts"]["version"] == version and r["facts"]["failed"] == "none", r["facts"]
+    # '<client> [<time>] "GET <path> HTTP/1.1" 200 <bytes> <seconds>': the
+    # whole image went to n1 over HTTP (after lab up repacked it with its report unit).
+    access = (mm.stage / "var/lib/nfsroot-build/mm/lab/logs/nginx-access.log").read_text()
+    got = re.findall(rf'^192\.168\.0\.101 \[[^]]+\] "GET /mm\.{version}/filesystem\.squashfs HTTP/1\.\d" '
+                     r'200 (\d+) ([\d.]+)$', access, re.M)
+    assert got and int(got[-1][0]) == image.stat().st_size, access
+    print(f"n1 fetched {int(got[-1][0]) / 1e6:.1f} MB in {float(got[-1][1]):.1f} s; login after {r['seconds']} s")
+
+    console = Path(r["serial_log"])
+    time.sleep(4)
+    before = beats(console)
+    assert before and before[-1][1] == version, before[-3:]
+    res = lab(mm, "stop-daemons")
+    assert all(name in res.stderr for name in DAEMONS), res.stderr
+    assert not [p for p in daemons if runs(p)], "a lab daemon still runs"
+    qemu = [p for p in json.loads(lab(mm, "status", "--json").stdout)["procs"] if p["name"] == "qemu-n1"]
+    assert qemu and runs(qemu[0])
+    time.sleep(15)   # five heartbeats' worth, with no server at all
+    after = beats(console)[len(before):]
+    assert len(after) >= 3 and all(v == version for _n, v in after), after
+    numbers = [n for n, _v in beats(console)]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers   # none lost
+    assert runs(qemu[0])
