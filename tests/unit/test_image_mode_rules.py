@@ -260,7 +260,7 @@ def test_judge_in_nfs_mode_still_wants_the_nfs_root():
 
 def test_the_report_counts_nfs_mounts_and_image_nodes_get_more_memory():
     assert "nfs=$nfs" in FACTS_SCRIPT and "$3 ~ /^nfs/" in FACTS_SCRIPT
-    assert node_memory_mb(image_config()) == 2048 and node_memory_mb(parse(lab_text())) == 1024
+    assert node_memory_mb("image") == 2048 and node_memory_mb("nfs") == 1024
 
 
 def test_stop_daemons_kills_recorded_daemons_only_and_keeps_the_nodes(tmp_path, monkeypatch):
