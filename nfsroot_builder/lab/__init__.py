@@ -121,10 +121,15 @@ class Lab:
         """A version served as a RAM image (root.serve = "image") carries the
         report unit only once its image is packed again: its nodes never
         read the tree itself. Only a version that has an image already."""
+        from .. import session
         from ..steps import image
         ctx = versions.context_for(self.ctx, vid) if vid in self.ctx.state.versions() else self.ctx
         if image.image_path(ctx).is_file():
-            image.pack(ctx)
+            # Under the run lock, saved: pack records the new image's size
+            # and digest in the version's record (doctor's root-image check).
+            with session.locked(ctx):
+                image.pack(ctx)
+                ctx.state.save()
 
     def _install_report_unit(self, root) -> bool:
         files = self.ctx.files

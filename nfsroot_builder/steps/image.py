@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..context import Context
+from ..files import sha256_file
 from ..render.root import ROOT_IMAGE
 from .base import Step, StepResult
 from .kernel_tftp import tftp_dir
@@ -39,7 +40,23 @@ def pack(ctx: Context) -> bool:
     made = out.with_name(f".{out.name}.new")
     ctx.files.ensure_dir(out.parent, 0o755)
     ctx.runner.run(mksquashfs_argv(ctx.root, made), contained=True)
-    return ctx.files.move_into_place(made, out, 0o644)
+    # What was packed, in the version's record: doctor's root-image check
+    # compares the file nginx serves with it. None when mksquashfs made no
+    # file (a dry-run, whose state is never saved).
+    packed = image_facts(made)
+    changed = ctx.files.move_into_place(made, out, 0o644)
+    if packed and ctx.version_id in ctx.state.versions():
+        ctx.state.set_version(ctx.version_id, image=packed)
+    return changed
+
+
+def image_facts(path: Path) -> dict | None:
+    """{"size", "sha256"} of an image file, None when there is none."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    return {"size": size, "sha256": sha256_file(path)}
 
 
 def image_problems(ctx: Context) -> list[str]:
@@ -60,6 +77,10 @@ def image_problems(ctx: Context) -> list[str]:
     initrds = [p.stat().st_mtime for p in (ctx.root / "boot").glob("initrd.img-*")]
     if initrds and max(initrds) > st.st_mtime:
         return [f"{out} is older than the root's initrd: the tree changed after it was packed"]
+    # The size only: hashing 170 MB at every status is doctor's job (root-image).
+    packed = ctx.state.versions().get(ctx.version_id, {}).get("image")
+    if packed and packed["size"] != st.st_size:
+        return [f"{out} is {st.st_size} bytes, {packed['size']} when it was packed: it was replaced or cut"]
     return []
 
 

@@ -13,10 +13,15 @@ from test_versions_rules import ready
 
 from nfsroot_builder import session, versions
 from nfsroot_builder.config import parse
+from nfsroot_builder.doctor import run_checks
 from nfsroot_builder.errors import UsageError
+from nfsroot_builder.files import sha256_file
+from nfsroot_builder.lab import Lab
 from nfsroot_builder.lab.nodes import node_serve
 from nfsroot_builder.render.menus import grub_cfg_name
+from nfsroot_builder.state import State
 from nfsroot_builder.steps.dhcp import DhcpServer
+from nfsroot_builder.steps.image import RootImage, image_path
 from nfsroot_builder.steps.node_menus import NodeMenus
 
 from fakes import FakeRunner
@@ -125,3 +130,73 @@ def test_switch_to_an_image_version_needs_the_http_transport(tmp_path):
         versions.switch(ctx, 2, [cfg.nodes[0].name])
     assert ctx.state.current_version() == 1 and ctx.state.pins() == {}
     assert versions.switch(ctx, 1, []).startswith("current root version: v1")
+
+
+# -- what was packed, and doctor's root-image check ------------------------------------
+
+def packing_runner(sizes: list[int]) -> FakeRunner:
+    """mksquashfs writes a squashfs of the next size in sizes (each pack a new image)."""
+    def hook(argv):
+        if argv[0] != "mksquashfs":
+            return None
+        with open(argv[2], "wb") as f:
+            f.write(b"hsqs" + b"\0" * (sizes.pop(0) - 4))
+        return 0, "", ""
+    return FakeRunner(hook=hook, emit=lambda line: None)
+
+
+def packed_v1(tmp_path, sizes):
+    """v1 built with serve = "image": packed by the root-image step, ready, current, saved."""
+    cfg = parse(lab_text(IMAGE, HTTP))
+    ctx = session.make_context(cfg, prefix=tmp_path / "stage", runner=packing_runner(sizes), emit=lambda s: None)
+    RootImage().run(ctx)
+    ctx.state.set_version(1, status="ready", kernel_path="/lab/vmlinuz-6.1", initrd_path="/lab/initrd.img-6.1")
+    ctx.state.set_current(1)
+    ctx.state.save()
+    return ctx
+
+
+def test_pack_records_the_images_size_and_digest_and_verify_sees_a_cut_image(tmp_path):
+    ctx = packed_v1(tmp_path, [100])
+    image = image_path(ctx)
+    assert ctx.state.versions()[1]["image"] == {"size": 100, "sha256": sha256_file(image)}
+    assert RootImage().verify(ctx) == []
+    image.write_bytes(b"hsqs" + b"\0" * 50)
+    assert "is 54 bytes, 100 when it was packed" in RootImage().verify(ctx)[0]
+
+
+def test_doctor_compares_the_image_nginx_serves_with_the_one_packed(tmp_path):
+    ctx = packed_v1(tmp_path, [100])
+    f = finding(ctx, "root-image")
+    assert f.status == "ok" and f.reason == "nginx serves the image packed for v1 (0.0 MB)"
+    image = image_path(ctx)
+    image.write_bytes(b"hsqs" + b"\1" * 96)   # the same size, other bytes
+    f = finding(ctx, "root-image")
+    assert f.status == "fail" and "http://192.168.0.1/lab/filesystem.squashfs) is 100 bytes" in f.reason
+    assert "not the image packed (100 bytes" in f.reason and "run root-image" in f.fix
+    image.unlink()
+    assert "v1: " in finding(ctx, "root-image").reason and "is missing" in finding(ctx, "root-image").reason
+    # An NFS build: nothing to check.
+    nfs = session.make_context(parse(lab_text()), prefix=tmp_path / "other", runner=FakeRunner(), emit=lambda s: None)
+    assert finding(nfs, "root-image").status == "ok"
+
+
+def test_doctor_checks_a_canarys_image_version_too(tmp_path):
+    cfg = parse(lab_text(IMAGE, HTTP))
+    ctx = stage(tmp_path, cfg, current=1, pins={cfg.nodes[0].name: 2})   # v2 (image) has no image file
+    f = finding(ctx, "root-image")
+    assert f.status == "fail" and f.reason.startswith(f"v2: {tmp_path}/stage/srv/tftp/lab/lab.v2/filesystem.squashfs is missing")
+
+
+def test_lab_up_repacks_an_image_version_and_records_it(tmp_path):
+    ctx = packed_v1(tmp_path, [100, 120])
+    lab = Lab(session.make_context(ctx.base_config, prefix=ctx.prefix, runner=ctx.runner, emit=lambda s: None,
+                                   version="current"))
+    lab.install_report_unit()   # the report unit is new in v1's tree: packed again
+    on_disk = State.load(ctx.state.path).versions()[1]["image"]
+    assert on_disk == {"size": 120, "sha256": sha256_file(image_path(ctx))}
+    assert finding(lab.ctx, "root-image").status == "ok"
+
+
+def finding(ctx, name):
+    return next(f for f in run_checks(ctx, only=[name]))
