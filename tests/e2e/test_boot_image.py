@@ -4,7 +4,13 @@ packed as a squashfs beside its kernel; kernel, initrd and image over HTTP).
 n1 boots with / an overlay over the squashfs in RAM and no NFS mount; then
 every daemon of the lab server is stopped, by PID, and n1's console keeps
 printing its heartbeat, read from a file in its root, with its version.
-Put back afterwards (edit_config): the build's previous version is current again."""
+The image version's dry-run is exact (test_dry_run_exact.py's comparison:
+mksquashfs and the image's install announced), and doctor's root-image check
+finds the image nginx serves to be the one packed, before and after `lab up`
+packed it again with its report unit.
+Put back afterwards (edit_config): the build's previous version is current again.
+One node, one boot: its cost in CI is the image version's build (a clone),
+the boot and three heartbeats."""
 from __future__ import annotations
 
 import json
@@ -14,6 +20,8 @@ import shutil
 import time
 from datetime import datetime
 from pathlib import Path
+
+from integration.test_dry_run_exact import differences, log_dir, performed, planned
 
 from helpers import nfsroot_build, require
 from test_lab_boot import edit_config, lab, lab_up, report_times  # noqa: F401 (fixtures)
@@ -36,6 +44,20 @@ def beats(console: Path) -> list[tuple[int, str]]:
     return [(int(n), v) for n, v in HEARTBEAT.findall(console.read_text(errors="replace").replace("\r", ""))]
 
 
+def root_image_check(build) -> dict:
+    """doctor's root-image finding (the other checks look at the host's own files)."""
+    res = nfsroot_build("doctor", "-c", build.cfg, "--prefix", build.stage, "--json")
+    return next(c for c in json.loads(res.stdout)["checks"] if c["check"] == "root-image")
+
+
+def wait_for_beats(console: Path, timeout: float = 20) -> list[tuple[int, str]]:
+    """The heartbeats so far, once there is one (every 3 s after the report)."""
+    deadline = time.monotonic() + timeout
+    while not (got := beats(console)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return got
+
+
 def test_node_runs_from_ram_after_every_lab_daemon_is_stopped(mm, lab_up, edit_config):  # noqa: F811
     require(shutil.which("mksquashfs") is not None, "squashfs-tools not installed")
     require(shutil.which("nginx") is not None, "nginx not installed")
@@ -45,8 +67,10 @@ def test_node_runs_from_ram_after_every_lab_daemon_is_stopped(mm, lab_up, edit_c
     span = text[text.index('layout = "tmpfs"\n'):text.index("timeout = 0\n") + len("timeout = 0\n")]
     edit_config(mm, span, span.replace('layout = "tmpfs"\n', 'layout = "tmpfs"\nserve = "image"\n')
                 .replace("timeout = 0\n", 'timeout = 0\ntransport = "http"\n'))
+    args = ("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume")
+    plan = planned(nfsroot_build(*args, "--dry-run", check=True).stdout)
     t0 = time.monotonic()
-    res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    res = nfsroot_build(*args, check=True)
     version = next(v for v, row in root_list(mm).items() if row["state"] == "current")
     assert version != "v1" and f"version {version} is current" in res.stderr, res.stderr
     print(f"image version {version} built in {time.monotonic() - t0:.1f} s")
@@ -55,11 +79,21 @@ def test_node_runs_from_ram_after_every_lab_daemon_is_stopped(mm, lab_up, edit_c
     pack = (datetime.fromisoformat(step["finished"]) - datetime.fromisoformat(step["started"])).total_seconds()
     print(f"root-image: packed in {pack:.1f} s, {image.stat().st_size / 1e6:.1f} MB ({image})")
     assert image.parent.name == f"mm.{version}" and image.read_bytes()[:4] == b"hsqs"
+    # The dry-run announced the mksquashfs command and the image's install,
+    # and everything else the real run did (test_dry_run_exact.py's comparison).
+    assert any(line.startswith("$ mksquashfs ") for line in plan["root-image"]), plan.get("root-image")
+    assert f"# install -m 644 {image.parent}/.filesystem.squashfs.new {image}" in plan["root-image"]
+    real = performed(log_dir(mm.stage / "var/lib/nfsroot-build/mm"), list(plan))
+    assert not differences(plan, real), "\n".join(differences(plan, real))
+    check = root_image_check(mm)
+    assert check["status"] == "ok" and f"the image packed for {version}" in check["reason"], check
     menu = (mm.tftp / "boot/grub/grub.cfg-01-52-54-00-12-35-01").read_text()
     assert f"boot=live fetch=http://192.168.0.1/mm.{version}/filesystem.squashfs" in menu
     assert "nfsroot=" not in menu
 
-    lab_up(mm)
+    lab_up(mm)   # adds its report unit to the tree: the image is packed again, and recorded
+    check = root_image_check(mm)
+    assert check["status"] == "ok" and f"the image packed for {version}" in check["reason"], check
     procs = json.loads(lab(mm, "status", "--json").stdout)["procs"]
     daemons = [p for p in procs if not p["name"].startswith("qemu-")]
     assert DAEMONS <= {p["name"] for p in daemons}, procs
@@ -79,15 +113,14 @@ def test_node_runs_from_ram_after_every_lab_daemon_is_stopped(mm, lab_up, edit_c
     print(f"n1 fetched {int(got[-1][0]) / 1e6:.1f} MB in {float(got[-1][1]):.1f} s; login after {r['seconds']} s")
 
     console = Path(r["serial_log"])
-    time.sleep(4)
-    before = beats(console)
+    before = wait_for_beats(console)
     assert before and before[-1][1] == version, before[-3:]
     res = lab(mm, "stop-daemons")
     assert all(name in res.stderr for name in DAEMONS), res.stderr
     assert not [p for p in daemons if runs(p)], "a lab daemon still runs"
     qemu = [p for p in json.loads(lab(mm, "status", "--json").stdout)["procs"] if p["name"] == "qemu-n1"]
     assert qemu and runs(qemu[0])
-    time.sleep(15)   # five heartbeats' worth, with no server at all
+    time.sleep(10)   # three heartbeats' worth (one each 3 s), with no server at all
     after = beats(console)[len(before):]
     assert len(after) >= 3 and all(v == version for _n, v in after), after
     numbers = [n for n, _v in beats(console)]
