@@ -9,8 +9,9 @@ mksquashfs and the image's install announced), and doctor's root-image check
 finds the image nginx serves to be the one packed, before and after `lab up`
 packed it again with its report unit.
 Put back afterwards (edit_config): the build's previous version is current again.
-One node, one boot: its cost in CI is the image version's build (a clone),
-the boot and three heartbeats."""
+Then `root rollback` to the NFS version and `root switch` back (menus and
+root-path, no boot). One node, one boot: its cost in CI is the image
+version's build (a clone), the boot and three heartbeats."""
 from __future__ import annotations
 
 import json
@@ -131,3 +132,14 @@ def test_node_runs_from_ram_after_every_lab_daemon_is_stopped(mm, lab_up, edit_c
     assert numbers == list(range(1, len(numbers) + 1)), numbers   # none lost
     assert runs(qemu[0])
     print(f"heartbeats: {len(after)} with no server, {time.monotonic() - t2:.1f} s from login")
+
+    # Each version is served as it was built, whatever the config says now
+    # (still "image"): a rollback to v1, built over NFS, gives NFS menus and
+    # v1's root-path; a switch back to the image version, image menus.
+    grub = mm.tftp / "boot/grub/grub.cfg-01-52-54-00-12-35-01"
+    nfsroot_build("root", "rollback", "-c", mm.cfg, "--prefix", mm.stage, check=True)
+    menu = grub.read_text()
+    assert f"root=/dev/nfs nfsroot=192.168.0.1:{mm.root},tcp,v3" in menu and "fetch=" not in menu, menu
+    assert f'option root-path "192.168.0.1:{mm.root}"' in (mm.stage / "etc/dhcp/dhcpd.conf").read_text()
+    nfsroot_build("root", "switch", version, "-c", mm.cfg, "--prefix", mm.stage, check=True)
+    assert f"boot=live fetch=http://192.168.0.1/mm.{version}/filesystem.squashfs" in grub.read_text()
