@@ -298,6 +298,9 @@ class Root(Model):
     hooks: list[Hook] = []
     layout: Literal["tmpfs", "per-node", "overlay", "seed"] = "tmpfs"
     init: Literal["systemd", "sysvinit"] = "systemd"
+    # nfs: the nodes run from the NFS export; image: each node fetches the
+    # version's squashfs over HTTP into RAM at boot (docs/image-mode.md).
+    serve: Literal["nfs", "image"] = "nfs"
 
     @model_validator(mode="before")
     @classmethod
@@ -726,6 +729,35 @@ def _secure_boot_problems(data: dict) -> list[tuple[str, str]]:
     return problems
 
 
+# The layouts that keep a node on NFS after boot: meaningless in RAM-image mode.
+IMAGE_MODE_NFS_LAYOUTS = {"per-node": "mounts each node's own /var over NFS",
+                          "seed": "mounts /var, /tmp and /root over NFS from fstab"}
+
+
+def _image_mode_problems(data: dict) -> list[tuple[str, str]]:
+    """root.serve = "image" with what would keep a node tied to the server or
+    leave nothing to fetch the image from; read from the raw TOML, like
+    _secure_boot_problems, so they come in the same round as field errors."""
+    def section(name: str) -> dict:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    if section("root").get("serve") != "image":
+        return []
+    problems = []
+    layout = section("root").get("layout", Root.model_fields["layout"].default)
+    if isinstance(layout, str) and layout in IMAGE_MODE_NFS_LAYOUTS:
+        problems.append(("root.layout", f'"{layout}" {IMAGE_MODE_NFS_LAYOUTS[layout]}, but with root.serve = '
+                                        '"image" a node runs from RAM and needs no server after boot: '
+                                        'use layout "tmpfs" or "overlay"'))
+    transport = section("boot").get("transport", Boot.model_fields["transport"].default)
+    if transport == "tftp":
+        problems.append(("boot.transport", 'is "tftp", but with root.serve = "image" the node fetches its root '
+                                           'image from the server\'s nginx: set boot.transport = "http" '
+                                           '(kernel, initrd and image then all come over HTTP)'))
+    return problems
+
+
 def _field_name(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -773,10 +805,10 @@ def parse(text: str, source: str = "config", base_dir: Path | None = None) -> Co
             problems.append((_field_name(err["loc"]), msg))
         seen = set(problems)
         problems += [p for p in _cross_checks(_Facts.of_raw(data)) + _secure_boot_problems(data)
-                     + _group_name_problems(data) if p not in seen]
+                     + _group_name_problems(data) + _image_mode_problems(data) if p not in seen]
         raise ConfigError(source, problems) from None
     if cross := _cross_checks(_Facts.of(cfg)) + _secure_boot_problems(data) + _group_name_problems(data) \
-            + _site_files_problems(cfg) + _group_root_problems(cfg):
+            + _image_mode_problems(data) + _site_files_problems(cfg) + _group_root_problems(cfg):
         raise ConfigError(source, cross)
     return cfg
 
@@ -823,6 +855,10 @@ def _group_root_problems(cfg: Config) -> list[tuple[str, str]]:
         if root is cfg.root:
             continue
         field = f"group[{i}].root"
+        if root.serve != cfg.root.serve:
+            # Each group root's menus, DHCP and lab judge follow [root]'s mode today.
+            problems.append((f"{field}.serve", f"{root.serve!r} differs from root.serve = {cfg.root.serve!r}: "
+                                               "a group root is served as [root] is"))
         if root.layout not in GROUP_ROOT_LAYOUTS:
             problems.append((f"{field}.layout", f"{root.layout!r}: a group's own root may have layout "
                                                 f"{' or '.join(map(repr, GROUP_ROOT_LAYOUTS))} (no writable "

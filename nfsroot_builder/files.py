@@ -851,6 +851,21 @@ class FileOps:
         self._change(path, f"# chown -h {owner[0]}:{owner[1]} {path}", old)
         return True
 
+    def move_into_place(self, made: Path, dst: Path, mode: int = 0o644) -> bool:
+        """A command the step just ran wrote made (beside dst, same file
+        system): give it mode and rename it over dst, recorded as the tool's.
+        For files too big to hold in memory or to copy again (a root image).
+        In a dry-run the command did not run: only the change is shown."""
+        made, dst = Path(made), Path(dst)
+        line = f"# install -m {mode:o} {made} {dst}"
+        if self.dry_run:
+            self._change(dst, line, ("file", None, mode))
+            return True
+        os.chmod(made, mode)
+        os.replace(made, dst)
+        self._note(dst, "owned", line=line)
+        return True
+
     def copy_file(self, src: Path, dst: Path, mode: int = 0o644) -> bool:
         """Copy a (binary) file if content or mode differ; compares by hash."""
         src, dst = Path(src), Path(dst)

@@ -53,14 +53,16 @@ def make_context(cfg: config_mod.Config, *, prefix: Path = Path("/"), state_dir:
     if version == "build":
         target = versions.target(cfg, state, seed)
         versions.begin(cfg, state, target, now())
-        vid, path = target.vid, target.path
+        vid, path, serve = target.vid, target.path, None
     else:
         vid = state.current_version() or 1 if version == "current" else int(version)
         recs = state.versions()
         if recs and vid not in recs:
             raise UsageError(f"no root version {versions.label(vid)}; `nfsroot-build root list` shows them")
         path = recs[vid]["path"] if vid in recs else versions.path_of(cfg.root.path, vid)
-    cfg = versions.with_root_path(cfg, path)
+        # Menus, DHCP, the lab and doctor serve that version as it was built.
+        serve = versions.serve_of(recs[vid]) if vid in recs else None
+    cfg = versions.with_root_path(cfg, path, serve)
     root = prefix / cfg.root.path.lstrip("/")
     # Not recorded for undo: the root (--purge-root removes it whole) and the
     # package caches every build shares (outside any staging prefix).

@@ -67,9 +67,21 @@ def label(vid: int) -> str:
     return f"v{vid}"
 
 
-def with_root_path(cfg: Config, path: str) -> Config:
-    """The config with root.path set to one version's path (validated already: not re-validated)."""
-    return cfg.model_copy(update={"root": cfg.root.model_copy(update={"path": path})})
+def with_root_path(cfg: Config, path: str, serve: str | None = None) -> Config:
+    """The config with root.path set to one version's path, and root.serve to
+    how that version is served when given (validated already: not re-validated)."""
+    root = {"path": path, **({"serve": serve} if serve else {})}
+    return cfg.model_copy(update={"root": cfg.root.model_copy(update=root)})
+
+
+def serve_of(rec: dict) -> str:
+    """How a version reaches its nodes, as it was built: "nfs" (they mount
+    its tree) or "image" (they fetch its squashfs into RAM). A version's
+    menus follow it, not the config's root.serve of the day: a switch,
+    rollback or canary to an NFS version gives NFS menus, to an image
+    version image menus (docs/image-mode.md). A record from before the key:
+    "nfs", the only mode there was."""
+    return rec.get("serve", "nfs")
 
 
 def bootstrap_identity(cfg: Config) -> dict:
@@ -95,6 +107,10 @@ def root_digest(cfg: Config) -> str:
     # root built before they existed keeps its version.
     for key in ("files", "hooks"):
         data.pop(key, None)
+    # root.serve = "nfs" (the default) adds nothing either: a root built
+    # before the key existed keeps its version; "image" makes a new one.
+    if data.get("serve") == "nfs":
+        data.pop("serve")
     data.update(sitefiles.digest(cfg.root.files, cfg.root.hooks))
     data["server"] = cfg.server.address
     data["nfs"] = cfg.nfs.model_dump(mode="json")
@@ -146,7 +162,8 @@ def begin(cfg: Config, state, t: Target, when: str) -> None:
         return
     state.set_version(t.vid, path=t.path, status="building", created=when, digest=root_digest(cfg),
                       identity=bootstrap_identity(cfg), clone_from=t.clone_from,
-                      tftp_dir=tftp_dir_of(cfg.name, t.vid), **({"clone_path": t.clone_path} if t.clone_path else {}))
+                      tftp_dir=tftp_dir_of(cfg.name, t.vid), serve=cfg.root.serve,
+                      **({"clone_path": t.clone_path} if t.clone_path else {}))
 
 
 def adopt_legacy(cfg: Config, state, root_disk: Path, when: str) -> bool:
@@ -161,7 +178,7 @@ def adopt_legacy(cfg: Config, state, root_disk: Path, when: str) -> bool:
     state.set_version(1, path=path_of(cfg.root.path, 1), status="ready", created=when,
                       digest=root_digest(cfg), identity=bootstrap_identity(cfg), clone_from=None,
                       tftp_dir=cfg.name, kernel=out.get("kernel"), kernel_path=out.get("kernel_path"),
-                      initrd_path=out.get("initrd_path"), adopted=True)
+                      initrd_path=out.get("initrd_path"), adopted=True, serve=cfg.root.serve)
     state.set_current(1)
     return True
 
@@ -219,7 +236,7 @@ def finish_run(ctx, report: list[tuple[str, str]], required: frozenset[str] = FI
         state.save()
         raise NfsrootError(f"version {label(vid)} did not verify, it stays failed: {'; '.join(problems)}")
     state.set_version(vid, status="ready", kernel=out.get("kernel"), kernel_path=out.get("kernel_path"),
-                      initrd_path=out.get("initrd_path"))
+                      initrd_path=out.get("initrd_path"), serve=ctx.config.root.serve)
     old = state.current_version()
     state.set_current(vid)
     state.save()
@@ -289,8 +306,10 @@ def node_groups(ctx) -> list[tuple[Config, list, int]]:
         by_version.setdefault(wanted[node.name], []).append(node)
     out = []
     for vid, nodes in sorted(by_version.items(), key=lambda kv: kv[0] != ctx.version_id):
-        path = ctx.config.root.path if vid == ctx.version_id else recs[vid]["path"]
-        out.append((with_root_path(ctx.config, path), nodes, vid))
+        if vid == ctx.version_id:
+            out.append((ctx.config, nodes, vid))
+        else:
+            out.append((with_root_path(ctx.config, recs[vid]["path"], serve_of(recs[vid])), nodes, vid))
     return out
 
 
@@ -322,7 +341,7 @@ def start_clone(ctx, when: str) -> int:
     vid = max(recs) + 1
     state.set_version(vid, path=path_of(base.root.path, vid), status="building", created=when,
                       digest=recs[current]["digest"], identity=recs[current].get("identity"),
-                      clone_from=current, tftp_dir=tftp_dir_of(base.name, vid))
+                      clone_from=current, tftp_dir=tftp_dir_of(base.name, vid), serve=serve_of(recs[current]))
     state.save()
     return vid
 
@@ -330,8 +349,8 @@ def start_clone(ctx, when: str) -> int:
 def context_for(ctx, vid: int):
     """ctx for version vid, on the same state (a dry-run's new version lives
     in memory only: a context made again would read the state from disk)."""
-    path = ctx.state.versions()[vid]["path"]
-    cfg = with_root_path(ctx.base_config or ctx.config, path)
+    rec = ctx.state.versions()[vid]
+    cfg = with_root_path(ctx.base_config or ctx.config, rec["path"], serve_of(rec))
     new = replace(ctx, config=cfg, version_id=vid)
     new.files.untracked.append(new.root)   # like every version's tree: --purge-root removes it whole
     return new
@@ -436,6 +455,12 @@ def switch(ctx, vid: int, nodes: list[str]) -> str:
     unknown = [n for n in nodes if n not in known]
     if unknown:
         raise UsageError(f"--nodes: no node named {', '.join(unknown)} in the config")
+    if serve_of(recs[vid]) == "image" and cfg.boot.transport != "http":
+        # Its menus name kernel, initrd and squashfs on the server's nginx,
+        # which only boot.transport = "http" configures (config.py's check).
+        raise UsageError(f'root version {label(vid)} was built with root.serve = "image": its nodes fetch it '
+                         f'from nginx, which needs boot.transport = "http" (the config has '
+                         f'"{cfg.boot.transport}")')
     if nodes:
         pins = state.pins()
         for n in nodes:

@@ -163,6 +163,15 @@ def _use_http(text: str) -> str:
     return text.replace('loader = "grub"', 'loader = "grub"\ntransport = "http"')
 
 
+def _use_image(text: str) -> str:
+    return _use_http(text).replace('layout = "tmpfs"', 'layout = "tmpfs"\nserve = "image"', 1)
+
+
+def _image_by_hand(stage, root):
+    # A squashfs put where nginx serves v1's image, which no run of the build packed.
+    _w(stage / "srv/tftp/kerrighed/filesystem.squashfs", b"hsqs" + b"\0" * 92)
+
+
 def _nginx_edited(stage, root):
     conf = stage / "etc/nginx/conf.d/nfsroot-build-kerrighed.conf"
     conf.write_text(conf.read_text().replace("listen 192.168.0.1:80;", "listen 192.168.0.1:8080;"))
@@ -230,6 +239,8 @@ SCENES = [
     Scene("tftp-readable", "not readable by the TFTP user tftp", _tftp_mode),
     Scene("initrd-nfs", "has no scripts/nfs", _initrd_local, manual=True),
     Scene("tftp-kernel", f"newest kernel is {KERNEL}", _kernel_old),
+    Scene("root-image", "no record of being packed by this build", _image_by_hand, manual=True,
+          config_edit=_use_image),
     Scene("dhcpd-syntax", "dhcpd -t rejects", _dhcpd_ours_broken),
     Scene("dhcpd-syntax", "dhcpd -t rejects", _dhcpd_admin_broken, manual=True),
     Scene("dhcp-nodes", "the config says MAC 52:54:00:00:00:03", _dhcp_nodes),

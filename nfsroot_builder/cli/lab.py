@@ -1,4 +1,4 @@
-"""`nfsroot-build lab up | boot | status | down`: the configured boot server in
+"""`nfsroot-build lab up | boot | status | stop-daemons | down`: the configured boot server in
 a network namespace, and QEMU nodes booting from it."""
 from __future__ import annotations
 
@@ -74,6 +74,14 @@ def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
     err.print(f"namespace {st['namespace']}: {'up' if st['up'] else 'down'}")
     for p in st["procs"]:
         err.print(f"  {p['name']}: pid {p['pid']} {'alive' if p['alive'] else 'gone'}")
+
+
+@lab_app.command("stop-daemons")
+@guarded
+def stop_daemons(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
+    """Kill the lab server's daemons by their recorded PIDs; running nodes and the namespace stay."""
+    done = _lab(config, prefix, state_dir).stop_daemons()
+    err.print("stopped: " + (", ".join(done) if done else "no daemon was running"))
 
 
 @lab_app.command()

@@ -28,7 +28,7 @@ def _rows(ctx, nodes=None) -> list[dict]:
             "id": versions.label(vid), "path": rec["path"], "created": rec.get("created"),
             "suite": (rec.get("identity") or {}).get("suite"), "kernel": rec.get("kernel"),
             "size": versions.tree_size(tree), "packages": versions.package_count(tree),
-            "state": versions.state_word(state, vid),
+            "state": versions.state_word(state, vid), "serve": versions.serve_of(rec),
             "nodes": sorted(n for n, v in wanted.items() if v == vid)})
     return rows
 
@@ -37,7 +37,7 @@ def _rows(ctx, nodes=None) -> list[dict]:
 @guarded
 def list_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
           as_json: JsonOpt = False):
-    """The versions: id, created, suite, kernel, size, packages, state, nodes set to it."""
+    """The versions: id, created, suite, kernel, size, packages, state, nodes set to it (--json: and serve)."""
     ctx = make_ctx(config, prefix, state_dir, dry_run=True, version="current")
     cfg = ctx.base_config or ctx.config
     rows = _rows(ctx, groups.default_nodes(cfg))

@@ -46,7 +46,7 @@ class CheckDef:
 CHECKS: list[CheckDef] = []
 # The seed's five problems first, in the page's order, then the newer ones.
 ORDER = ("writable-exports", "root-interfaces", "root-udev-net", "nfs-state-files", "exports-syntax",
-         "root-hostname", "tftp-readable", "initrd-nfs", "tftp-kernel", "dhcpd-syntax", "dhcp-nodes", "dhcp-config",
+         "root-hostname", "tftp-readable", "initrd-nfs", "tftp-kernel", "root-image", "dhcpd-syntax", "dhcp-nodes", "dhcp-config",
          "http-server",
          "host-collisions", "other-builds", "world-no-root-squash", "nfs-threads", "chroot-leftovers", "group-roots")
 

@@ -247,3 +247,49 @@ def initrd_nfs(ctx: Context) -> Finding:
     return Finding("fail", "; ".join(problems[:MAX_LISTED]),
                    "rebuild it in the root with BOOT=nfs and MODULES=netboot (initramfs.conf(5)) and "
                    "publish it: nfsroot-build run initramfs-config, run initramfs, run kernel-to-tftp")
+
+
+# -- RAM-image mode ------------------------------------------------------------------
+
+
+@check("root-image")
+def root_image(ctx: Context) -> Finding:
+    """root.serve "image": the squashfs nginx serves for each version nodes boot is the one packed (size, sha256)."""
+    from ..render.root import ROOT_IMAGE
+    from ..steps.image import image_path, image_problems
+    recs = ctx.state.versions()
+    booted = {v for v in versions.node_versions(ctx.config, ctx.state, None).values()
+              if recs.get(v, {}).get("status") == "ready"}
+    checked, problems = [], []
+    for vid in sorted(booted | {ctx.version_id}):
+        vctx = ctx if vid == ctx.version_id else versions.context_for(ctx, vid)
+        if vctx.config.root.serve != "image":
+            continue
+        # nginx's drop-in serves the TFTP root (render/http.py): the node's
+        # fetch=http://<server>/<version dir>/filesystem.squashfs is this file.
+        image = image_path(vctx)
+        url = f"http://{ctx.config.server.address}/{versions.tftp_dir_of(ctx.config.name, vid)}/{ROOT_IMAGE}"
+        if vid not in booted and not image.exists():
+            continue   # a version still building, not packed yet
+        label = versions.label(vid)
+        if found := image_problems(vctx):
+            problems += [f"{label}: {p}" for p in found]
+            continue
+        packed = recs.get(vid, {}).get("image")
+        if not packed:
+            problems.append(f"{label}: {image} ({url}) has no record of being packed by this build "
+                            "(copied by hand, or packed before the record existed)")
+            continue
+        size, digest = image.stat().st_size, sha256_file(image)
+        if (size, digest) != (packed["size"], packed["sha256"]):
+            problems.append(f"{label}: {image} ({url}) is {size} bytes, sha256 {digest[:12]}, not the image "
+                            f"packed ({packed['size']} bytes, sha256 {packed['sha256'][:12]})")
+            continue
+        checked.append(f"{label} ({size / 1e6:.1f} MB)")
+    if problems:
+        return Finding("fail", "; ".join(problems[:MAX_LISTED]) + ": nodes would run another root than the version",
+                       "pack the version again from its tree (nfsroot-build run root-image with the config "
+                       "that built it; a version's tree never changes once built)")
+    if not checked:
+        return ok("no node boots a RAM-image version (root.serve = \"nfs\")")
+    return ok(f"nginx serves the image packed for {', '.join(checked)}")

@@ -23,6 +23,8 @@ from . import netns
 from .render import FACTS_SCRIPT, FACTS_SYSV_SCRIPT, FACTS_TAB, FACTS_TAB_TEXT, FACTS_UNIT, FACTS_UNIT_TEXT, ganesha_conf
 
 NEEDED_STEPS = ("dhcp-server", "tftp-server")
+# The record's name of a node's QEMU (nodes.boot): qemu-<node>.
+NODE_PREFIX = "qemu-"
 
 
 @dataclass
@@ -114,19 +116,33 @@ class Lab:
             [self.ctx.host(path) for path in group_paths(self.ctx)]
 
     def install_report_unit(self) -> None:
-        for root in self.trees():
-            self._install_report_unit(root)
+        for vid, path in versions.export_roots(self.ctx):
+            if self._install_report_unit(self.ctx.host(path)):
+                self._repack(vid)
 
-    def _install_report_unit(self, root) -> None:
+    def _repack(self, vid: int) -> None:
+        """A version served as a RAM image (root.serve = "image") carries the
+        report unit only once its image is packed again: its nodes never
+        read the tree itself. Only a version that has an image already."""
+        from .. import session
+        from ..steps import image
+        ctx = versions.context_for(self.ctx, vid) if vid in self.ctx.state.versions() else self.ctx
+        if image.image_path(ctx).is_file():
+            # Under the run lock, saved: pack records the new image's size
+            # and digest in the version's record (doctor's root-image check).
+            with session.locked(ctx):
+                image.pack(ctx)
+                ctx.state.save()
+
+    def _install_report_unit(self, root) -> bool:
         files = self.ctx.files
         if self.cfg.root.init == "sysvinit":
-            files.ensure_file(root / "usr/local/sbin/nfsroot-build-lab-report", FACTS_SYSV_SCRIPT, 0o755)
-            files.ensure_file(root / "etc/inittab.d" / FACTS_TAB, FACTS_TAB_TEXT)
-            return
-        files.ensure_file(root / "usr/local/sbin/nfsroot-build-lab-report", FACTS_SCRIPT, 0o755)
-        files.ensure_file(root / "etc/systemd/system" / FACTS_UNIT, FACTS_UNIT_TEXT)
-        files.ensure_symlink(root / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT,
-                             f"/etc/systemd/system/{FACTS_UNIT}")
+            changed = files.ensure_file(root / "usr/local/sbin/nfsroot-build-lab-report", FACTS_SYSV_SCRIPT, 0o755)
+            return files.ensure_file(root / "etc/inittab.d" / FACTS_TAB, FACTS_TAB_TEXT) or changed
+        changed = files.ensure_file(root / "usr/local/sbin/nfsroot-build-lab-report", FACTS_SCRIPT, 0o755)
+        changed = files.ensure_file(root / "etc/systemd/system" / FACTS_UNIT, FACTS_UNIT_TEXT) or changed
+        return files.ensure_symlink(root / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT,
+                                    f"/etc/systemd/system/{FACTS_UNIT}") or changed
 
     def remove_report_unit(self) -> None:
         for root in self.trees():
@@ -155,6 +171,18 @@ class Lab:
         record = self.load()
         return {"namespace": self.ns, "up": record.get("namespace") == self.ns and netns.exists(self.ctx.runner, self.ns),
                 "procs": [{**p, "alive": self.alive(p)} for p in record["procs"]]}
+
+    def stop_daemons(self) -> list[str]:
+        """Kill the lab server's daemons (every recorded process but the
+        nodes' QEMUs), by their recorded PIDs; the namespace and the running
+        nodes stay. A node booted in RAM-image mode must keep running."""
+        record = self.load()
+        daemons = [p for p in record["procs"] if not p["name"].startswith(NODE_PREFIX)]
+        by_pid = {p["pid"]: p for p in daemons if self.alive(p)}
+        stop(by_pid, grace=10, alive=lambda pid: self.alive(by_pid[pid]))
+        record["procs"] = [p for p in record["procs"] if p["name"].startswith(NODE_PREFIX)]
+        self.save(record)
+        return [f"{p['name']} (pid {p['pid']})" for p in by_pid.values()]
 
     def down(self) -> list[str]:
         """Kill exactly the recorded PIDs, delete the namespace. Safe to repeat."""

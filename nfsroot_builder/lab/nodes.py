@@ -96,6 +96,12 @@ def firmware(kind: str, vars_file: Path, secure_boot: bool = False) -> Firmware:
     raise UsageError(f"lab: no firmware {kind!r} (bios or uefi)")
 
 
+def node_memory_mb(serve: str) -> int:
+    """A node's RAM: 1 GiB; 2 GiB in RAM-image mode (serve = "image"), where
+    the fetched squashfs (a ramfs copy) and the overlay's writes live in memory too."""
+    return 2048 if serve == "image" else 1024
+
+
 def qemu_argv(name: str, mac: str, tap: str, serial_log: Path, accel: str, fw: Firmware,
               memory_mb: int = 1024) -> list[str]:
     return [
@@ -148,15 +154,27 @@ def sysv_failures(text: str) -> str:
     return "; ".join(dict.fromkeys(found)) or "none"
 
 
+def node_record(lab, node) -> dict | None:
+    """The state's record of the version the node boots next (its pin, else the current one)."""
+    state = lab.ctx.state
+    return state.versions().get(versions.node_versions(lab.cfg, state, None)[node.name])
+
+
 def node_root(lab, node) -> str:
     """The root path (config-level) of the version the node boots next."""
     gr = groups.root_of_group(lab.cfg).get(node.group)
     if gr is not None:
         return groups.served(lab.ctx, gr).path
-    state = lab.ctx.state
-    vid = versions.node_versions(lab.cfg, state, None)[node.name]
-    rec = state.versions().get(vid)
+    rec = node_record(lab, node)
     return rec["path"] if rec else lab.cfg.root.path
+
+
+def node_serve(lab, node) -> str:
+    """How the version the node boots next is served, as it was built
+    ("nfs" or "image"): a canary pinned to an image version runs from RAM
+    while the others mount NFS, whatever the config says now."""
+    rec = node_record(lab, node)
+    return versions.serve_of(rec) if rec else lab.cfg.root.serve
 
 
 def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> bool:
@@ -181,7 +199,13 @@ def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> 
             problems.append(f"hostname is {result.hostname!r}, not {node.name!r} (DHCP name not taken)")
         if facts:
             fstype, _, source = facts.get("root", ",").partition(",")
-            if node_root_cfg.layout == "overlay":
+            if (cfg.root.serve if root else node_serve(lab, node)) == "image":
+                # live-boot: a tmpfs overlay over the fetched squashfs; no NFS mount at all.
+                if fstype != "overlay":
+                    problems.append(f"/ is {facts.get('root')}, expected live-boot's overlay (root.serve = \"image\")")
+                if facts.get("nfs", "0") != "0":
+                    problems.append(f"{facts['nfs']} NFS mount(s) on a node in RAM-image mode")
+            elif node_root_cfg.layout == "overlay":
                 if fstype != "overlay":
                     problems.append(f"/ is {facts.get('root')}, expected an overlay")
             elif fstype not in ("nfs", "nfs4") or source != expected_root:
@@ -279,7 +303,7 @@ def boot(lab, names: list[str], timeout: float = 600, keep: bool = False, progre
             # A fresh copy at each power-on: every boot starts from the same NVRAM.
             vars_file.parent.mkdir(exist_ok=True)
             shutil.copyfile(fw.vars_template, vars_file)
-        argv = qemu_argv(name, node.mac, tap_name(i), log, accel, fw)
+        argv = qemu_argv(name, node.mac, tap_name(i), log, accel, fw, memory_mb=node_memory_mb(node_serve(lab, node)))
         pid = lab.ctx.runner.spawn(["ip", "netns", "exec", lab.ns, *argv], log_path=lab.dir / "logs" / f"qemu-{name}.log")
         lab.add_proc(record, f"qemu-{name}", pid, shutil.which("qemu-system-x86_64") or "qemu-system-x86_64")
         started[name] = (pid, time.monotonic(), log)

@@ -47,6 +47,8 @@ FACTS_SCRIPT = r"""#!/bin/sh
 systemctl is-system-running --wait >/dev/null 2>&1
 root=$(awk '$2 == "/" {print $3 "," $1}' /proc/mounts | tail -n 1)
 var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
+# NFS mounts of any kind: none on a node in RAM-image mode (root.serve = "image").
+nfs=$(awk '$3 ~ /^nfs/' /proc/mounts | wc -l)
 failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
 version=$(cat /etc/nfsroot-build/version 2>/dev/null)
 pkgs=$(dpkg-query -W -f '${db:Status-Abbrev}\n' 2>/dev/null | grep -c '^ii')
@@ -74,7 +76,7 @@ fi
 printf '\n' > /dev/ttyS0
 state=$(systemctl is-system-running)
 sbfacts="secureboot=$secureboot sbfrom=$sbfrom"
-echo "MARK host=$(hostname) root=$root var=${var:-none} failed=${failed:-none} $sbfacts state=$state" \
+echo "MARK host=$(hostname) root=$root var=${var:-none} nfs=$nfs failed=${failed:-none} $sbfacts state=$state" \
   "version=${version:-none} pkgs=$pkgs kernel=$(uname -r) getty=$(systemctl is-active serial-getty@ttyS0.service)" \
   > /dev/ttyS0
 # A heartbeat read from a file in the root, over NFS: it stops when the node

@@ -10,14 +10,16 @@ from dataclasses import dataclass
 
 from ..config import Config, Node
 from . import Served, header, shared_header
-from .root import layout_cmdline
+from .root import image_cmdline, layout_cmdline, root_image_url
 
 
 @dataclass(frozen=True)
 class Images:
-    """Kernel and initrd as TFTP paths, e.g. /cluster/vmlinuz-6.12.38+deb13-amd64."""
+    """Kernel and initrd as TFTP paths, e.g. /cluster/vmlinuz-6.12.38+deb13-amd64;
+    root_image: the squashfs URL when root.serve = "image" (else "")."""
     kernel: str
     initrd: str
+    root_image: str = ""
 
     @property
     def initrd_name(self) -> str:
@@ -39,13 +41,18 @@ def image_source(cfg: Config, path: str) -> str:
     return f"http://{cfg.server.address}{path}"
 
 
-def kernel_cmdline(cfg: Config, served: Served, node: Node) -> str:
+def kernel_cmdline(cfg: Config, served: Served, node: Node, root_image: str = "") -> str:
     """root=/dev/nfs nfsroot=<server>:<root>,tcp,v3 ip=dhcp ro, the layout's nrb.*
     arguments (render.root.layout_script) and boot.kernel_args.
 
     v3: the Debian initramfs mounts with klibc's nfsmount, which speaks NFSv2/3
     only (initramfs-tools(7), "nfsroot"); tcp: UDP NFS is gone from current kernels.
+
+    root.serve = "image": live-boot's boot=live fetch=<root_image> instead
+    (render.root.image_cmdline); no nrb.layout: live-boot makes the overlay.
     """
+    if cfg.root.serve == "image":
+        return " ".join([*image_cmdline(root_image), *cfg.boot.kernel_args])
     words = ["root=/dev/nfs", f"nfsroot={cfg.server.address}:{served.path(cfg.root.path)},tcp,v3",
              "ip=dhcp", "ro", *layout_cmdline(cfg, served, node.name), *cfg.boot.kernel_args]
     return " ".join(words)
@@ -63,7 +70,7 @@ def grub_cfg_name(node: Node) -> str:
 # No node name in the menus but where the kernel line needs one (layout
 # per-node): equal menus are written once and hard-linked (FileOps.ensure_files).
 def grub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
-    title = f"Debian {cfg.root.suite} (NFS root, cluster {cfg.name})"
+    title = f"Debian {cfg.root.suite} ({'RAM image' if cfg.root.serve == 'image' else 'NFS root'}, cluster {cfg.name})"
     # The http module is not in core.0: load it before (http,...) is named.
     http = "insmod http\n" if cfg.boot.transport == "http" else ""
     return (header(cfg) + http +
@@ -71,7 +78,7 @@ def grub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
             "set default=0\n"
             f'menuentry "{title}" {{\n'
             f"  echo 'Loading {images.kernel} ...'\n"
-            f"  linux {images.kernel} {kernel_cmdline(cfg, served, node)}\n"
+            f"  linux {images.kernel} {kernel_cmdline(cfg, served, node, images.root_image)}\n"
             f"  initrd {images.initrd}\n"
             "}\n")
 
@@ -129,7 +136,7 @@ def ipxe_menu(cfg: Config, served: Served, node: Node, images: Images) -> str:
     # initrd=<name>: the EFI stub finds the initrd iPXE registered under that name.
     return ("#!ipxe\n" + header(cfg) +
             f"echo nfsroot-build: ${{netX/mac}} boots {images.kernel}\n"
-            f"kernel {images.kernel} initrd={images.initrd_name} {kernel_cmdline(cfg, served, node)}\n"
+            f"kernel {images.kernel} initrd={images.initrd_name} {kernel_cmdline(cfg, served, node, images.root_image)}\n"
             f"initrd {images.initrd}\n"
             "boot\n")
 
@@ -155,7 +162,7 @@ def pxelinux_menu(cfg: Config, served: Served, node: Node, images: Images) -> st
             "LABEL nfsroot\n"
             f"  KERNEL {images.kernel}\n"
             f"  INITRD {images.initrd}\n"
-            f"  APPEND {kernel_cmdline(cfg, served, node)}\n")
+            f"  APPEND {kernel_cmdline(cfg, served, node, images.root_image)}\n")
 
 
 def pxelinux_fallback(cfg: Config) -> str:
@@ -174,7 +181,7 @@ def pxegrub_menu(cfg: Config, served: Served, node: Node, images: Images) -> str
             f"timeout {cfg.boot.timeout}\n\n"
             f"title Debian {cfg.root.suite} (NFS root, cluster {cfg.name})\n"
             "root (nd)\n"
-            f"kernel {images.kernel} {kernel_cmdline(cfg, served, node)}\n"
+            f"kernel {images.kernel} {kernel_cmdline(cfg, served, node, images.root_image)}\n"
             f"initrd {images.initrd}\n")
 
 
@@ -185,7 +192,8 @@ def menu_files(cfg: Config, served: Served, images: Images) -> dict[str, str]:
                     "pxelinux": (pxelinux_menu, pxelinux_cfg_name),
                     "pxegrub": (pxegrub_menu, lambda n: n.name)}[loader]
     directory = {"grub": "boot/grub/", "ipxe": "ipxe/", "pxelinux": "pxelinux.cfg/", "pxegrub": "grub/"}[loader]
-    images = Images(image_source(cfg, images.kernel), image_source(cfg, images.initrd))
+    url = root_image_url(cfg, images.kernel) if cfg.root.serve == "image" else ""
+    images = Images(image_source(cfg, images.kernel), image_source(cfg, images.initrd), url)
     if cfg.root.layout == "per-node" or not cfg.nodes:
         return {directory + name(node): render(cfg, served, node, images) for node in cfg.nodes}
     # The menu does not depend on the node: render it once (10,000 nodes: 0.3 s -> 10 ms).

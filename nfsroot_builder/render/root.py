@@ -262,10 +262,39 @@ def layout_cmdline(cfg: Config, served: Served, node: str) -> list[str]:
 
 
 def initrd_must_contain(cfg: Config) -> list[str]:
-    """Regexes over lsinitramfs' listing proving the initrd boots this layout."""
-    return [r"scripts/nfs", r"conf/conf\.d/nfsroot-build", r"(usr/)?bin/nfsmount",
+    """Regexes over lsinitramfs' listing proving the initrd boots this layout
+    (and, with root.serve = "image", live-boot's fetch into RAM: its boot
+    script, busybox's wget, squashfs and loop)."""
+    must = [r"scripts/nfs", r"conf/conf\.d/nfsroot-build", r"(usr/)?bin/nfsmount",
             r"scripts/init-bottom/nfsroot-build-layout",
             r"(usr/)?lib/modules/.*/fs/overlayfs/overlay\.ko(\.[a-z]+)?"]
+    if cfg.root.serve == "image":
+        must += [r"scripts/live", r"(usr/)?bin/busybox", r"(usr/)?lib/modules/.*/fs/squashfs/squashfs\.ko(\.[a-z]+)?"]
+    return must
+
+
+# root.serve = "image": the version's root as one file, next to its kernel and
+# initrd in the TFTP root (nginx serves that tree; steps/image.py packs it).
+ROOT_IMAGE = "filesystem.squashfs"
+# What live-boot and busybox add to the root so that its initrd can fetch the image.
+IMAGE_MODE_PACKAGES = ("live-boot", "live-boot-initramfs-tools", "busybox")
+
+
+def root_image_url(cfg: Config, kernel_tftp_path: str) -> str:
+    """http://<server>/<version's TFTP dir>/filesystem.squashfs: beside the
+    kernel the menu boots, so a node switched to another version fetches that
+    version's image."""
+    return f"http://{cfg.server.address}{kernel_tftp_path.rsplit('/', 1)[0]}/{ROOT_IMAGE}"
+
+
+def image_cmdline(url: str) -> list[str]:
+    """The kernel arguments of RAM-image mode: live-boot's initramfs script
+    (boot=live selects /scripts/live, overriding conf.d's BOOT=nfs) downloads
+    fetch=<url> into a ramfs with wget, loop-mounts the squashfs and puts a
+    tmpfs overlay on it as / (live-boot(7), "fetch=URL"). No ip=: live-boot
+    reads ip= as static interface stanzas, and does DHCP by itself (klibc
+    ipconfig) when it fetches; its /etc/hostname comes from that DHCP answer."""
+    return ["boot=live", f"fetch={url}"]
 
 
 POLICY_RC_D = """#!/bin/sh

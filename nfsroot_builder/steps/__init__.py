@@ -8,6 +8,7 @@ from .base import Step, StepResult
 from .boot_loader import BootLoader
 from .bootstrap import Bootstrap
 from .dhcp import DhcpServer
+from .image import RootImage
 from .initramfs import Initramfs, InitramfsConfig
 from .kernel_tftp import KernelToTftp
 from .nfs import NfsExports
@@ -42,6 +43,7 @@ STEPS: tuple[type[Step], ...] = (
     Initramfs,
     # "Configure nodes boot"
     KernelToTftp,
+    RootImage,           # root.serve = "image" only: the squashfs beside the kernel
     BootLoader,
     NodeMenus,
     Services,            # last: restarts what the steps above changed

@@ -15,6 +15,8 @@ def wanted_packages(ctx: Context) -> list[str]:
     pkgs += NFS_SERVER_PACKAGES[cfg.nfs.server] + LOADER_PACKAGES[cfg.boot.loader]
     if cfg.boot.transport == "http":
         pkgs.append("nginx")
+    if cfg.root.serve == "image":   # mksquashfs packs each version (steps/image.py)
+        pkgs.append("squashfs-tools")
     return sorted(set(pkgs))
 
 

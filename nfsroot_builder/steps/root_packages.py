@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import aptsources, chroot, kernels, packages_index
 from ..context import Context
+from ..render.root import IMAGE_MODE_PACKAGES
 from .base import Step, StepResult
 
 # What makes the root boot as a diskless node, by init system. udev names
@@ -27,6 +28,8 @@ def wanted(ctx: Context) -> list[str]:
     # netbase: /etc/protocols, without which userspace NFS mounts fail with
     # "Protocol not supported" (lab-notes RECIPE.md, pitfall 6).
     base = [r.kernel_package, "initramfs-tools", "zstd", "nfs-common", "netbase", *INIT_PACKAGES[r.init]]
+    if r.serve == "image":   # live-boot's fetch= in the initrd (docs/image-mode.md)
+        base += IMAGE_MODE_PACKAGES
     # root.kernel naming a kernel that no local .deb ships: installed from the archive.
     chosen = kernels.package_to_install(r.kernel, r.local_debs)
     return list(dict.fromkeys(base + ([chosen] if chosen else []) + r.packages))

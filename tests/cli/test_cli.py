@@ -158,7 +158,7 @@ def test_dry_run_summary_first_whole_transcript_on_a_pipe_footer_would_run(cli, 
     assert "plan: " in res.stderr and " command(s)" in res.stderr
     assert "like this one" not in res.stdout   # not a terminal: nothing folded
     assert sum(1 for line in res.stdout.splitlines() if line.startswith("+++ ") and "grub.cfg-01-" in line) == 4
-    assert "dry-run: would run 21 step(s)" in res.stderr and "nothing was changed" in res.stderr
+    assert "dry-run: would run 22 step(s)" in res.stderr and "nothing was changed" in res.stderr
     assert " step(s) ran" not in res.stderr
 
 

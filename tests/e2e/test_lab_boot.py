@@ -105,7 +105,7 @@ def test_changed_mac_reruns_only_dhcp_and_menus_then_boots(mm, lab_up, edit_conf
     stale = sorted(name for name, s in st.items() if s["status"] != "done")
     assert stale == ["dhcp-server", "node-menus"], st
     res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
-    assert "3 step(s) ran, 18 skipped as done; changed: dhcp-server, node-menus, services" in res.stderr, res.stderr
+    assert "3 step(s) ran, 19 skipped as done; changed: dhcp-server, node-menus, services" in res.stderr, res.stderr
     assert "52:54:00:12:35:99" in (mm.stage / "etc/dhcp/dhcpd.conf").read_text()
     assert (mm.tftp / "boot/grub/grub.cfg-01-52-54-00-12-35-99").exists()
     lab_up(mm)
