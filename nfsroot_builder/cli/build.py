@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .. import session, versions
+from .. import replicas, session, versions
 from .common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -163,8 +163,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
                "previous": versions.label(st.previous_version()) if st.previous_version() else None,
                "pins": {n: versions.label(v) for n, v in st.pins().items()}}
     if as_json:
-        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts, "version": version},
-                         indent=2))
+        servers = {"servers": replicas.status(ctx)} if ctx.config.servers else {}
+        print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts, "version": version,
+                          **servers}, indent=2))
         return
     # Which root version `all` works on: the current one, or a new one it would build.
     print(f"root version: {version['target']} ({ctx.config.root.path})"
@@ -189,3 +190,6 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
     for r in rows:
         if r["log"]:   # outside the table: a path wrapped in a cell cannot be copied
             print(f"{r['step']} {r['status']}; its log: {r['log']}")
+    if ctx.config.servers:
+        for line in replicas.status_lines(ctx):
+            print(line)
