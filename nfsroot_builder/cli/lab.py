@@ -76,6 +76,15 @@ def status(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt
         err.print(f"  {p['name']}: pid {p['pid']} {'alive' if p['alive'] else 'gone'}")
 
 
+@lab_app.command("kill-server")
+@guarded
+def kill_server(server: Annotated[str, typer.Argument(help='"primary" ([server]) or a [[servers]] name')],
+                config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
+    """Kill one boot server's daemons (by their recorded PIDs): a failure drill for replicated servers."""
+    done = _lab(config, prefix, state_dir).kill_server(server)
+    err.print(f"killed on server {server}: " + (", ".join(done) if done else "nothing was running"))
+
+
 @lab_app.command()
 @guarded
 def down(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
