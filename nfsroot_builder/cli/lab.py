@@ -27,7 +27,7 @@ def up(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = N
     """Create the namespace and start the DHCP server, in.tftpd, rpcbind and NFS-Ganesha in it."""
     lab = _lab(config, prefix, state_dir)
     for p in lab.up():
-        err.print(f"  {p.name}: pid {p.pid}")
+        err.print(f"  {p.name}: pid {p.pid}" + (f" (server {p.server})" if p.server != "primary" else ""))
     err.print(f"lab {lab.ns} is up: server {lab.cfg.server.address} on {lab.cfg.server.interface}, "
               f"{len(lab.cfg.nodes)} node(s) configured; logs in {lab.dir / 'logs'}")
 

@@ -30,6 +30,7 @@ class Proc:
     name: str
     pid: int
     exe: str          # the program the PID must still be running, checked before a kill
+    server: str = PRIMARY_SERVER   # whose daemon it is (replicated servers)
 
 
 class Lab:
