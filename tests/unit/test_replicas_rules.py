@@ -4,10 +4,13 @@ commands and rendered files with a fake runner under tmp_path."""
 from __future__ import annotations
 
 import pytest
+from test_lab import console
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import replicas, session, versions
 from nfsroot_builder.errors import ConfigError
+from nfsroot_builder.lab import Lab
+from nfsroot_builder.lab.nodes import NodeResult, judge
 from nfsroot_builder.render import Served
 from nfsroot_builder.render.ha import kea_ha
 from nfsroot_builder.render.server import kea_config, kea_json
@@ -121,3 +124,19 @@ def test_sync_copies_ready_versions_then_the_tftp_root_then_the_servers_own_file
     assert kea["subnet4"][0]["next-server"] == "192.168.0.2"
     assert ctx.state.replicas()["b"]["versions"] == ["v1", "v2"]
     assert replicas.status_lines(ctx)[0].startswith("server b (192.168.0.2): versions v1, v2")
+
+
+def test_the_lab_judges_a_root_from_a_replica_good_and_one_from_elsewhere_bad(tmp_path):
+    cfg = config_mod.parse(with_servers(tree=str(tmp_path / "b")))
+    lab = Lab(session.make_context(cfg, prefix=tmp_path / "stage", state_dir=tmp_path / "state",
+                                   runner=FakeRunner(), version="current"))
+    [sub] = lab.replica_labs()
+    assert (sub.ns, sub.server, sub.cfg.server.address) == (f"{lab.ns}-b", "b", "192.168.0.2")
+    assert sub.ctx.tftp_root == tmp_path / "b/srv/tftp/lab"
+    node = cfg.nodes[0]
+    for source, ok in ((f"192.168.0.2:{tmp_path}/b/srv/nfsroot/lab", True),
+                       (f"192.168.0.1:{tmp_path}/stage/srv/nfsroot/lab", True),
+                       (f"192.168.0.2:{tmp_path}/stage/srv/nfsroot/lab", False)):
+        r = NodeResult(node.name)
+        assert judge(lab, node, console(root=f"nfs,{source}"), r)
+        assert r.ok is ok, (source, r.problem)
