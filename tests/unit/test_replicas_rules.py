@@ -8,7 +8,7 @@ from test_lab import console
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import replicas, session, versions
-from nfsroot_builder.errors import ConfigError
+from nfsroot_builder.errors import ConfigError, UsageError
 from nfsroot_builder.lab import Lab
 from nfsroot_builder.lab.nodes import NodeResult, judge
 from nfsroot_builder.render import Served
@@ -140,3 +140,13 @@ def test_the_lab_judges_a_root_from_a_replica_good_and_one_from_elsewhere_bad(tm
         r = NodeResult(node.name)
         assert judge(lab, node, console(root=f"nfs,{source}"), r)
         assert r.ok is ok, (source, r.problem)
+
+
+def test_kill_server_names_the_servers_when_given_an_unknown_one(tmp_path):
+    cfg = config_mod.parse(with_servers(tree=str(tmp_path / "b")))
+    lab = Lab(session.make_context(cfg, prefix=tmp_path / "stage", state_dir=tmp_path / "state",
+                                   runner=FakeRunner(), version="current"))
+    with pytest.raises(UsageError) as e:
+        lab.kill_server("c")
+    assert "the servers are b, primary" in str(e.value)
+    assert lab.kill_server("b") == []   # nothing recorded: nothing killed
