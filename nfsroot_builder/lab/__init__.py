@@ -52,7 +52,8 @@ class Lab:
         leave the other's portmapper alive."""
         from ..replicas import replica_context
         out = []
-        for r in self.cfg.servers:
+        # A replica on another host (tree host:/path) is no part of the lab.
+        for r in (r for r in self.cfg.servers if r.tree.startswith("/")):
             rctx = replica_context(self.ctx, r)
             rctx.state_dir = self.dir / "servers" / r.name
             sub = Lab(rctx)

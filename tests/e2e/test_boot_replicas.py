@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from helpers import nfsroot_build
-from test_lab_boot import boot, edit_config, lab, lab_up, report_times  # noqa: F401 (fixtures)
+from test_lab_boot import boot, edit_config, lab, lab_up, namespaces, report_times  # noqa: F401 (fixtures)
 
 REPLICA = "192.168.0.2"
 LAST_NODE = 'ip = "192.168.0.102"\n'
@@ -67,3 +67,8 @@ def test_server_a_killed_two_nodes_boot_from_b(mm, lab_up, edit_config, tmp_path
         # The report line's root: B's address and the copy in B's tree.
         assert r["facts"]["root"].startswith(f"nfs,{REPLICA}:{tree}/srv/nfsroot/mm"), r["facts"]
     assert res.returncode == 0
+    # B's namespace goes with `lab down` (lab_up's teardown checks the lab's own and every PID).
+    replica_ns = json.loads(lab(b, "status", "--json").stdout)["namespace"] + "-b"
+    assert replica_ns in namespaces()
+    lab(b, "down")
+    assert replica_ns not in namespaces()

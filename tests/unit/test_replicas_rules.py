@@ -150,3 +150,6 @@ def test_kill_server_names_the_servers_when_given_an_unknown_one(tmp_path):
         lab.kill_server("c")
     assert "the servers are b, primary" in str(e.value)
     assert lab.kill_server("b") == []   # nothing recorded: nothing killed
+    remote = config_mod.parse(with_servers(tree="root@boot-b:/"))
+    assert Lab(session.make_context(remote, prefix=tmp_path / "stage", state_dir=tmp_path / "state",
+                                    runner=FakeRunner(), version="current")).replica_labs() == []
