@@ -18,6 +18,10 @@ from .render.ha import kea_ha
 from .render.http import nginx_dropin
 from .render.server import exports, ganesha_exports, kea_config
 from .state import now
+from .steps.dhcp import KEA_CONFIG
+from .steps.nfs import exports_dropin, ganesha_dropin
+from .steps.node_menus import MENU_DIRS, NodeMenus
+from .steps.tftp import nginx_dropin_path
 
 # -a: owners, modes, times, symlinks, devices; -H hard links within a tree
 # (the root's own); -A -X: ACLs and extended attributes (file capabilities
@@ -83,10 +87,6 @@ def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
     """Server path -> content of the files that name replica r itself: the
     node menus, the Kea config (with r as HA peer), the NFS exports and, with
     boot.transport "http", the nginx drop-in."""
-    from .steps.dhcp import KEA_CONFIG
-    from .steps.nfs import exports_dropin, ganesha_dropin
-    from .steps.node_menus import NodeMenus
-    from .steps.tftp import nginx_dropin_path
     rctx = replica_context(ctx, r)
     cfg, served = rctx.config, rctx.served
     tftp = cfg.tftp.root.rstrip("/")
@@ -107,7 +107,6 @@ def tftp_filters(ctx: Context) -> list[str]:
     """rsync filter rules for the TFTP root: no per-node menus (the replica
     gets its own) and no kernel directory of a version that is not ready.
     Excluded files are also kept from --delete on the replica."""
-    from .steps.node_menus import MENU_DIRS
     directory, pattern = MENU_DIRS[ctx.config.boot.loader]
     rules = ["--filter=+ /ipxe/boot.ipxe", "--filter=+ /boot/grub/grub.cfg", f"--filter=- /{directory}/{pattern}"]
     name = (ctx.base_config or ctx.config).name
