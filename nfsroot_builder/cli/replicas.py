@@ -7,25 +7,29 @@ from pathlib import Path
 
 from .. import replicas, session
 from .build import build_app
-from .common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefixOpt, StateOpt, guarded, make_ctx
+from .common import DEFAULT_CONFIG, ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, guarded, make_ctx
 
 
 @build_app.command("sync")
 @guarded
 def sync(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-         as_json: JsonOpt = False):
+         as_json: JsonOpt = False, dry_run: DryOpt = False):
     """Bring every [[servers]] replica to this server's versions (rsync); report what was copied."""
     session.require_root("sync")
-    ctx = make_ctx(config, prefix, state_dir, dry_run=False, json_stdout=as_json, version="current")
+    ctx = make_ctx(config, prefix, state_dir, dry_run=dry_run, json_stdout=as_json, version="current")
     if not ctx.config.servers:
         print("no [[servers]] in the config: nothing to sync")
         return
-    with session.locked(ctx):
-        rows = replicas.sync(ctx)
+    if dry_run:   # rsync --dry-run only: no lock, nothing written
+        rows = replicas.sync(ctx, preview=True)
+    else:
+        with session.locked(ctx):
+            rows = replicas.sync(ctx)
     if as_json:
-        print(json.dumps({"replicas": rows}, indent=2))
+        print(json.dumps({"replicas": rows, "dry_run": dry_run}, indent=2))
         return
+    verb = "would be copied" if dry_run else "copied"
     for r in rows:
-        print(f"{r['server']} ({r['address']}, {r['tree']}): {r['files']} files, {r['bytes']} bytes copied; "
-              f"holds {', '.join(r['versions']) or 'no version'}")
+        print(f"{r['server']} ({r['address']}, {r['tree']}): {r['files']} files, {r['bytes']} bytes {verb}; "
+              f"{'would hold' if dry_run else 'holds'} {', '.join(r['versions']) or 'no version'}")
 

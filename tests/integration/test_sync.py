@@ -6,6 +6,7 @@ whose tree is a local directory.
 - after a new version (made cheaply: one file through root.files, a clone)
   a sync copies only that version: its unchanged files are hard links to
   the version before it on the replica; again a second sync copies nothing;
+- `sync --dry-run` reports the same files and bytes and copies nothing;
 - the replica's own files name it: its menus boot nfsroot=<b>:..., its Kea
   config (Kea HA, load-balancing) has b as next-server and this server;
 - `status` lists b's versions.
@@ -41,9 +42,9 @@ def replica_keys(tree: Path) -> str:
             f'[[servers]]\nname = "b"\naddress = "{REPLICA}"\ntree = "{tree}"\n')
 
 
-def sync(b) -> dict:
+def sync(b, *options) -> dict:
     t0 = time.monotonic()
-    res = nfsroot_build("sync", "-c", b.cfg, "--prefix", b.stage, "--json", check=True)
+    res = nfsroot_build("sync", "-c", b.cfg, "--prefix", b.stage, "--json", *options, check=True)
     [row] = json.loads(res.stdout)["replicas"]
     row["seconds"] = round(time.monotonic() - t0, 1)
     print(f"sync: {row}")
@@ -85,7 +86,11 @@ def test_sync_copies_a_new_version_only_then_nothing(mm, edit_config, tmp_path):
     assert new not in held
     new_path, old_path = rows[new]["path"], rows[held[-1]]["path"]
 
+    # --dry-run: what would be copied (rsync --dry-run), nothing copied.
+    preview = sync(b, "--dry-run")
+    assert not (tree / new_path.lstrip("/")).exists()
     third = sync(b)
+    assert (preview["files"], preview["bytes"]) == (third["files"], third["bytes"]), (preview, third)
     assert third["versions"] == held + [new]
     kernel_dir = sum(p.stat().st_size for p in (tree / f"srv/tftp/mm/mm.{new}").iterdir())
     # Only the new version: its changed files and its kernel directory, far

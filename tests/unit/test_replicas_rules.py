@@ -153,3 +153,23 @@ def test_kill_server_names_the_servers_when_given_an_unknown_one(tmp_path):
     remote = config_mod.parse(with_servers(tree="root@boot-b:/"))
     assert Lab(session.make_context(remote, prefix=tmp_path / "stage", state_dir=tmp_path / "state",
                                     runner=FakeRunner(), version="current")).replica_labs() == []
+
+
+def test_a_preview_runs_rsync_dry_run_only_and_writes_nothing(tmp_path):
+    cfg = config_mod.parse(with_servers(tree=str(tmp_path / "b")))
+    runner = FakeRunner(dry_run=True, answers={"rsync": (0, "Number of regular files transferred: 3\n"
+                                                             "Total transferred file size: 7 bytes\n", "")})
+    ctx = session.make_context(cfg, prefix=tmp_path / "stage", state_dir=tmp_path / "state", runner=runner,
+                               dry_run=True, version="current")
+    ctx.state.set_version(1, path="/srv/nfsroot/lab", status="ready", kernel="6.12",
+                          kernel_path="/lab/vmlinuz-6.12", initrd_path="/lab/initrd.img-6.12")
+    ctx.state.set_current(1)
+    ctx.state.set_step("kernel-to-tftp", status="done", outputs={"kernel_path": "/lab/vmlinuz-6.12",
+                                                                "initrd_path": "/lab/initrd.img-6.12"})
+    [row] = replicas.sync(ctx, preview=True)
+    rsyncs = [argv for argv in runner.executed if argv[0] == "rsync"]
+    assert len(rsyncs) == 3 and all(argv[1] == "--dry-run" for argv in rsyncs)
+    assert rsyncs[0][2] == "-aH"   # no -A -X in a dry-run (see sync_one)
+    assert (row["files"], row["bytes"]) == (9, 21)
+    assert not (tmp_path / "state/replicas").exists() and ctx.state.replicas() == {}
+    assert not (tmp_path / "state/state.json").exists()
