@@ -227,6 +227,45 @@ class Server(Model):
         return v
 
 
+# The HA name of the [server] table in Kea's high-availability hook (a
+# replica may not take it): docs/replicas.md.
+PRIMARY_SERVER = "primary"
+# Where a replica's trees live: a local directory, served as a staging
+# prefix (the lab, a test), or [user@]host:/path reached by rsync over ssh.
+REMOTE_TREE = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:/[^\s:]*$")
+
+
+class Replica(Model):
+    """A boot server beyond [server] ([[servers]]): it serves the same root
+    versions (`nfsroot-build sync` copies them) with itself as next-server
+    and NFS server, and answers DHCP as Kea HA peer (docs/replicas.md)."""
+    name: str = Field(description="the server's short name (Kea HA server-name)")
+    address: IPv4 = Field(description="its address on the cluster network")
+    interface: str | None = Field(None, description="its cluster interface (default: server.interface)")
+    tree: str = Field(description="where its trees live: a local directory or [user@]host:/path (rsync over ssh)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not HOST_LABEL.match(v) or v == PRIMARY_SERVER:
+            raise ValueError(f"must be a short name (a-z, 0-9, '-'), not {PRIMARY_SERVER!r}: {v!r}")
+        return v
+
+    @field_validator("tree")
+    @classmethod
+    def _tree(cls, v: str) -> str:
+        if v.startswith("/"):
+            return _abs_path(v)
+        if not REMOTE_TREE.match(v):
+            raise ValueError(f"not an absolute directory or [user@]host:/path: {v!r}")
+        return v
+
+    @field_validator("interface")
+    @classmethod
+    def _iface(cls, v: str | None) -> str | None:
+        return None if v is None else Server._iface(v)
+
+
 class Network(Model):
     subnet: str
     router: IPv4 | None = None
@@ -516,6 +555,7 @@ class Config(Model):
     nfs: Nfs = Nfs()
     group: list[Group] = []
     node: list[Node] = []
+    servers: list[Replica] = []   # replicated boot servers (docs/replicas.md)
 
     @model_validator(mode="before")
     @classmethod
@@ -773,7 +813,7 @@ def _field_name(loc: tuple) -> str:
 def _did_you_mean(key: str) -> str:
     """ "; did you mean 'threads'?" for a key close to one of any section's keys."""
     import difflib
-    known = {name for model in (Config, Server, Network, Root, Tftp, Boot, Dhcp, Nfs, Node)
+    known = {name for model in (Config, Server, Network, Root, Tftp, Boot, Dhcp, Nfs, Node, Replica)
              for name in model.model_fields}
     close = difflib.get_close_matches(key, sorted(known), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -808,7 +848,8 @@ def parse(text: str, source: str = "config", base_dir: Path | None = None) -> Co
                      + _group_name_problems(data) + _image_mode_problems(data) if p not in seen]
         raise ConfigError(source, problems) from None
     if cross := _cross_checks(_Facts.of(cfg)) + _secure_boot_problems(data) + _group_name_problems(data) \
-            + _image_mode_problems(data) + _site_files_problems(cfg) + _group_root_problems(cfg):
+            + _image_mode_problems(data) + _site_files_problems(cfg) + _group_root_problems(cfg) \
+            + _replica_problems(cfg):
         raise ConfigError(source, cross)
     return cfg
 
@@ -882,6 +923,43 @@ def _group_root_problems(cfg: Config) -> list[tuple[str, str]]:
             problems.append((f"{field}.path", f"{root.path} is also the root of {owner[0]} with other "
                                               "root keys: a shared root has one config (give this group "
                                               "its own path, or the same root keys)"))
+    return problems
+
+
+def _own_root(cfg: Config, group: str) -> bool:
+    """Whether a group has a root of its own (an invalid one: _group_root_problems says why)."""
+    try:
+        return cfg.group_root(group) is not cfg.root
+    except ValidationError:
+        return False
+
+
+def _replica_problems(cfg: Config) -> list[tuple[str, str]]:
+    """[[servers]]: distinct names and addresses in the subnet, taken by no
+    node; Kea, whose HA hook the servers answer DHCP through."""
+    if not cfg.servers:
+        return []
+    problems = []
+    if cfg.dhcp.server != "kea":
+        problems.append(("dhcp.server", f'must be "kea" with [[servers]] (their DHCP is Kea HA), '
+                                        f'not {cfg.dhcp.server!r}'))
+    if own := [g.name for g in cfg.group if _own_root(cfg, g.name)]:
+        # sync copies the default root's versions only (replicas.ready_versions).
+        problems.append(("servers", f"group(s) {', '.join(own)} have a root of their own, which sync does not "
+                                    "copy to replicas yet: give them [root]'s root, or drop [[servers]]"))
+    taken = {cfg.server.address: "server.address", **{n.ip: f"node {n.name}" for n in cfg.nodes}}
+    if cfg.network.router:
+        taken[cfg.network.router] = "network.router"
+    names = {PRIMARY_SERVER}
+    for i, r in enumerate(cfg.servers):
+        if r.name in names:
+            problems.append((f"servers[{i}].name", f"{r.name!r} is taken"))
+        names.add(r.name)
+        if ipaddress.IPv4Address(r.address) not in cfg.network.network:
+            problems.append((f"servers[{i}].address", f"{r.address} is not in network.subnet {cfg.network.subnet}"))
+        elif r.address in taken:
+            problems.append((f"servers[{i}].address", f"{r.address} is {taken[r.address]}'s address"))
+        taken[r.address] = f"servers[{i}]"
     return problems
 
 

@@ -149,6 +149,14 @@ class State:
     def set_pins(self, pins: dict[str, int]) -> None:
         self._data.setdefault("versions", {})["pins"] = dict(pins)
 
+    # -- replicated boot servers (nfsroot_builder.replicas decides) ------------
+    def replicas(self) -> dict[str, dict]:
+        """Replica name -> what the last `sync` left there (versions, when)."""
+        return {k: dict(v) for k, v in self._data.get("replicas", {}).items()}
+
+    def set_replica(self, name: str, **fields) -> None:
+        self._data.setdefault("replicas", {}).setdefault(name, {}).update(fields)
+
     # -- restarts -------------------------------------------------------------
     @property
     def pending_restarts(self) -> list[str]:

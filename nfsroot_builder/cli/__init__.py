@@ -18,6 +18,7 @@ from .common import CONTEXT, Flags
 from .doctor import doctor_app
 from .lab import lab_app
 from .node import node_app
+from .replicas import sync  # noqa: F401 (registers `sync`)
 from .root import root_app
 from .update import update_  # noqa: F401 (registers `update` and `root diff`)
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .. import groups, session, versions
+from .. import groups, replicas, session, versions
 from .common import (
     DEFAULT_CONFIG,
     ConfigOpt,
@@ -182,8 +182,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
         sections.append({"group_root": gr.key, "groups": list(gr.groups), "path": sub.config.root.path,
                          "steps": sub_rows, "version": sub_version})
     if as_json:
+        servers = {"servers": replicas.status(ctx)} if ctx.config.servers else {}
         print(json.dumps({"steps": rows, "pending_restarts": ctx.state.pending_restarts, "version": version,
-                          **({"group_roots": sections} if ctx.config.group else {})}, indent=2))
+                          **({"group_roots": sections} if ctx.config.group else {}), **servers}, indent=2))
         return
     building = version["target"] != version["current"]
     # Which root version `all` works on: the current one, or a new one it would build.
@@ -219,6 +220,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), st
             print(f"{r['step']:<{width}}  {r['status']:<11}  {r['why']}".rstrip())
             if r["log"]:
                 print(f"{r['step']} {r['status']}; its log: {r['log']}")
+    if ctx.config.servers:
+        for line in replicas.status_lines(ctx):
+            print(line)
 
 
 def _status_rows(ctx, only_steps=None) -> tuple[list[dict], dict]:

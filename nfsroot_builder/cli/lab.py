@@ -27,7 +27,7 @@ def up(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = N
     """Create the namespace and start the DHCP server, in.tftpd, rpcbind and NFS-Ganesha in it."""
     lab = _lab(config, prefix, state_dir)
     for p in lab.up():
-        err.print(f"  {p.name}: pid {p.pid}")
+        err.print(f"  {p.name}: pid {p.pid}" + (f" (server {p.server})" if p.server != "primary" else ""))
     err.print(f"lab {lab.ns} is up: server {lab.cfg.server.address} on {lab.cfg.server.interface}, "
               f"{len(lab.cfg.nodes)} node(s) configured; logs in {lab.dir / 'logs'}")
 
@@ -82,6 +82,15 @@ def stop_daemons(config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: St
     """Kill the lab server's daemons by their recorded PIDs; running nodes and the namespace stay."""
     done = _lab(config, prefix, state_dir).stop_daemons()
     err.print("stopped: " + (", ".join(done) if done else "no daemon was running"))
+
+
+@lab_app.command("kill-server")
+@guarded
+def kill_server(server: Annotated[str, typer.Argument(help='"primary" ([server]) or a [[servers]] name')],
+                config: ConfigOpt, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
+    """Kill one boot server's daemons (by their recorded PIDs): a failure drill for replicated servers."""
+    done = _lab(config, prefix, state_dir).kill_server(server)
+    err.print(f"killed on server {server}: " + (", ".join(done) if done else "nothing was running"))
 
 
 @lab_app.command()

@@ -9,7 +9,7 @@ import re
 import stat
 from pathlib import Path
 
-from .. import services, sidebyside, versions
+from .. import groups, services, sidebyside
 from ..config import export_client_problem
 from ..context import Context
 from ..errors import CommandFailed
@@ -303,9 +303,9 @@ def rewrite_dhcp(ctx: Context) -> set[str]:
 
 def _block_current(ctx: Context, text: str) -> bool:
     try:
-        # Canaries' own root-paths are part of what the step writes.
+        # Canaries' and group roots' own root-paths are part of what the step writes.
         return split_block(text, "#", ctx.config.name)[1] == dhcpd_block(ctx.config, ctx.served,
-                                                                         versions.pinned_root_paths(ctx))
+                                                                         groups.node_root_paths(ctx))
     except ValueError:
         return False
 

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from .. import versions
+from ..config import PRIMARY_SERVER
 from ..context import Context
 from ..errors import NfsrootError, UsageError
 from ..files import atomic_write
@@ -32,6 +33,7 @@ class Proc:
     name: str
     pid: int
     exe: str          # the program the PID must still be running, checked before a kill
+    server: str = PRIMARY_SERVER   # whose daemon it is (replicated servers)
 
 
 class Lab:
@@ -41,6 +43,26 @@ class Lab:
         self.ns = netns.namespace(self.cfg, ctx.state_dir)
         self.dir = ctx.state_dir / "lab"
         self.record_path = self.dir / "lab.json"
+        self.server = PRIMARY_SERVER   # whose daemons this Lab starts (replicas: docs/replicas.md)
+        self.owner = self              # the Lab whose record lists every process
+
+    def replica_labs(self) -> list[Lab]:
+        """One Lab per [[servers]] replica: its own namespace joined to the
+        bridge by a veth pair, its daemons on its address serving its tree
+        (what `nfsroot-build sync` put there), its directory under ours.
+        A namespace each, not a second address in ours: every server needs
+        its own rpcbind on port 111, and killing one server's daemons must
+        leave the other's portmapper alive."""
+        from ..replicas import replica_context
+        out = []
+        # A replica on another host (tree host:/path) is no part of the lab.
+        for r in (r for r in self.cfg.servers if r.tree.startswith("/")):
+            rctx = replica_context(self.ctx, r)
+            rctx.state_dir = self.dir / "servers" / r.name
+            sub = Lab(rctx)
+            sub.ns, sub.server, sub.owner, sub.record_path = f"{self.ns}-{r.name}", r.name, self, self.record_path
+            out.append(sub)
+        return out
 
     # -- the record of what we started ------------------------------------------
     def load(self) -> dict:
@@ -57,8 +79,11 @@ class Lab:
         atomic_write(self.record_path, (json.dumps(record, indent=2) + "\n").encode(), 0o600)
 
     def add_proc(self, record: dict, name: str, pid: int, exe: str) -> None:
-        record["procs"].append({"name": name, "pid": pid, "exe": exe})
-        self.save(record)   # at once: a crash right after must still be cleanable by `down`
+        proc = {"name": name, "pid": pid, "exe": exe}
+        if self.server != PRIMARY_SERVER:
+            proc["server"] = self.server   # `lab kill-server` finds a replica's daemons by this
+        record["procs"].append(proc)
+        self.owner.save(record)   # at once: a crash right after must still be cleanable by `down`
 
     # -- up -----------------------------------------------------------------------
     def check_built(self) -> None:
@@ -83,10 +108,39 @@ class Lab:
         netns.create(self.ctx.runner, self.cfg, self.ns)
         try:
             start_daemons(self, record)
+            for sub in self.replica_labs():
+                sub.up_replica(record)
         except BaseException:
             self.down()
             raise
         return [Proc(**p) for p in record["procs"]]
+
+    def up_replica(self, record: dict) -> None:
+        """A replica's namespace and daemons (see replica_labs)."""
+        from .daemons import start_daemons
+        if not self.ctx.host(self.cfg.tftp.root).is_dir():
+            raise UsageError(f"lab: server {self.server} has no tree at {self.ctx.prefix}: "
+                             f"run 'nfsroot-build sync' first")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.install_report_unit()
+        self.write_ganesha_conf()
+        record.setdefault("replica_namespaces", []).append(self.ns)
+        self.owner.save(record)
+        netns.join(self.ctx.runner, self.owner.ns, self.owner.cfg.server.interface, self.ns, self.cfg, self.server)
+        start_daemons(self, record)
+
+    def kill_server(self, name: str) -> list[str]:
+        """Kill one server's daemons by their recorded PIDs (a failure
+        drill: docs/replicas.md); its namespace and the nodes stay."""
+        record = self.load()
+        known = {PRIMARY_SERVER, *(r.name for r in self.cfg.servers)}
+        if name not in known:
+            raise UsageError(f"no server {name!r}: the servers are {', '.join(sorted(known))}")
+        procs = [p for p in record["procs"] if p.get("server", PRIMARY_SERVER) == name
+                 and not p["name"].startswith("qemu-") and self.alive(p)]
+        by_pid = {p["pid"]: p for p in procs}
+        stop(by_pid, grace=5, alive=lambda pid: self.alive(by_pid[pid]))
+        return [f"{p['name']} (pid {p['pid']})" for p in procs]
 
     def write_ganesha_conf(self) -> bool:
         """The lab's ganesha.conf, exporting every live root version; True if it changed."""
@@ -192,10 +246,16 @@ class Lab:
         by_pid = {p["pid"]: p for p in procs}
         stop(by_pid, grace=10, alive=lambda pid: self.alive(by_pid[pid]))
         done += [f"{p['name']} (pid {p['pid']})" for p in procs]
+        for ns in record.get("replica_namespaces", []):
+            if ns.startswith(f"{self.ns}-") and netns.exists(self.ctx.runner, ns):
+                netns.delete(self.ctx.runner, ns)
+                done.append(f"namespace {ns}")
         if record.get("namespace") == self.ns and netns.exists(self.ctx.runner, self.ns):
             netns.delete(self.ctx.runner, self.ns)
             done.append(f"namespace {self.ns}")
         self.remove_report_unit()
+        for sub in self.replica_labs():
+            sub.remove_report_unit()
         # dbus-daemon leaves its socket behind when killed: gone with the lab, so
         # `root prune` knows no lab Ganesha serves the staged tree (versions.ganesha_clients).
         (self.ctx.state_dir / versions.LAB_SYSTEM_BUS).unlink(missing_ok=True)

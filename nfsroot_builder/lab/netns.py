@@ -53,3 +53,24 @@ def create(runner: Runner, cfg: Config, ns: str) -> None:
 def delete(runner: Runner, ns: str) -> None:
     # Deleting the namespace deletes its bridge and taps with it.
     runner.run(["ip", "netns", "delete", ns], check=False)
+
+
+def veth_name(server: str) -> str:
+    # The bridge's end of a replica's link; IFNAMSIZ: 15 characters at most.
+    return f"nrb-v-{server}"[:15]
+
+
+def join(runner: Runner, lab_ns: str, bridge: str, ns: str, cfg: Config, server: str) -> None:
+    """A replica server's namespace ns (cfg: the config as it serves it),
+    linked to the lab's bridge by a veth pair whose inner end carries its
+    interface name and address: two hosts on one segment."""
+    net = ipaddress.IPv4Network(cfg.network.subnet)
+    outer = veth_name(server)
+    runner.run(["ip", "netns", "add", ns])
+    runner.run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    runner.run(["ip", "-n", lab_ns, "link", "add", outer, "type", "veth",
+                "peer", "name", cfg.server.interface, "netns", ns])
+    runner.run(["ip", "-n", lab_ns, "link", "set", outer, "master", bridge])
+    runner.run(["ip", "-n", lab_ns, "link", "set", outer, "up"])
+    runner.run(["ip", "-n", ns, "addr", "add", f"{cfg.server.address}/{net.prefixlen}", "dev", cfg.server.interface])
+    runner.run(["ip", "-n", ns, "link", "set", cfg.server.interface, "up"])

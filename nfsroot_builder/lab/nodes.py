@@ -193,7 +193,12 @@ def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> 
         if node_root_cfg.init == "sysvinit":
             facts["failed"] = sysv_failures(text)
         result.facts = facts
-        expected_root = f"{cfg.server.address}:{lab.ctx.served.path(root or node_root(lab, node))}"
+        path = root or node_root(lab, node)
+        # Any boot server's own copy ([[servers]] replicas serve their tree, docs/replicas.md).
+        expected = [f"{cfg.server.address}:{lab.ctx.served.path(path)}"] + \
+            [f"{sub.cfg.server.address}:{sub.ctx.served.path(path)}" for sub in
+             (lab.replica_labs() if cfg.servers else [])]
+        expected_root = " or ".join(expected)
         problems = []
         if result.hostname != node.name:
             problems.append(f"hostname is {result.hostname!r}, not {node.name!r} (DHCP name not taken)")
@@ -208,7 +213,7 @@ def judge(lab, node, text: str, result: NodeResult, root: str | None = None) -> 
             elif node_root_cfg.layout == "overlay":
                 if fstype != "overlay":
                     problems.append(f"/ is {facts.get('root')}, expected an overlay")
-            elif fstype not in ("nfs", "nfs4") or source != expected_root:
+            elif fstype not in ("nfs", "nfs4") or source not in expected:
                 problems.append(f"/ is {facts.get('root')}, expected nfs from {expected_root}")
             if facts.get("failed", "none") != "none":
                 problems.append(f"failed {'init scripts' if node_root_cfg.init == 'sysvinit' else 'units'}: "

@@ -49,7 +49,14 @@ def serve(interface: str) -> None:
     while True:
         data, addr = sock.recvfrom(1500)
         if data[:1] == bytes([ROUTER_SOLICITATION]):
-            sock.sendto(ra, ("ff02::1", 0, 0, index))
+            try:
+                sock.sendto(ra, ("ff02::1", 0, 0, index))
+            except OSError as e:
+                # EADDRNOTAVAIL while our own link-local address is still
+                # tentative (DAD, RFC 4862 5.4): seen on a replica's fresh
+                # veth. The client solicits again (RFC 4861 6.3.7).
+                print(f"RS from {addr[0]}: no RA sent ({e})", flush=True)
+                continue
             print(f"RS from {addr[0]}: sent RA", flush=True)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from ..config import Config
 from . import Served, header, node_dir, quote
+from .ha import kea_ha
 
 # RFC 4578 client system architecture (DHCP option 93): 7 and 9 are x86-64 UEFI.
 UEFI_X64 = (7, 9)
@@ -127,7 +128,8 @@ def root_path(cfg: Config, served: Served, path: str | None = None) -> str:
     return f"{cfg.server.address}:{served.path(path or cfg.root.path)}"
 
 
-def kea_config(cfg: Config, served: Served, root_paths: Mapping[str, str] | None = None) -> str:
+def kea_config(cfg: Config, served: Served, root_paths: Mapping[str, str] | None = None,
+               ha: dict | None = None) -> str:
     """/etc/kea/kea-dhcp4-nfsroot-build.conf: a whole Kea DHCPv4 config (kea-dhcp4(8)).
 
     The same answers as dhcpd_block(): a subnet without pools, so only the
@@ -183,6 +185,10 @@ def kea_config(cfg: Config, served: Served, root_paths: Mapping[str, str] | None
         }],
         "loggers": [{"name": "kea-dhcp4", "severity": "INFO", "output_options": [{"output": "stdout"}]}],
     }
+    if ha is None and cfg.servers:
+        ha = kea_ha(cfg)
+    if ha:
+        dhcp4.update(ha)
     # Kea's parser takes #-comments (kea-dhcp4(8), "Configuration file").
     return header(cfg) + json.dumps({"Dhcp4": dhcp4}, indent=2) + "\n"
 

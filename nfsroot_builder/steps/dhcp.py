@@ -133,6 +133,8 @@ class DhcpServer(Step):
     name, boot file by client class), checked with `kea-dhcp4 -t`; the
     daemon is pointed at it by /etc/default/kea-dhcp4-server and a systemd
     drop-in, so the package's /etc/kea/kea-dhcp4.conf is left as it is.
+    With [[servers]] (replicated boot servers, docs/replicas.md) it also
+    loads Kea's HA hook in load-balancing mode with every server as a peer.
 
     dnsmasq: a drop-in /etc/dnsmasq.d/nfsroot-build-<name>.conf with
     dhcp-host lines and the boot file by tag, checked with `dnsmasq --test`.
@@ -157,7 +159,9 @@ class DhcpServer(Step):
                 "nodes": [n.model_dump(exclude={"firmware", "group"}) for n in c.nodes], "boot.loader": c.boot.loader,
                 "root.path": c.root.path, "dhcp": c.dhcp.model_dump(), "name": c.name,
                 # Canaries' and group roots' own root-paths; absent without (fingerprints of builds without stay).
-                **({"pinned": pinned} if (pinned := groups.node_root_paths(ctx)) else {})}
+                **({"pinned": pinned} if (pinned := groups.node_root_paths(ctx)) else {}),
+                # Replicated servers (Kea HA peers); absent without (fingerprints stay).
+                **({"servers": [r.model_dump() for r in c.servers]} if c.servers else {})}
 
     def verify(self, ctx: Context) -> list[str]:
         problems = []

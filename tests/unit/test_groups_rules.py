@@ -268,3 +268,17 @@ def test_two_group_roots_with_one_state_directory_name_are_refused():
            '[[group]]\nname = "b"\nroot.path = "/srv/nfsroot/login"\n\n')
     (found,) = problems(lab_with(two, n1="a", n2="b"))
     assert found[0] == "group[1].root.path" and "same state directory name 'srv-nfsroot-login'" in found[1]
+
+
+def test_a_group_root_served_otherwise_than_the_default_root_is_refused():
+    text = lab_with(GROUPS.replace('root.packages = ["iproute2", "less"]',
+                                   'root.packages = ["iproute2", "less"]\nroot.serve = "image"'))
+    got = dict(problems(text))
+    assert "differs from root.serve = 'nfs'" in got["group[1].root.serve"], got
+
+
+def test_replicated_servers_with_a_group_root_of_its_own_are_refused():
+    text = lab_with() + ('\n[dhcp]\nserver = "kea"\n\n[[servers]]\nname = "b"\naddress = "192.168.0.2"\n'
+                         'tree = "/srv/replica-b"\n')
+    got = dict(problems(text))
+    assert "group(s) login have a root of their own" in got["servers"], got

@@ -1,0 +1,192 @@
+"""Replicated boot servers ([[servers]], docs/replicas.md): `nfsroot-build
+sync` brings each one to the primary's state with rsync, in the order that
+keeps a server from offering what it does not hold: the version trees, then
+the TFTP root, and last the files that name the server itself (its menus,
+its DHCP and NFS configs), rendered for it.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import groups, versions
+from .config import Config, Replica
+from .context import Context
+from .files import atomic_write
+from .render.ha import kea_ha
+from .render.http import nginx_dropin
+from .render.server import exports, ganesha_exports, kea_config
+from .state import now
+from .steps.dhcp import KEA_CONFIG
+from .steps.nfs import exports_dropin, ganesha_dropin
+from .steps.node_menus import MENU_DIRS, NodeMenus
+from .steps.tftp import nginx_dropin_path
+
+# -a: owners, modes, times, symlinks, devices; -H hard links within a tree
+# (the root's own); -A -X: ACLs and extended attributes (file capabilities
+# such as ping's live in security.capability); --numeric-ids: the root's
+# uids are the root's, not the server's (rsync(1)). --mkpath: the replica's
+# parent directories are made on first copy.
+RSYNC_TREE = ["rsync", "-aHAX", "--numeric-ids", "--delete", "--mkpath", "--stats"]
+# Rendered files: compared by checksum (-c), so a second sync copies none
+# even though each sync writes them anew.
+RSYNC_RENDERED = ["rsync", "-rlptc", "--mkpath", "--stats"]
+
+
+@dataclass
+class Copied:
+    files: int = 0
+    bytes: int = 0
+
+    def add(self, other: Copied) -> None:
+        self.files += other.files
+        self.bytes += other.bytes
+
+
+def stats(out: str) -> Copied:
+    """Files and bytes rsync transferred, from its --stats lines (rsync(1):
+    "Number of regular files transferred", "Total transferred file size")."""
+    def number(label: str) -> int:
+        m = re.search(rf"^{label}: ([\d,]+)", out, re.M)
+        return int(m.group(1).replace(",", "")) if m else 0
+    return Copied(number("Number of regular files transferred"), number("Total transferred file size"))
+
+
+def served_prefix(r: Replica) -> str:
+    """The prefix of the paths the replica's daemons serve: its tree's path
+    (a local directory is a staging prefix; host:/ a server's own /)."""
+    return r.tree.split(":", 1)[1] if not r.tree.startswith("/") else r.tree
+
+
+def location(r: Replica, path: str) -> str:
+    """rsync's name of a server path on the replica: a local path or host:path."""
+    host = r.tree.split(":", 1)[0] + ":" if not r.tree.startswith("/") else ""
+    return host + str(Path(served_prefix(r)) / path.lstrip("/"))
+
+
+def replica_config(cfg: Config, r: Replica) -> Config:
+    """The config as replica r serves it: itself as the server (next-server,
+    root-path, nfsroot=, HTTP URLs). Not validated again (cfg was)."""
+    server = cfg.server.model_copy(update={"address": r.address, "interface": r.interface or cfg.server.interface})
+    return cfg.model_copy(update={"server": server})
+
+
+def replica_context(ctx: Context, r: Replica) -> Context:
+    """ctx as replica r sees it: its config, its tree as the prefix."""
+    return replace(ctx, config=replica_config(ctx.config, r), prefix=Path(served_prefix(r)))
+
+
+def ready_versions(ctx: Context) -> list[tuple[int, dict]]:
+    """The versions a replica gets: the finished ones (a building version is
+    not offered anywhere yet; a failed one never)."""
+    return [(vid, rec) for vid, rec in sorted(ctx.state.versions().items()) if rec["status"] == "ready"]
+
+
+def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
+    """Server path -> content of the files that name replica r itself: the
+    node menus, the Kea config (with r as HA peer), the NFS exports and, with
+    boot.transport "http", the nginx drop-in."""
+    rctx = replica_context(ctx, r)
+    cfg, served = rctx.config, rctx.served
+    tftp = cfg.tftp.root.rstrip("/")
+    out = {f"{tftp}/{rel}": text for rel, text in NodeMenus()._files(rctx).items()}
+    out[KEA_CONFIG] = kea_config(cfg, served, groups.node_root_paths(rctx),
+                                 ha=kea_ha(ctx.base_config or ctx.config, r.name))
+    roots = [(vid, rec["path"]) for vid, rec in ready_versions(ctx)]
+    if cfg.nfs.server == "ganesha":
+        out[ganesha_dropin(cfg.name)] = ganesha_exports(cfg, served, roots)
+    else:
+        out[exports_dropin(cfg.name)] = exports(cfg, served, roots)
+    if cfg.boot.transport == "http":
+        out[nginx_dropin_path(rctx)] = nginx_dropin(cfg, served)
+    return out
+
+
+def tftp_filters(ctx: Context) -> list[str]:
+    """rsync filter rules for the TFTP root: no per-node menus (the replica
+    gets its own) and no kernel directory of a version that is not ready.
+    Excluded files are also kept from --delete on the replica."""
+    directory, pattern = MENU_DIRS[ctx.config.boot.loader]
+    rules = ["--filter=+ /ipxe/boot.ipxe", "--filter=+ /boot/grub/grub.cfg", f"--filter=- /{directory}/{pattern}"]
+    name = (ctx.base_config or ctx.config).name
+    rules += [f"--filter=- /{versions.tftp_dir_of(name, vid)}/" for vid, rec in ctx.state.versions().items()
+              if rec["status"] != "ready"]
+    return rules
+
+
+def sync_one(ctx: Context, r: Replica, preview: bool = False) -> dict:
+    """Copy everything replica r lacks; return what was copied. preview:
+    rsync --dry-run (read-only: it runs in a dry-run too) says what would
+    be copied, and nothing is written (the rendered files are staged in a
+    temporary directory, the state is not saved)."""
+    def run(argv: list[str]):
+        if preview:
+            # Without -A -X: rsync 3.2's --dry-run fails opening the xattrs
+            # of directories it would create ("gen_entry_copy_xattrs: secure
+            # open ... failed"); the files and bytes it reports are the same.
+            argv = [a.replace("AX", "") if a == RSYNC_TREE[1] else a for a in argv]
+            return ctx.runner.run([argv[0], "--dry-run", *argv[1:]], probe=True)
+        return ctx.runner.run(argv)
+    copied = Copied()
+    held = []
+    previous = None
+    for vid, rec in ready_versions(ctx):
+        # --link-dest: a file equal to the version before it on the replica
+        # becomes a hard link there, not a copy (a new version costs only
+        # what changed). Relative to the destination: an absolute path keeps
+        # it valid over ssh too.
+        link = [f"--link-dest={Path(served_prefix(r)) / previous.lstrip('/')}"] if previous else []
+        res = run([*RSYNC_TREE, *link, f"{ctx.host(rec['path'])}/", location(r, rec["path"]) + "/"])
+        copied.add(stats(res.stdout))
+        held.append(versions.label(vid))
+        previous = rec["path"]
+    cfg = ctx.config
+    res = run([*RSYNC_TREE, *tftp_filters(ctx), f"{ctx.tftp_root}/", location(r, cfg.tftp.root) + "/"])
+    copied.add(stats(res.stdout))
+    # Last: what makes nodes boot from r names only versions copied above.
+    with tempfile.TemporaryDirectory(prefix="nfsroot-build-sync-") as scratch:
+        staged = Path(scratch) if preview else ctx.state_dir / "replicas" / r.name
+        for path, text in rendered_files(ctx, r).items():
+            target = staged / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.is_file() or target.read_text() != text:
+                atomic_write(target, text.encode(), 0o644)
+        res = run([*RSYNC_RENDERED, f"{staged}/", location(r, "/")])
+    copied.add(stats(res.stdout))
+    if not preview:
+        ctx.state.set_replica(r.name, versions=held, synced=now())
+        ctx.state.save()
+    return {"server": r.name, "address": r.address, "tree": r.tree, "files": copied.files,
+            "bytes": copied.bytes, "versions": held}
+
+
+def sync(ctx: Context, preview: bool = False) -> list[dict]:
+    """Bring every replica to the primary's state (under the build's lock);
+    preview: only say what would be copied (sync_one)."""
+    cfg = ctx.base_config or ctx.config
+    return [sync_one(ctx, r, preview) for r in cfg.servers]
+
+
+def status(ctx: Context) -> list[dict]:
+    """Each replica's versions as the last sync left them, and whether it
+    lacks a ready version the primary has."""
+    cfg = ctx.base_config or ctx.config
+    ready = [versions.label(vid) for vid, _rec in ready_versions(ctx)]
+    recs = ctx.state.replicas()
+    out = []
+    for r in cfg.servers:
+        rec = recs.get(r.name, {})
+        held = rec.get("versions", [])
+        out.append({"server": r.name, "address": r.address, "tree": r.tree, "versions": held,
+                    "synced": rec.get("synced"), "missing": [v for v in ready if v not in held]})
+    return out
+
+
+def status_lines(ctx: Context) -> list[str]:
+    """`status`'s lines for the replicas: each one's versions."""
+    return [f"server {r['server']} ({r['address']}): versions {', '.join(r['versions']) or 'none'}"
+            + (f"; lacks {', '.join(r['missing'])}: run `nfsroot-build sync`" if r["missing"] else "")
+            + (f" (synced {r['synced']})" if r["synced"] else "")
+            for r in status(ctx)]
