@@ -173,6 +173,8 @@ class Lab:
         for vid, path in versions.export_roots(self.ctx):
             if self._install_report_unit(self.ctx.host(path)):
                 self._repack(vid)
+        for path in group_paths(self.ctx):   # the group roots' live versions (docs/groups.md)
+            self._install_report_unit(self.ctx.host(path))
 
     def _repack(self, vid: int) -> None:
         """A version served as a RAM image (root.serve = "image") carries the
