@@ -97,9 +97,27 @@ def dhcpd_block(cfg: Config, served: Served, root_paths: Mapping[str, str] | Non
         lines.append(f"    filename {quote(bios)};")
         lines.append("  }")
     own = root_paths or {}
-    for node in cfg.nodes:
-        extra = f" option root-path {quote(root_path(cfg, served, own[node.name]))};" if node.name in own else ""
-        lines.append(f"  host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip};{extra} }}")
+
+    def host(node, indent: str, scope_path: str | None) -> str:
+        path = own.get(node.name)
+        extra = f" option root-path {quote(root_path(cfg, served, path))};" if path and path != scope_path else ""
+        return f"{indent}host {node.name} {{ hardware ethernet {node.mac}; fixed-address {node.ip};{extra} }}"
+
+    lines += [host(n, "  ", None) for n in cfg.nodes if not n.group]
+    # A group {} per [[group]] (issue 11): its nodes' shared root-path once,
+    # in the group's scope; a node sent elsewhere (a canary) keeps its own in
+    # its host declaration, the more specific scope (dhcpd.conf(5)).
+    for g in cfg.group:
+        members = [n for n in cfg.nodes if n.group == g.name]
+        if not members:
+            continue
+        paths = {own.get(n.name) for n in members}
+        shared = paths.pop() if len(paths) == 1 else None
+        lines.append(f"  group {{   # [[group]] {g.name}")
+        if shared:
+            lines.append(f"    option root-path {quote(root_path(cfg, served, shared))};")
+        lines += [host(n, "    ", shared) for n in members]
+        lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

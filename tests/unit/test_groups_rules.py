@@ -127,9 +127,24 @@ def test_dhcp_sends_each_group_node_its_root(tmp_path):
     assert paths == {"lab2": "/srv/nfsroot/lab-login"}
     block = dhcpd_block(cfg, ctx.served, paths)
     stage = tmp_path / "stage"
-    assert f'host lab2 {{ hardware ethernet 52:54:00:12:34:02; fixed-address 192.168.0.102; option root-path ' \
-           f'"192.168.0.1:{stage}/srv/nfsroot/lab-login"; }}' in block
-    assert "host lab1 { hardware ethernet 52:54:00:12:34:01; fixed-address 192.168.0.101; }" in block
+    # A group {} per [[group]]: compute on the default root (no root-path of its
+    # own), login with its root's path once in its scope.
+    assert ("  group {   # [[group]] compute\n"
+            "    host lab1 { hardware ethernet 52:54:00:12:34:01; fixed-address 192.168.0.101; }\n"
+            "  }\n"
+            "  group {   # [[group]] login\n"
+            f'    option root-path "192.168.0.1:{stage}/srv/nfsroot/lab-login";\n'
+            "    host lab2 { hardware ethernet 52:54:00:12:34:02; fixed-address 192.168.0.102; }\n"
+            "  }\n") in block
+    # A canary among the login nodes keeps its own root-path in its host declaration.
+    block = dhcpd_block(cfg, ctx.served, {"lab2": "/srv/nfsroot/lab-login.v2"})
+    assert ("  group {   # [[group]] login\n"
+            f'    option root-path "192.168.0.1:{stage}/srv/nfsroot/lab-login.v2";\n') in block
+    cfg.nodes.append(cfg.nodes[1].model_copy(update={"name": "lab3", "mac": "52:54:00:12:34:03",
+                                                     "ip": "192.168.0.103"}))
+    block = dhcpd_block(cfg, ctx.served, {"lab2": "/srv/nfsroot/lab-login.v2", "lab3": "/srv/nfsroot/lab-login"})
+    assert "  group {   # [[group]] login\n    host lab2" in block
+    assert f'fixed-address 192.168.0.103; option root-path "192.168.0.1:{stage}/srv/nfsroot/lab-login"; }}' in block
 
 
 def test_exports_name_each_group_root_read_only(tmp_path):
