@@ -61,3 +61,15 @@ def mark_root(root: Path, build: str) -> None:
     marker = Path(root) / pathguard.BUILD_MARKER
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"build": build}))
+
+
+def console_unit(description: str, command: str) -> str:
+    """A oneshot systemd unit that prints `command`'s output on the node's
+    console before the login prompt: what an e2e test reads from a root's
+    files (the lab's report line carries only its fixed facts)."""
+    return ("[Unit]\n"
+            f"Description={description} (nfsroot-build e2e)\n"
+            "After=local-fs.target\nBefore=getty.target\n"
+            "[Service]\nType=oneshot\nStandardOutput=journal+console\n"
+            f"ExecStart=/bin/sh -c '{command}'\n"
+            "[Install]\nWantedBy=multi-user.target\n")

@@ -15,24 +15,15 @@ from pathlib import Path
 
 from nfsroot_builder.groups import ROOT_STEPS
 
-from helpers import nfsroot_build
+from helpers import console_unit, nfsroot_build
 from test_lab_boot import SERVER, boot, edit_config, lab_up, report_times  # noqa: F401 (fixtures)
 
 # The dry-run comparison of tests/integration (on sys.path there only when that directory is collected too).
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
 from test_dry_run_exact import differences, log_dir, performed, planned  # noqa: E402
 
-UNIT = """[Unit]
-Description=prints what the login group's root brings (nfsroot-build e2e)
-After=local-fs.target
-Before=getty.target
-[Service]
-Type=oneshot
-StandardOutput=journal+console
-ExecStart=/bin/sh -c 'echo "NRB-LOGIN $(cat /etc/login/banner) $(command -v less)"'
-[Install]
-WantedBy=multi-user.target
-"""
+UNIT = console_unit("prints what the login group's root brings",
+                    'echo "NRB-LOGIN $(cat /etc/login/banner) $(command -v less)"')
 
 
 def login_files(tmp_path):

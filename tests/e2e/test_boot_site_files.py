@@ -4,21 +4,12 @@ a file for n1's own /var; a hook enables the unit. n1 boots the new version
 and the unit prints both files on the serial console."""
 from __future__ import annotations
 
-from helpers import nfsroot_build
+from helpers import console_unit, nfsroot_build
 from test_lab_boot import SERVER, boot, edit_config, lab_up, report_times  # noqa: F401 (fixtures)
 from versions_helpers import root_list
 
-UNIT = """[Unit]
-Description=prints what root.files brought (nfsroot-build e2e)
-After=local-fs.target
-Before=getty.target
-[Service]
-Type=oneshot
-StandardOutput=journal+console
-ExecStart=/bin/sh -c 'echo "NRB-SITE $(cat /etc/site/hello) $(cat /var/lib/site/node-id)"'
-[Install]
-WantedBy=multi-user.target
-"""
+UNIT = console_unit("prints what root.files brought",
+                    'echo "NRB-SITE $(cat /etc/site/hello) $(cat /var/lib/site/node-id)"')
 HOOK = "#!/bin/sh\nset -e\nsystemctl enable nrb-site.service\n"
 
 
