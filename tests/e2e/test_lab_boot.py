@@ -5,6 +5,12 @@ session (root_builds.py): `mm` (mmdebstrap, layout tmpfs, GRUB) and `deb`
 (debootstrap, layout per-node, iPXE). Each boot is judged by the lab itself:
 '<node> login:' on the serial console, and the report unit's facts line
 (root filesystem and source, /var, failed units).
+
+Paths booted here once are not booted again: two BIOS nodes with GRUB from
+dhcpd (layout tmpfs), a BIOS node with iPXE from dnsmasq and two with iPXE
+from dnsmasq-proxy beside a site DHCP server are asserted on the BIOS node
+of test_boot_uefi.py's tests, which boot a UEFI node beside it through the
+same DHCP server and loader (each of those was a boot of its own, ~50 s).
 """
 from __future__ import annotations
 
@@ -78,17 +84,6 @@ def assert_nfs_root(build, r):
     assert r["facts"]["failed"] == "none"
 
 
-def test_two_nodes_boot_at_once_tmpfs_grub(mm, lab_up):
-    lab_up(mm)
-    res, results = boot(mm, "n1", "n2")
-    assert set(results) == {"n1", "n2"}, res.stderr
-    for r in results.values():
-        assert_nfs_root(mm, r)
-        assert r["facts"]["var"] == "none"     # layout tmpfs: /var is on the root, its subtrees tmpfs
-    assert res.returncode == 0
-    assert "pass n1: login after" in res.stderr and "pass n2: login after" in res.stderr
-
-
 def test_per_node_var_with_ipxe(deb, lab_up):
     lab_up(deb)
     res, results = boot(deb, "n2")
@@ -160,26 +155,3 @@ def test_kea_two_nodes_grub(mm, lab_up, edit_config):
     lab_up(mm)
     assert "kea-dhcp4" in lab_procs(mm) and "dhcpd" not in lab_procs(mm)
     boot_all_from_nfs(mm, "n1", "n2")
-
-
-def test_dnsmasq_ipxe(deb, lab_up, edit_config):
-    use_dhcp_server(deb, edit_config, "dnsmasq", "dnsmasq")
-    lab_up(deb)
-    assert "dnsmasq" in lab_procs(deb) and "dhcpd" not in lab_procs(deb)
-    res, results = boot(deb, "n1")
-    report_times(res)
-    assert_nfs_root(deb, results["n1"])
-    assert results["n1"]["facts"]["var"] == f"nfs,{SERVER}:{deb.root}.nodes/n1"
-
-
-def test_dnsmasq_proxy_beside_a_site_dhcp_server(deb, lab_up, edit_config):
-    """The site's DHCP server (the lab's stand-in: dhcpd with addresses and
-    names only) and our proxyDHCP on one segment; two nodes at once."""
-    use_dhcp_server(deb, edit_config, "dnsmasq-proxy", "dnsmasq")
-    lab_up(deb)
-    assert {"site-dhcpd", "dnsmasq"} <= lab_procs(deb)
-    boot_all_from_nfs(deb, "n1", "n2")
-    site_log = (deb.stage / "var/lib/nfsroot-build/deb/lab/logs/site-dhcpd.log").read_text()
-    proxy_log = (deb.stage / "var/lib/nfsroot-build/deb/lab/logs/dnsmasq.log").read_text()
-    assert "DHCPACK on 192.168.0.101 to 52:54:00:12:35:01" in site_log
-    assert "proxy" in proxy_log and "ipxe/boot.ipxe" in proxy_log
