@@ -8,6 +8,7 @@ both kinds), the loader and DHCP server do.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,20 @@ def test_bios_and_uefi_nodes_with_grub_from_one_dhcpd_config(mm, lab_up, edit_co
     """n1 BIOS (SeaBIOS + iPXE ROM -> core.0), n2 UEFI (OVMF -> core.efi), at
     once, ISC dhcpd. The firmware is lab-only: the build has nothing to do.
     Also the lab's plainest path, two nodes at once with GRUB from dhcpd and
-    layout tmpfs (n1 BIOS as test_lab_boot booted it)."""
+    layout tmpfs (n1 BIOS as test_lab_boot booted it), and a changed MAC
+    (n2's): only dhcp-server and node-menus rerun, and the node boots with it."""
     edit_config(mm, *N2_UEFI)
     res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
     assert "nothing changed" in res.stderr, res.stderr
+    edit_config(mm, 'mac = "52:54:00:12:35:02"', 'mac = "52:54:00:12:35:99"')
+    st = {s["step"]: s for s in json.loads(nfsroot_build("status", "-c", mm.cfg, "--prefix", mm.stage,
+                                                          "--json", check=True).stdout)["steps"]}
+    stale = sorted(name for name, s in st.items() if s["status"] != "done")
+    assert stale == ["dhcp-server", "node-menus"], st
+    res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
+    assert "3 step(s) ran, 19 skipped as done; changed: dhcp-server, node-menus, services" in res.stderr, res.stderr
+    assert "52:54:00:12:35:99" in (mm.stage / "etc/dhcp/dhcpd.conf").read_text()
+    assert (mm.tftp / "boot/grub/grub.cfg-01-52-54-00-12-35-99").exists()
     lab_up(mm)
     res, results = boot(mm, "n1", "n2")
     report_times(res)
