@@ -11,8 +11,10 @@ dhcpd (layout tmpfs), a BIOS node with iPXE from dnsmasq and two with iPXE
 from dnsmasq-proxy beside a site DHCP server are asserted on the BIOS node
 of test_boot_uefi.py's tests, which boot a UEFI node beside it through the
 same DHCP server and loader; a node whose MAC changed (only dhcp-server and
-node-menus rerun) is that file's UEFI node with GRUB from dhcpd (each of
-those was a boot of its own, ~50 s).
+node-menus rerun) is that file's UEFI node with GRUB from dhcpd; the `deb`
+build's per-node /var with iPXE from dhcpd is asserted on n2 of
+test_boot_site_files.py, which boots n1 beside it (each of those was a boot
+of its own, ~50 s).
 """
 from __future__ import annotations
 
@@ -84,15 +86,6 @@ def assert_nfs_root(build, r):
     assert r["hostname"] == r["name"]
     assert r["facts"]["root"] in (f"nfs,{SERVER}:{build.root}", f"nfs4,{SERVER}:{build.root}")
     assert r["facts"]["failed"] == "none"
-
-
-def test_per_node_var_with_ipxe(deb, lab_up):
-    lab_up(deb)
-    res, results = boot(deb, "n2")
-    r = results["n2"]
-    assert_nfs_root(deb, r)
-    # The node's own export (<root>.nodes/<node>) is its /var.
-    assert r["facts"]["var"] == f"nfs,{SERVER}:{deb.root}.nodes/n2", r["facts"]
 
 
 def test_overlay_layout(mm, lab_up, edit_config):
