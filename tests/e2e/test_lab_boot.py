@@ -1,8 +1,9 @@
 """Virtual diskless nodes boot from what nfsroot-build made.
 
-Runs in file order on the two roots the integration tests build once per
+The e2e tests boot the two roots the integration tests build once per
 session (root_builds.py): `mm` (mmdebstrap, layout tmpfs, GRUB) and `deb`
-(debootstrap, layout per-node, iPXE). Each boot is judged by the lab itself:
+(debootstrap, layout per-node, iPXE); this file holds the helpers they share
+and the Kea and overlay boots of `mm`. Each boot is judged by the lab itself:
 '<node> login:' on the serial console, and the report unit's facts line
 (root filesystem and source, /var, failed units).
 
