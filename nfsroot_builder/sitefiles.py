@@ -40,7 +40,7 @@ HOOKS_RAN = "etc/nfsroot-build/site-hooks.json"
 RESERVED = ("etc/nfsroot-build", "etc/fstab", "etc/hosts", "etc/hostname", "etc/machine-id",
             "var/lib/dbus/machine-id", "etc/network/interfaces", "etc/resolv.conf",
             "etc/udev/rules.d/70-persistent-net.rules", "etc/udev/rules.d/75-persistent-net-generator.rules",
-            "etc/default/rcS", "etc/default/nfs-common", "etc/mtab", "etc/rcS.d/S35mountnfs",
+            "etc/default/rcS", "etc/default/nfs-common", "etc/idmapd.conf", "etc/mtab", "etc/rcS.d/S35mountnfs",
             "etc/inittab.d/nfsroot-build-serial.tab",
             "etc/systemd/system/multi-user.target.wants/remote-fs.target",
             "etc/initramfs-tools/conf.d/nfsroot-build",

@@ -120,7 +120,10 @@ class Mountnfs(RootFileStep):
     (/etc/inittab.d/nfsroot-build-serial.tab), as systemd starts one itself;
     no rpc.statd (NEED_STATD=no in /etc/default/nfs-common: the mounts are
     nolock, and statd cannot write the read-only root before /var is
-    mounted); and /etc/mtab as the link to /proc/mounts that initscripts
+    mounted); /etc/idmapd.conf with the NFSv4 ID-mapping Domain
+    (network.domain), so libnfsidmap does not ask the name servers for it
+    at every ID upcall (about 20 s each where they do not answer); and
+    /etc/mtab as the link to /proc/mounts that initscripts
     would otherwise try to make on the read-only root.
 
     systemd needs no hook: its fstab-generator turns every NFS line into a
@@ -137,6 +140,7 @@ class Mountnfs(RootFileStep):
             return {SEED_MOUNTNFS_LINK: ("link", "../network/if-up.d/mountnfs"),
                     "/etc/default/rcS": ("file", R.rcs_default(ctx.config), 0o644),
                     "/etc/default/nfs-common": ("file", R.nfs_common_default(ctx.config), 0o644),
+                    "/etc/idmapd.conf": ("file", R.idmapd_conf(ctx.config), 0o644),
                     # initscripts' mtab_migrate (lib/init/mount-functions.sh) wants exactly
                     # this link; it cannot make it on a read-only root.
                     "/etc/mtab": ("link", "/proc/mounts"), **tab}

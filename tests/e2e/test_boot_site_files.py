@@ -1,7 +1,10 @@
 """root.files and root.hooks booted (issue 11, point 4): on the shared
 per-node build (`deb`, iPXE), a site tree brings a file, a systemd unit and
 a file for n1's own /var; a hook enables the unit. n1 boots the new version
-and the unit prints both files on the serial console."""
+and the unit prints both files on the serial console. n2 boots beside it
+(dhcpd, iPXE): its /var is its own export, <root>.nodes/n2, whatever the
+version (this was test_lab_boot's test_per_node_var_with_ipxe, a boot of
+its own)."""
 from __future__ import annotations
 
 from helpers import console_unit, nfsroot_build
@@ -30,11 +33,15 @@ def test_node_boots_the_version_with_site_files_and_hook(deb, lab_up, edit_confi
     vid = next(v for v, r in rows.items() if r["state"] == "current")
     path = str(deb.stage) + rows[vid]["path"]
     lab_up(deb)
-    res, results = boot(deb, "n1")
+    res, results = boot(deb, "n1", "n2")
     report_times(res)
-    r = results["n1"]
-    assert r["ok"], f"{r['problem']}\n" + "\n".join(r["tail"]) + res.stderr
-    assert r["facts"]["version"] == vid, r["facts"]
-    assert r["facts"]["root"] in (f"nfs,{SERVER}:{path}", f"nfs4,{SERVER}:{path}"), r["facts"]
+    assert set(results) == {"n1", "n2"}, res.stderr
+    for node, r in results.items():
+        assert r["ok"], f"{node}: {r['problem']}\n" + "\n".join(r["tail"]) + res.stderr
+        assert r["hostname"] == node and r["facts"]["failed"] == "none", r
+        assert r["facts"]["version"] == vid, r["facts"]
+        assert r["facts"]["root"] in (f"nfs,{SERVER}:{path}", f"nfs4,{SERVER}:{path}"), r["facts"]
+        # The node's own export (<root>.nodes/<node>) is its /var.
+        assert r["facts"]["var"] == f"nfs,{SERVER}:{deb.root}.nodes/{node}", r["facts"]
     console = (deb.stage / f"var/lib/nfsroot-build/{deb.name}/lab/consoles/n1.log").read_text(errors="replace")
     assert "NRB-SITE hello-from-the-site-tree n1-own-var" in console, console[-3000:]

@@ -1,10 +1,21 @@
 """Virtual diskless nodes boot from what nfsroot-build made.
 
-Runs in file order on the two roots the integration tests build once per
+The e2e tests boot the two roots the integration tests build once per
 session (root_builds.py): `mm` (mmdebstrap, layout tmpfs, GRUB) and `deb`
-(debootstrap, layout per-node, iPXE). Each boot is judged by the lab itself:
+(debootstrap, layout per-node, iPXE); this file holds the helpers they share
+and the Kea and overlay boots of `mm`. Each boot is judged by the lab itself:
 '<node> login:' on the serial console, and the report unit's facts line
 (root filesystem and source, /var, failed units).
+
+Paths booted here once are not booted again: two BIOS nodes with GRUB from
+dhcpd (layout tmpfs), a BIOS node with iPXE from dnsmasq and two with iPXE
+from dnsmasq-proxy beside a site DHCP server are asserted on the BIOS node
+of test_boot_uefi.py's tests, which boot a UEFI node beside it through the
+same DHCP server and loader; a node whose MAC changed (only dhcp-server and
+node-menus rerun) is that file's UEFI node with GRUB from dhcpd; the `deb`
+build's per-node /var with iPXE from dhcpd is asserted on n2 of
+test_boot_site_files.py, which boots n1 beside it (each of those was a boot
+of its own, ~50 s).
 """
 from __future__ import annotations
 
@@ -78,41 +89,6 @@ def assert_nfs_root(build, r):
     assert r["facts"]["failed"] == "none"
 
 
-def test_two_nodes_boot_at_once_tmpfs_grub(mm, lab_up):
-    lab_up(mm)
-    res, results = boot(mm, "n1", "n2")
-    assert set(results) == {"n1", "n2"}, res.stderr
-    for r in results.values():
-        assert_nfs_root(mm, r)
-        assert r["facts"]["var"] == "none"     # layout tmpfs: /var is on the root, its subtrees tmpfs
-    assert res.returncode == 0
-    assert "pass n1: login after" in res.stderr and "pass n2: login after" in res.stderr
-
-
-def test_per_node_var_with_ipxe(deb, lab_up):
-    lab_up(deb)
-    res, results = boot(deb, "n2")
-    r = results["n2"]
-    assert_nfs_root(deb, r)
-    # The node's own export (<root>.nodes/<node>) is its /var.
-    assert r["facts"]["var"] == f"nfs,{SERVER}:{deb.root}.nodes/n2", r["facts"]
-
-
-def test_changed_mac_reruns_only_dhcp_and_menus_then_boots(mm, lab_up, edit_config):
-    edit_config(mm, 'mac = "52:54:00:12:35:02"', 'mac = "52:54:00:12:35:99"')
-    st = {s["step"]: s for s in json.loads(nfsroot_build("status", "-c", mm.cfg, "--prefix", mm.stage,
-                                                          "--json", check=True).stdout)["steps"]}
-    stale = sorted(name for name, s in st.items() if s["status"] != "done")
-    assert stale == ["dhcp-server", "node-menus"], st
-    res = nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
-    assert "3 step(s) ran, 19 skipped as done; changed: dhcp-server, node-menus, services" in res.stderr, res.stderr
-    assert "52:54:00:12:35:99" in (mm.stage / "etc/dhcp/dhcpd.conf").read_text()
-    assert (mm.tftp / "boot/grub/grub.cfg-01-52-54-00-12-35-99").exists()
-    lab_up(mm)
-    res, results = boot(mm, "n2")
-    assert_nfs_root(mm, results["n2"])
-
-
 def test_overlay_layout(mm, lab_up, edit_config):
     edit_config(mm, 'layout = "tmpfs"', 'layout = "overlay"')
     nfsroot_build("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume", check=True)
@@ -160,26 +136,3 @@ def test_kea_two_nodes_grub(mm, lab_up, edit_config):
     lab_up(mm)
     assert "kea-dhcp4" in lab_procs(mm) and "dhcpd" not in lab_procs(mm)
     boot_all_from_nfs(mm, "n1", "n2")
-
-
-def test_dnsmasq_ipxe(deb, lab_up, edit_config):
-    use_dhcp_server(deb, edit_config, "dnsmasq", "dnsmasq")
-    lab_up(deb)
-    assert "dnsmasq" in lab_procs(deb) and "dhcpd" not in lab_procs(deb)
-    res, results = boot(deb, "n1")
-    report_times(res)
-    assert_nfs_root(deb, results["n1"])
-    assert results["n1"]["facts"]["var"] == f"nfs,{SERVER}:{deb.root}.nodes/n1"
-
-
-def test_dnsmasq_proxy_beside_a_site_dhcp_server(deb, lab_up, edit_config):
-    """The site's DHCP server (the lab's stand-in: dhcpd with addresses and
-    names only) and our proxyDHCP on one segment; two nodes at once."""
-    use_dhcp_server(deb, edit_config, "dnsmasq-proxy", "dnsmasq")
-    lab_up(deb)
-    assert {"site-dhcpd", "dnsmasq"} <= lab_procs(deb)
-    boot_all_from_nfs(deb, "n1", "n2")
-    site_log = (deb.stage / "var/lib/nfsroot-build/deb/lab/logs/site-dhcpd.log").read_text()
-    proxy_log = (deb.stage / "var/lib/nfsroot-build/deb/lab/logs/dnsmasq.log").read_text()
-    assert "DHCPACK on 192.168.0.101 to 52:54:00:12:35:01" in site_log
-    assert "proxy" in proxy_log and "ipxe/boot.ipxe" in proxy_log

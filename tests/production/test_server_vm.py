@@ -182,7 +182,7 @@ def boot_nodes(lab: servervm.Lab, cfg) -> list[NodeResult]:
     try:
         watch(results, consoles, NODE_TIMEOUT,
               finished=lambda name, text, res: judge(shim, by_name[name], text, res, root=cfg.root.path),
-              alive=lambda name: lab.procs[name].poll() is None, poll=2)
+              alive=lambda name: lab.procs[name].poll() is None)
     finally:
         for name in consoles:
             lab.stop(name)
