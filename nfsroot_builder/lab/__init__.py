@@ -181,7 +181,15 @@ class Lab:
         from .. import session
         from ..steps import image
         ctx = versions.context_for(self.ctx, vid) if vid in self.ctx.state.versions() else self.ctx
-        if image.image_path(ctx).is_file():
+        if image.image_path(ctx).is_file() and self.owner is not self:
+            # A replica serves the primary's image byte for byte (the same
+            # version on every server), which the primary's Lab packed again
+            # just before (up: the primary first): copied, not packed anew,
+            # so the version's record (size, sha256) holds for every server.
+            owner = self.owner.ctx
+            primary = versions.context_for(owner, vid) if vid in owner.state.versions() else owner
+            self.ctx.files.copy_file(image.image_path(primary), image.image_path(ctx))
+        elif image.image_path(ctx).is_file():
             # Under the run lock, saved: pack records the new image's size
             # and digest in the version's record (doctor's root-image check).
             with session.locked(ctx):
