@@ -503,6 +503,10 @@ class Node(Model):
     firmware: Literal["bios", "uefi"] = "bios"
     # A [[group]]'s name (docs/groups.md); empty: the top-level [root] and [boot].
     group: str = ""
+    # Its preferred boot server ([[servers]], docs/replicas.md): "primary"
+    # or a [[servers]] name; every server's DHCP answer sends it there (it
+    # then has no failover). Empty: whichever server Kea's HA answers with.
+    server: str = ""
 
     @field_validator("name")
     @classmethod
@@ -936,10 +940,13 @@ def _own_root(cfg: Config, group: str) -> bool:
 
 def _replica_problems(cfg: Config) -> list[tuple[str, str]]:
     """[[servers]]: distinct names and addresses in the subnet, taken by no
-    node; Kea, whose HA hook the servers answer DHCP through."""
+    node; Kea, whose HA hook the servers answer DHCP through; a node's
+    preferred server (node.server) one of them."""
+    names = [PRIMARY_SERVER, *(r.name for r in cfg.servers)]
+    problems = [(f"node[{i}].server", f"no server named {n.server!r} (servers: {', '.join(names)})")
+                for i, n in enumerate(cfg.nodes) if n.server and n.server not in names]
     if not cfg.servers:
-        return []
-    problems = []
+        return problems
     if cfg.dhcp.server != "kea":
         problems.append(("dhcp.server", f'must be "kea" with [[servers]] (their DHCP is Kea HA), '
                                         f'not {cfg.dhcp.server!r}'))

@@ -15,7 +15,7 @@ from . import groups, versions
 from .config import Config, Replica
 from .context import Context
 from .files import atomic_write
-from .render.ha import kea_ha
+from .render.ha import kea_ha, preferred_servers, served_prefix
 from .render.http import nginx_dropin
 from .render.server import exports, ganesha_exports, kea_config
 from .state import now
@@ -54,12 +54,6 @@ def stats(out: str) -> Copied:
     return Copied(number("Number of regular files transferred"), number("Total transferred file size"))
 
 
-def served_prefix(r: Replica) -> str:
-    """The prefix of the paths the replica's daemons serve: its tree's path
-    (a local directory is a staging prefix; host:/ a server's own /)."""
-    return r.tree.split(":", 1)[1] if not r.tree.startswith("/") else r.tree
-
-
 def location(r: Replica, path: str) -> str:
     """rsync's name of a server path on the replica: a local path or host:path."""
     host = r.tree.split(":", 1)[0] + ":" if not r.tree.startswith("/") else ""
@@ -92,8 +86,9 @@ def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
     cfg, served = rctx.config, rctx.served
     tftp = cfg.tftp.root.rstrip("/")
     out = {f"{tftp}/{rel}": text for rel, text in NodeMenus()._files(rctx).items()}
-    out[KEA_CONFIG] = kea_config(cfg, served, groups.node_root_paths(rctx),
-                                 ha=kea_ha(ctx.base_config or ctx.config, r.name))
+    base = ctx.base_config or ctx.config
+    out[KEA_CONFIG] = kea_config(cfg, served, groups.node_root_paths(rctx), ha=kea_ha(base, r.name),
+                                 preferred=preferred_servers(base, ctx.served))
     roots = [(vid, rec["path"]) for vid, rec in ready_versions(ctx)]
     if cfg.nfs.server == "ganesha":
         out[ganesha_dropin(cfg.name)] = ganesha_exports(cfg, served, roots)
