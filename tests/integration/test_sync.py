@@ -9,7 +9,9 @@ whose tree is a local directory.
 - `sync --dry-run` reports the same files and bytes and copies nothing;
 - the replica's own files name it: its menus boot nfsroot=<b>:..., its Kea
   config (Kea HA, load-balancing) has b as next-server and this server;
-- `status` lists b's versions.
+- `status` lists b's versions;
+- the command sync removes a pruned version with deletes exactly the named
+  directories (real rsync on a scratch tree: `mm` goes, `mm.v2` stays).
 
 The config is put back afterwards by test_lab_boot's edit_config fixture.
 """
@@ -17,11 +19,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from nfsroot_builder import replicas
 
 from helpers import nfsroot_build
 from versions_helpers import root_list
@@ -113,3 +118,18 @@ def test_sync_copies_a_new_version_only_then_nothing(mm, edit_config, tmp_path):
     assert bkea["hooks-libraries"][1]["parameters"]["high-availability"][0]["this-server-name"] == "b"
     st = nfsroot_build("status", "-c", b.cfg, "--prefix", b.stage, check=True).stdout
     assert f"server b ({REPLICA}): versions {', '.join(held + [new])}" in st, st
+
+
+def test_the_removal_command_deletes_only_the_named_directories(tmp_path):
+    """What sync runs for a version `root prune` removed (replicas.removal_argv):
+    rsync's filter rules, proven on a real tree rather than read from the argv."""
+    dest = tmp_path / "replica/srv/nfsroot"
+    for name in ("mm", "mm.v2", "mm.v3", "other"):
+        (dest / name / "etc").mkdir(parents=True)
+        (dest / name / "etc/hostname").write_text(name)
+    (dest / "mm.v2/etc/mm").mkdir()   # a name that is also inside a kept tree
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(replicas.removal_argv(empty, str(dest), ["mm", "mm.v3"]), check=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["mm.v2", "other"]
+    assert (dest / "mm.v2/etc/mm").is_dir() and (dest / "mm.v2/etc/hostname").read_text() == "mm.v2"
