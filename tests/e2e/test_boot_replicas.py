@@ -93,10 +93,10 @@ def server_log(build, server: str, name: str) -> Path:
 def test_image_node_outlives_its_server_two_nodes_boot_from_the_other(mm, lab_up, edit_config, tmp_path):  # noqa: F811
     """Issue 13 point 3 in one lab: two servers, Kea HA, boot.transport
     "http", the mm root switched to RAM-image mode (a new version). n1 boots
-    in image mode from whichever server Kea's load-balancing gave it ("A"),
-    A's daemons are killed and n1's heartbeat goes on; then n2 (a canary
-    pinned to v1, built over NFS: the NFS-root path from a replica) and n3
-    (image) boot from the other server ("B"), their report lines naming B;
+    in image mode from A, the primary (its node.server: Kea's load-balancing
+    would send it to b), A's daemons are killed and n1's heartbeat goes on;
+    then n2 (a canary pinned to v1, built over NFS: the NFS-root path from a
+    replica) and n3 (image) boot from B, their report lines naming B;
     last every daemon of both servers is stopped and n1 still beats. Also
     what test_boot_image.py asserted: the image version's dry-run is exact,
     doctor's root-image check, rollback/switch between the modes."""
@@ -109,7 +109,10 @@ def test_image_node_outlives_its_server_two_nodes_boot_from_the_other(mm, lab_up
     edit_config(mm, text, text.replace('layout = "tmpfs"\n', 'layout = "tmpfs"\nserve = "image"\n', 1)
                 .replace("timeout = 0\n", 'timeout = 0\ntransport = "http"\n', 1)
                 .replace(LAST_NODE, f'{LAST_NODE}{N3}\n[dhcp]\nserver = "kea"\n\n'
-                                    f'[[servers]]\nname = "b"\naddress = "{REPLICA}"\ntree = "{tree}"\n', 1))
+                                    f'[[servers]]\nname = "b"\naddress = "{REPLICA}"\ntree = "{tree}"\n', 1)
+                # n1 prefers the primary: whichever server Kea's load-balancing
+                # has answer it (n1's MAC hashes to b), it boots from A.
+                .replace('name = "n1"\n', 'name = "n1"\nserver = "primary"\n', 1))
     args = ("all", "-c", mm.cfg, "--prefix", mm.stage, "--resume")
     plan = planned(nfsroot_build(*args, "--dry-run", check=True).stdout)
     t0 = time.monotonic()
@@ -167,10 +170,8 @@ def test_image_node_outlives_its_server_two_nodes_boot_from_the_other(mm, lab_up
     assert r["hostname"] == "n1"
     assert r["facts"]["root"].startswith("overlay,") and r["facts"]["nfs"] == "0", r["facts"]
     assert r["facts"]["version"] == version and r["facts"]["failed"] == "none", r["facts"]
-    # A: the server Kea's load-balancing (a hash of the MAC) sent n1 to.
-    a_address = r["facts"]["fetch"].split("/")[2]
-    a, b = ("primary", "b") if a_address == "192.168.0.1" else ("b", "primary")
-    b_address, b_root = ("192.168.0.1", str(mm.root)) if b == "primary" else (REPLICA, f"{tree}/srv/nfsroot/mm")
+    # A: n1's preferred server (node.server), named by its fetch= URL.
+    a, b, a_address, b_address, b_root = "primary", "b", "192.168.0.1", REPLICA, f"{tree}/srv/nfsroot/mm"
     assert r["facts"]["fetch"] == f"http://{a_address}/mm.{version}/filesystem.squashfs", r["facts"]
     # '<client> [<time>] "GET <path> HTTP/1.1" 200 <bytes> <seconds>': the whole image went to n1 from A.
     access = server_log(mm, a, "nginx-access.log").read_text()
