@@ -1,29 +1,67 @@
-"""Replicated boot servers in the lab (issue 13, point 3; docs/replicas.md):
-the shared mmdebstrap build (GRUB, layout tmpfs) with Kea and a second
-server `b` whose tree `nfsroot-build sync` filled. `lab up` runs both
-servers' daemons, each on its own address, and Kea HA (load-balancing)
-between them; the lab kills server A's daemons by PID; B goes to
-partner-down; two nodes booted afterwards reach login with their root from
-B (the report line's root names B's address and B's tree).
+"""Replicated boot servers and RAM-image mode in one lab (issue 13 points 1
+and 3; docs/replicas.md, docs/image-mode.md): the shared mmdebstrap build
+(GRUB, layout tmpfs) switched to root.serve = "image" over HTTP (a new
+version), with Kea and a second server `b` whose tree `nfsroot-build sync`
+filled. `lab up` runs both servers' daemons, each in its own namespace on
+its own address, and Kea HA (load-balancing) between them. n1 boots in RAM
+from server A, A's daemons are killed by PID and n1 runs on; B goes to
+partner-down; two nodes booted afterwards reach login from B (n2 with its
+root over NFS from B's tree, n3 with its image from B's nginx: their report
+lines name B); then every daemon of both servers is stopped and n1 still
+prints its heartbeat. One lab, three boots: it replaced test_boot_image.py
+(one node) and the two-node replica test, which booted the same three
+nodes in two labs, and proves more (an image node over a server's death,
+an image from a replica, node.server).
 
 The config is put back afterwards by test_lab_boot's edit_config fixture.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
 from pathlib import Path
 
 from integration.test_dry_run_exact import differences, log_dir, performed, planned
-from test_boot_image import beats, root_image_check, runs, wait_for_beats
 
 from helpers import nfsroot_build, require
 from test_lab_boot import boot, edit_config, lab, lab_up, namespaces, report_times  # noqa: F401 (fixtures)
 from versions_helpers import root_list
 
 REPLICA = "192.168.0.2"
+HEARTBEAT = re.compile(r"NRB-LAB-REPORT-HEARTBEAT (\d+) (\S+)\n")
+
+
+def runs(p: dict) -> bool:
+    """True while the recorded PID still runs the recorded program."""
+    try:
+        return os.path.basename(os.readlink(f"/proc/{p['pid']}/exe")).removesuffix(" (deleted)") \
+            == os.path.basename(p["exe"])
+    except OSError:
+        return False
+
+
+def beats(console: Path) -> list[tuple[int, str]]:
+    return [(int(n), v) for n, v in HEARTBEAT.findall(console.read_text(errors="replace").replace("\r", ""))]
+
+
+def root_image_check(build) -> dict:
+    """doctor's root-image finding (the other checks look at the host's own files)."""
+    res = nfsroot_build("doctor", "-c", build.cfg, "--prefix", build.stage, "--json")
+    return next(c for c in json.loads(res.stdout)["checks"] if c["check"] == "root-image")
+
+
+def wait_for_beats(console: Path, count: int, timeout: float = 20) -> list[tuple[int, str]]:
+    """The heartbeats once there are count of them (one each 3 s after the
+    report), or what there is after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while len(got := beats(console)) < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return got
+
+
 LAST_NODE = 'ip = "192.168.0.102"\n'
 
 
@@ -43,42 +81,6 @@ def wait_for_state(build, state: str, timeout: float = 60, server: str = "b") ->
     tail = kea_log(build, server).read_text(errors="replace").splitlines()[-15:] \
         if kea_log(build, server).exists() else []
     raise AssertionError(f"server {server}'s Kea never went to {state}:\n" + "\n".join(tail))
-
-
-def test_server_a_killed_two_nodes_boot_from_b(mm, lab_up, edit_config, tmp_path):  # noqa: F811
-    b = mm
-    tree = tmp_path / "b"
-    edit_config(b, LAST_NODE, f'{LAST_NODE}\n[dhcp]\nserver = "kea"\n\n'
-                              f'[[servers]]\nname = "b"\naddress = "{REPLICA}"\ntree = "{tree}"\n')
-    nfsroot_build("all", "-c", b.cfg, "--prefix", b.stage, "--resume", check=True)
-    row = json.loads(nfsroot_build("sync", "-c", b.cfg, "--prefix", b.stage, "--json", check=True).stdout)
-    print(f"sync: {row}")
-    lab_up(b)
-    procs = json.loads(lab(b, "status", "--json").stdout)["procs"]
-    assert {p["name"] for p in procs if p.get("server") == "b"} >= {"kea-dhcp4", "tftpd", "rpcbind", "ganesha"}
-    print(f"HA load-balancing after {wait_for_state(b, 'LOAD-BALANCING'):.1f} s")
-
-    res = lab(b, "kill-server", "primary")
-    print(res.stderr.strip())
-    st = json.loads(lab(b, "status", "--json").stdout)["procs"]
-    assert not [p for p in st if p.get("server", "primary") == "primary" and p["alive"]], st
-    assert all(p["alive"] for p in st if p.get("server") == "b"), st
-    print(f"partner-down after {wait_for_state(b, 'PARTNER-DOWN'):.1f} s")
-
-    res, results = boot(b, "n1", "n2")
-    report_times(res)
-    assert set(results) == {"n1", "n2"}, res.stderr
-    for r in results.values():
-        assert r["ok"], f"{r['name']}: {r['problem']}\n" + "\n".join(r["tail"])
-        assert r["hostname"] == r["name"]
-        # The report line's root: B's address and the copy in B's tree.
-        assert r["facts"]["root"].startswith(f"nfs,{REPLICA}:{tree}/srv/nfsroot/mm"), r["facts"]
-    assert res.returncode == 0
-    # B's namespace goes with `lab down` (lab_up's teardown checks the lab's own and every PID).
-    replica_ns = json.loads(lab(b, "status", "--json").stdout)["namespace"] + "-b"
-    assert replica_ns in namespaces()
-    lab(b, "down")
-    assert replica_ns not in namespaces()
 
 
 N3 = '\n[[node]]\nname = "n3"\nmac = "52:54:00:12:35:03"\nip = "192.168.0.103"\n'
@@ -218,3 +220,8 @@ def test_image_node_outlives_its_server_two_nodes_boot_from_the_other(mm, lab_up
     assert numbers == list(range(1, len(numbers) + 1)), numbers   # none lost
     assert runs(qemu[0])
     print(f"n1 heartbeats: {len(numbers)} in all, {len(after)} with no server ({time.monotonic() - t2:.1f} s)")
+    # B's namespace goes with `lab down` (lab_up's teardown checks the lab's own and every PID).
+    replica_ns = json.loads(lab(mm, "status", "--json").stdout)["namespace"] + "-b"
+    assert replica_ns in namespaces()
+    lab(mm, "down")
+    assert replica_ns not in namespaces()
