@@ -10,6 +10,8 @@ whose tree is a local directory.
 - the replica's own files name it: its menus boot nfsroot=<b>:..., its Kea
   config (Kea HA, load-balancing) has b as next-server and this server;
 - `status` lists b's versions;
+- a version the replica holds and the primary no longer has (`root prune`)
+  is removed from the replica by the next sync, and nothing else;
 - the command sync removes a pruned version with deletes exactly the named
   directories (real rsync on a scratch tree: `mm` goes, `mm.v2` stays).
 
@@ -27,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from nfsroot_builder import replicas
+from nfsroot_builder.state import State
 
 from helpers import nfsroot_build
 from versions_helpers import root_list
@@ -107,6 +110,21 @@ def test_sync_copies_a_new_version_only_then_nothing(mm, edit_config, tmp_path):
     assert (tree / new_path.lstrip("/") / same).stat().st_ino == (tree / old_path.lstrip("/") / same).stat().st_ino
     last = sync(b)
     assert (last["files"], last["bytes"]) == (0, 0), last
+
+    # What `root prune` removed on the primary since an earlier sync: v9,
+    # recorded as held by b (its tree and kernel directory there), gone from
+    # the primary's versions. The next sync removes it from b, nothing else.
+    state = State.load(b.stage / f"var/lib/nfsroot-build/{b.name}/state.json")
+    trees = state.replicas()["b"]["trees"]
+    state.set_replica("b", trees={**trees, "v9": {"path": "/srv/nfsroot/mm.v9", "tftp": "mm.v9"}})
+    state.save()
+    for stale in (tree / "srv/nfsroot/mm.v9/etc", tree / "srv/tftp/mm/mm.v9"):
+        stale.mkdir(parents=True)
+    pruned = sync(b)
+    assert pruned["removed"] == ["v9"] and (pruned["files"], pruned["bytes"]) == (0, 0), pruned
+    assert not (tree / "srv/nfsroot/mm.v9").exists() and not (tree / "srv/tftp/mm/mm.v9").exists()
+    assert (tree / new_path.lstrip("/") / same).is_file() and (tree / old_path.lstrip("/") / same).is_file()
+    assert sync(b)["removed"] == []
 
     # The replica's own files name it.
     menu = (tree / "srv/tftp/mm/boot/grub/grub.cfg-01-52-54-00-12-35-01").read_text()
