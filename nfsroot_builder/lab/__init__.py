@@ -145,8 +145,10 @@ class Lab:
     def write_ganesha_conf(self) -> bool:
         """The lab's ganesha.conf, exporting every live root version; True if it changed."""
         path = self.dir / "ganesha.conf"
+        # The group roots' versions from the primary's state (a replica's
+        # Lab has a state dir of its own, without the roots/ states).
         text = ganesha_conf(self.cfg, self.ctx.served, str(self.dir), versions.export_roots(self.ctx),
-                            group_paths(self.ctx)).encode()
+                            group_paths(self.owner.ctx)).encode()
         if path.exists() and path.read_bytes() == text:
             return False
         atomic_write(path, text, 0o644)
@@ -167,7 +169,7 @@ class Lab:
     def trees(self) -> list:
         """Every live root version's tree (each node boots its own), the group roots' too."""
         return [self.ctx.host(path) for _vid, path in versions.export_roots(self.ctx)] + \
-            [self.ctx.host(path) for path in group_paths(self.ctx)]
+            [self.ctx.host(path) for path in group_paths(self.owner.ctx)]
 
     def install_report_unit(self) -> None:
         for vid, path in versions.export_roots(self.ctx):
