@@ -503,6 +503,10 @@ class Node(Model):
     firmware: Literal["bios", "uefi"] = "bios"
     # A [[group]]'s name (docs/groups.md); empty: the top-level [root] and [boot].
     group: str = ""
+    # Its preferred boot server ([[servers]], docs/replicas.md): "primary"
+    # or a [[servers]] name; every server's DHCP answer sends it there (it
+    # then has no failover). Empty: whichever server Kea's HA answers with.
+    server: str = ""
 
     @field_validator("name")
     @classmethod
@@ -926,27 +930,18 @@ def _group_root_problems(cfg: Config) -> list[tuple[str, str]]:
     return problems
 
 
-def _own_root(cfg: Config, group: str) -> bool:
-    """Whether a group has a root of its own (an invalid one: _group_root_problems says why)."""
-    try:
-        return cfg.group_root(group) is not cfg.root
-    except ValidationError:
-        return False
-
-
 def _replica_problems(cfg: Config) -> list[tuple[str, str]]:
     """[[servers]]: distinct names and addresses in the subnet, taken by no
-    node; Kea, whose HA hook the servers answer DHCP through."""
+    node; Kea, whose HA hook the servers answer DHCP through; a node's
+    preferred server (node.server) one of them."""
+    names = [PRIMARY_SERVER, *(r.name for r in cfg.servers)]
+    problems = [(f"node[{i}].server", f"no server named {n.server!r} (servers: {', '.join(names)})")
+                for i, n in enumerate(cfg.nodes) if n.server and n.server not in names]
     if not cfg.servers:
-        return []
-    problems = []
+        return problems
     if cfg.dhcp.server != "kea":
         problems.append(("dhcp.server", f'must be "kea" with [[servers]] (their DHCP is Kea HA), '
                                         f'not {cfg.dhcp.server!r}'))
-    if own := [g.name for g in cfg.group if _own_root(cfg, g.name)]:
-        # sync copies the default root's versions only (replicas.ready_versions).
-        problems.append(("servers", f"group(s) {', '.join(own)} have a root of their own, which sync does not "
-                                    "copy to replicas yet: give them [root]'s root, or drop [[servers]]"))
     taken = {cfg.server.address: "server.address", **{n.ip: f"node {n.name}" for n in cfg.nodes}}
     if cfg.network.router:
         taken[cfg.network.router] = "network.router"

@@ -15,7 +15,7 @@ from . import groups, versions
 from .config import Config, Replica
 from .context import Context
 from .files import atomic_write
-from .render.ha import kea_ha
+from .render.ha import kea_ha, preferred_servers, served_prefix
 from .render.http import nginx_dropin
 from .render.server import exports, ganesha_exports, kea_config
 from .state import now
@@ -54,12 +54,6 @@ def stats(out: str) -> Copied:
     return Copied(number("Number of regular files transferred"), number("Total transferred file size"))
 
 
-def served_prefix(r: Replica) -> str:
-    """The prefix of the paths the replica's daemons serve: its tree's path
-    (a local directory is a staging prefix; host:/ a server's own /)."""
-    return r.tree.split(":", 1)[1] if not r.tree.startswith("/") else r.tree
-
-
 def location(r: Replica, path: str) -> str:
     """rsync's name of a server path on the replica: a local path or host:path."""
     host = r.tree.split(":", 1)[0] + ":" if not r.tree.startswith("/") else ""
@@ -79,9 +73,40 @@ def replica_context(ctx: Context, r: Replica) -> Context:
 
 
 def ready_versions(ctx: Context) -> list[tuple[int, dict]]:
-    """The versions a replica gets: the finished ones (a building version is
-    not offered anywhere yet; a failed one never)."""
+    """The default root's versions a replica gets: the finished ones (a
+    building version is not offered anywhere yet; a failed one never)."""
     return [(vid, rec) for vid, rec in sorted(ctx.state.versions().items()) if rec["status"] == "ready"]
+
+
+@dataclass(frozen=True)
+class Held:
+    """One root version as a replica holds it."""
+    label: str    # "v2"; a group root's "<key>:v2" (docs/groups.md: each has its own series)
+    path: str     # its tree (config-level path)
+    tftp: str     # its kernel directory, relative to tftp.root
+    ready: bool   # finished: copied and offered; otherwise kept off the replica
+
+
+def series(ctx: Context) -> list[list[Held]]:
+    """Every root version of the primary, one list per version series: the
+    default root's, then each group root's (its own state under
+    <state dir>/roots/<key>/, groups.py), oldest first."""
+    cfg = ctx.base_config or ctx.config
+    out = [[Held(versions.label(vid), rec["path"], versions.tftp_dir_of(cfg.name, vid), rec["status"] == "ready")
+            for vid, rec in sorted(ctx.state.versions().items())]]
+    for gr in groups.group_roots(cfg):
+        recs = groups.root_state(ctx, gr).versions()
+        out.append([Held(f"{gr.key}:{versions.label(vid)}", rec["path"], versions.tftp_dir_of(gr.config.name, vid),
+                         rec["status"] == "ready") for vid, rec in sorted(recs.items())])
+    return out
+
+
+def gone(ctx: Context, r: Replica) -> list[Held]:
+    """What the replica holds from an earlier sync that the primary no longer
+    has ready (`root prune` removed it): removed from the replica, last."""
+    ready = {h.label for s in series(ctx) for h in s if h.ready}
+    held = ctx.state.replicas().get(r.name, {}).get("trees", {})
+    return [Held(label, rec["path"], rec["tftp"], False) for label, rec in held.items() if label not in ready]
 
 
 def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
@@ -92,28 +117,41 @@ def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
     cfg, served = rctx.config, rctx.served
     tftp = cfg.tftp.root.rstrip("/")
     out = {f"{tftp}/{rel}": text for rel, text in NodeMenus()._files(rctx).items()}
-    out[KEA_CONFIG] = kea_config(cfg, served, groups.node_root_paths(rctx),
-                                 ha=kea_ha(ctx.base_config or ctx.config, r.name))
+    base = ctx.base_config or ctx.config
+    out[KEA_CONFIG] = kea_config(cfg, served, groups.node_root_paths(rctx), ha=kea_ha(base, r.name),
+                                 preferred=preferred_servers(base, ctx.served))
     roots = [(vid, rec["path"]) for vid, rec in ready_versions(ctx)]
+    # The group roots' ready versions (sync copies them): exported beside the default root's.
+    own = sorted(h.path for s in series(ctx)[1:] for h in s if h.ready)
     if cfg.nfs.server == "ganesha":
-        out[ganesha_dropin(cfg.name)] = ganesha_exports(cfg, served, roots)
+        out[ganesha_dropin(cfg.name)] = ganesha_exports(cfg, served, roots, own)
     else:
-        out[exports_dropin(cfg.name)] = exports(cfg, served, roots)
+        out[exports_dropin(cfg.name)] = exports(cfg, served, roots, own)
     if cfg.boot.transport == "http":
         out[nginx_dropin_path(rctx)] = nginx_dropin(cfg, served)
     return out
 
 
-def tftp_filters(ctx: Context) -> list[str]:
+def tftp_filters(ctx: Context, removed: list[Held] = ()) -> list[str]:
     """rsync filter rules for the TFTP root: no per-node menus (the replica
     gets its own) and no kernel directory of a version that is not ready.
-    Excluded files are also kept from --delete on the replica."""
+    Excluded files are also kept from --delete on the replica; so are
+    (protect rules) the kernel directories of removed versions, which the
+    replica's menus may still name until sync rewrites them."""
     directory, pattern = MENU_DIRS[ctx.config.boot.loader]
     rules = ["--filter=+ /ipxe/boot.ipxe", "--filter=+ /boot/grub/grub.cfg", f"--filter=- /{directory}/{pattern}"]
-    name = (ctx.base_config or ctx.config).name
-    rules += [f"--filter=- /{versions.tftp_dir_of(name, vid)}/" for vid, rec in ctx.state.versions().items()
-              if rec["status"] != "ready"]
+    rules += [f"--filter=- /{h.tftp}/" for s in series(ctx) for h in s if not h.ready]
+    rules += [f"--filter=P /{h.tftp}/" for h in removed]
     return rules
+
+
+def removal_argv(empty: Path, dest: str, names: list[str]) -> list[str]:
+    """rsync that deletes the directories names (and nothing else) in dest:
+    an empty source, --delete, the names included and everything else
+    excluded, which keeps it from deletion (rsync(1), FILTER RULES). One
+    command for a local tree and a host:/path alike."""
+    return ["rsync", "-r", "--delete", *(f"--filter=+ /{n}/***" for n in names), "--filter=- *",
+            f"{empty}/", dest.rstrip("/") + "/"]
 
 
 def sync_one(ctx: Context, r: Replica, preview: bool = False) -> dict:
@@ -130,20 +168,22 @@ def sync_one(ctx: Context, r: Replica, preview: bool = False) -> dict:
             return ctx.runner.run([argv[0], "--dry-run", *argv[1:]], probe=True)
         return ctx.runner.run(argv)
     copied = Copied()
-    held = []
-    previous = None
-    for vid, rec in ready_versions(ctx):
-        # --link-dest: a file equal to the version before it on the replica
-        # becomes a hard link there, not a copy (a new version costs only
-        # what changed). Relative to the destination: an absolute path keeps
-        # it valid over ssh too.
-        link = [f"--link-dest={Path(served_prefix(r)) / previous.lstrip('/')}"] if previous else []
-        res = run([*RSYNC_TREE, *link, f"{ctx.host(rec['path'])}/", location(r, rec["path"]) + "/"])
-        copied.add(stats(res.stdout))
-        held.append(versions.label(vid))
-        previous = rec["path"]
+    held: dict[str, Held] = {}
+    for versions_of_root in series(ctx):
+        previous = None
+        for h in (h for h in versions_of_root if h.ready):
+            # --link-dest: a file equal to the version before it on the
+            # replica becomes a hard link there, not a copy (a new version
+            # costs only what changed). Relative to the destination: an
+            # absolute path keeps it valid over ssh too.
+            link = [f"--link-dest={Path(served_prefix(r)) / previous.lstrip('/')}"] if previous else []
+            res = run([*RSYNC_TREE, *link, f"{ctx.host(h.path)}/", location(r, h.path) + "/"])
+            copied.add(stats(res.stdout))
+            held[h.label] = h
+            previous = h.path
     cfg = ctx.config
-    res = run([*RSYNC_TREE, *tftp_filters(ctx), f"{ctx.tftp_root}/", location(r, cfg.tftp.root) + "/"])
+    removed = gone(ctx, r)
+    res = run([*RSYNC_TREE, *tftp_filters(ctx, removed), f"{ctx.tftp_root}/", location(r, cfg.tftp.root) + "/"])
     copied.add(stats(res.stdout))
     # Last: what makes nodes boot from r names only versions copied above.
     with tempfile.TemporaryDirectory(prefix="nfsroot-build-sync-") as scratch:
@@ -154,12 +194,31 @@ def sync_one(ctx: Context, r: Replica, preview: bool = False) -> dict:
             if not target.is_file() or target.read_text() != text:
                 atomic_write(target, text.encode(), 0o644)
         res = run([*RSYNC_RENDERED, f"{staged}/", location(r, "/")])
-    copied.add(stats(res.stdout))
+        copied.add(stats(res.stdout))
+        # Then what `root prune` removed on the primary: no menu of the
+        # replica names it any more (rewritten just above), and its exports
+        # list only what the replica holds.
+        empty = Path(scratch) / "empty"
+        empty.mkdir()
+        for parent, names in removal_groups(removed, cfg.tftp.root).items():
+            run(removal_argv(empty, location(r, parent), names))
     if not preview:
-        ctx.state.set_replica(r.name, versions=held, synced=now())
+        ctx.state.set_replica(r.name, versions=[label for label in held if ":" not in label], synced=now(),
+                              trees={label: {"path": h.path, "tftp": h.tftp} for label, h in held.items()})
         ctx.state.save()
     return {"server": r.name, "address": r.address, "tree": r.tree, "files": copied.files,
-            "bytes": copied.bytes, "versions": held}
+            "bytes": copied.bytes, "versions": list(held), "removed": [h.label for h in removed]}
+
+
+def removal_groups(removed: list[Held], tftp_root: str) -> dict[str, list[str]]:
+    """Parent directory -> the names in it to delete: each removed version's
+    tree and kernel directory."""
+    out: dict[str, list[str]] = {}
+    for h in removed:
+        for path in (h.path, f"{tftp_root.rstrip('/')}/{h.tftp}"):
+            parent, _, name = path.rstrip("/").rpartition("/")
+            out.setdefault(parent or "/", []).append(name)
+    return out
 
 
 def sync(ctx: Context, preview: bool = False) -> list[dict]:

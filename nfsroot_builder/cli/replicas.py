@@ -31,5 +31,7 @@ def sync(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), stat
     verb = "would be copied" if dry_run else "copied"
     for r in rows:
         print(f"{r['server']} ({r['address']}, {r['tree']}): {r['files']} files, {r['bytes']} bytes {verb}; "
-              f"{'would hold' if dry_run else 'holds'} {', '.join(r['versions']) or 'no version'}")
+              f"{'would hold' if dry_run else 'holds'} {', '.join(r['versions']) or 'no version'}"
+              + (f"; {'would remove' if dry_run else 'removed'} {', '.join(r['removed'])} (pruned here)"
+                 if r["removed"] else ""))
 

@@ -145,8 +145,10 @@ class Lab:
     def write_ganesha_conf(self) -> bool:
         """The lab's ganesha.conf, exporting every live root version; True if it changed."""
         path = self.dir / "ganesha.conf"
+        # The group roots' versions from the primary's state (a replica's
+        # Lab has a state dir of its own, without the roots/ states).
         text = ganesha_conf(self.cfg, self.ctx.served, str(self.dir), versions.export_roots(self.ctx),
-                            group_paths(self.ctx)).encode()
+                            group_paths(self.owner.ctx)).encode()
         if path.exists() and path.read_bytes() == text:
             return False
         atomic_write(path, text, 0o644)
@@ -167,7 +169,7 @@ class Lab:
     def trees(self) -> list:
         """Every live root version's tree (each node boots its own), the group roots' too."""
         return [self.ctx.host(path) for _vid, path in versions.export_roots(self.ctx)] + \
-            [self.ctx.host(path) for path in group_paths(self.ctx)]
+            [self.ctx.host(path) for path in group_paths(self.owner.ctx)]
 
     def install_report_unit(self) -> None:
         for vid, path in versions.export_roots(self.ctx):
@@ -183,7 +185,15 @@ class Lab:
         from .. import session
         from ..steps import image
         ctx = versions.context_for(self.ctx, vid) if vid in self.ctx.state.versions() else self.ctx
-        if image.image_path(ctx).is_file():
+        if image.image_path(ctx).is_file() and self.owner is not self:
+            # A replica serves the primary's image byte for byte (the same
+            # version on every server), which the primary's Lab packed again
+            # just before (up: the primary first): copied, not packed anew,
+            # so the version's record (size, sha256) holds for every server.
+            owner = self.owner.ctx
+            primary = versions.context_for(owner, vid) if vid in owner.state.versions() else owner
+            self.ctx.files.copy_file(image.image_path(primary), image.image_path(ctx))
+        elif image.image_path(ctx).is_file():
             # Under the run lock, saved: pack records the new image's size
             # and digest in the version's record (doctor's root-image check).
             with session.locked(ctx):

@@ -51,6 +51,9 @@ var=$(awk '$2 == "/var" {print $3 "," $1}' /proc/mounts | tail -n 1)
 nfs=$(awk '$3 ~ /^nfs/' /proc/mounts | wc -l)
 failed=$(systemctl list-units --state=failed --no-legend --plain | awk '{print $1}' | paste -sd, -)
 version=$(cat /etc/nfsroot-build/version 2>/dev/null)
+# RAM-image mode: the URL live-boot fetched / from (live-boot(7), fetch=): it
+# names the server the node booted from, as root= does over NFS.
+fetch=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^fetch=//p')
 pkgs=$(dpkg-query -W -f '${db:Status-Abbrev}\n' 2>/dev/null | grep -c '^ii')
 # The SecureBoot EFI variable: 4 bytes of attributes, then 1 (on) or 0 (off);
 # absent without UEFI (efivarfs(5); the GUID is EFI_GLOBAL_VARIABLE, UEFI spec 3.3).
@@ -77,8 +80,8 @@ printf '\n' > /dev/ttyS0
 state=$(systemctl is-system-running)
 sbfacts="secureboot=$secureboot sbfrom=$sbfrom"
 echo "MARK host=$(hostname) root=$root var=${var:-none} nfs=$nfs failed=${failed:-none} $sbfacts state=$state" \
-  "version=${version:-none} pkgs=$pkgs kernel=$(uname -r) getty=$(systemctl is-active serial-getty@ttyS0.service)" \
-  > /dev/ttyS0
+  "version=${version:-none} fetch=${fetch:-none} pkgs=$pkgs kernel=$(uname -r)" \
+  "getty=$(systemctl is-active serial-getty@ttyS0.service)" > /dev/ttyS0
 # A heartbeat read from a file in the root, over NFS: it stops when the node
 # loses its root (issue 10: a build or switch of another version must not).
 n=0

@@ -19,7 +19,8 @@ answer waiting for its lease update acknowledgement.
 """
 from __future__ import annotations
 
-from ..config import PRIMARY_SERVER, Config
+from ..config import PRIMARY_SERVER, Config, Replica
+from . import Served
 
 HOOKS_DIR = "/usr/lib/x86_64-linux-gnu/kea/hooks"
 HA_PORT = 8647   # each server's HA listener, on its own cluster address
@@ -28,6 +29,26 @@ HA_PORT = 8647   # each server's HA listener, on its own cluster address
 def peers(cfg: Config) -> list[tuple[str, str]]:
     """(HA name, address) of every boot server: [server] first, then [[servers]]."""
     return [(PRIMARY_SERVER, cfg.server.address)] + [(r.name, r.address) for r in cfg.servers]
+
+
+def served_prefix(r: Replica) -> str:
+    """The prefix of the paths replica r's daemons serve: its tree's path
+    (a local directory is a staging prefix; host:/ a server's own /)."""
+    return r.tree.split(":", 1)[1] if not r.tree.startswith("/") else r.tree
+
+
+def preferred_servers(cfg: Config, primary: Served) -> dict[str, tuple[str, Served]]:
+    """Node name -> (address, served paths) of its preferred server, for the
+    nodes that name one (node.server; cfg the base config, primary the
+    primary's served paths). Kea's load-balancing assigns a client to a
+    server by a hash of its MAC (ARM "Load Balancing Configuration") and
+    offers no way to pin one, so a preference is carried by the answer
+    instead: every server sends the node to its preferred server (its
+    reservation's next-server and root-path), whichever server answers.
+    That server's TFTP menu then names it for NFS or HTTP as well."""
+    where = {PRIMARY_SERVER: (cfg.server.address, primary),
+             **{r.name: (r.address, Served(served_prefix(r))) for r in cfg.servers}}
+    return {n.name: where[n.server] for n in cfg.nodes if n.server in where}
 
 
 def role(index: int) -> str:

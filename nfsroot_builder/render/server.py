@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from ..config import Config
 from . import Served, header, node_dir, quote
-from .ha import kea_ha
+from .ha import kea_ha, preferred_servers
 
 # RFC 4578 client system architecture (DHCP option 93): 7 and 9 are x86-64 UEFI.
 UEFI_X64 = (7, 9)
@@ -147,7 +147,7 @@ def root_path(cfg: Config, served: Served, path: str | None = None) -> str:
 
 
 def kea_config(cfg: Config, served: Served, root_paths: Mapping[str, str] | None = None,
-               ha: dict | None = None) -> str:
+               ha: dict | None = None, preferred: Mapping[str, tuple[str, Served]] | None = None) -> str:
     """/etc/kea/kea-dhcp4-nfsroot-build.conf: a whole Kea DHCPv4 config (kea-dhcp4(8)).
 
     The same answers as dhcpd_block(): a subnet without pools, so only the
@@ -156,8 +156,14 @@ def kea_config(cfg: Config, served: Served, root_paths: Mapping[str, str] | None
     client class (iPXE by user-class, UEFI by option 93, BIOS otherwise).
     root_paths (see dhcpd_block): a node set to another version gets its
     root-path in its reservation, whose options win over the subnet's.
+    preferred: node -> (address, served paths) of the node's preferred
+    server (render.ha.preferred_servers; by default cfg's, cfg taken as the
+    base config): its reservation's next-server and root-path name that
+    server, on every server.
     """
     net = cfg.network
+    if preferred is None:
+        preferred = preferred_servers(cfg, served)
     ipxe, bios, uefi = boot_files(cfg)
     is_ipxe = "option[77].hex == 'iPXE'"
     is_uefi = " or ".join(f"option[93].hex == 0x{arch:04x}" for arch in UEFI_X64)
@@ -199,7 +205,8 @@ def kea_config(cfg: Config, served: Served, root_paths: Mapping[str, str] | None
             "next-server": cfg.server.address,
             "option-data": options,
             "reservations-global": False, "reservations-in-subnet": True, "reservations-out-of-pool": True,
-            "reservations": [_kea_reservation(cfg, served, n, (root_paths or {}).get(n.name)) for n in cfg.nodes],
+            "reservations": [_kea_reservation(cfg, served, n, (root_paths or {}).get(n.name), preferred.get(n.name))
+                             for n in cfg.nodes],
         }],
         "loggers": [{"name": "kea-dhcp4", "severity": "INFO", "output_options": [{"output": "stdout"}]}],
     }
@@ -211,9 +218,17 @@ def kea_config(cfg: Config, served: Served, root_paths: Mapping[str, str] | None
     return header(cfg) + json.dumps({"Dhcp4": dhcp4}, indent=2) + "\n"
 
 
-def _kea_reservation(cfg: Config, served: Served, node, own_root: str | None) -> dict:
+def _kea_reservation(cfg: Config, served: Served, node, own_root: str | None,
+                     preferred: tuple[str, Served] | None = None) -> dict:
     res = {"hw-address": node.mac, "ip-address": node.ip, "hostname": node.name}
-    if own_root:
+    if preferred:
+        # A reservation's next-server wins over the subnet's (Kea ARM,
+        # "Reserving Next Server, Server Hostname, and Boot File Name").
+        address, where = preferred
+        res["next-server"] = address
+        data = f"{address}:{where.path(own_root or cfg.root.path)}"
+        res["option-data"] = [{"name": "root-path", "data": data, "always-send": True}]
+    elif own_root:
         res["option-data"] = [{"name": "root-path", "data": root_path(cfg, served, own_root), "always-send": True}]
     return res
 

@@ -9,7 +9,11 @@ whose tree is a local directory.
 - `sync --dry-run` reports the same files and bytes and copies nothing;
 - the replica's own files name it: its menus boot nfsroot=<b>:..., its Kea
   config (Kea HA, load-balancing) has b as next-server and this server;
-- `status` lists b's versions.
+- `status` lists b's versions;
+- a version the replica holds and the primary no longer has (`root prune`)
+  is removed from the replica by the next sync, and nothing else;
+- the command sync removes a pruned version with deletes exactly the named
+  directories (real rsync on a scratch tree: `mm` goes, `mm.v2` stays).
 
 The config is put back afterwards by test_lab_boot's edit_config fixture.
 """
@@ -17,11 +21,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from nfsroot_builder import replicas
+from nfsroot_builder.state import State
 
 from helpers import nfsroot_build
 from versions_helpers import root_list
@@ -103,6 +111,21 @@ def test_sync_copies_a_new_version_only_then_nothing(mm, edit_config, tmp_path):
     last = sync(b)
     assert (last["files"], last["bytes"]) == (0, 0), last
 
+    # What `root prune` removed on the primary since an earlier sync: v9,
+    # recorded as held by b (its tree and kernel directory there), gone from
+    # the primary's versions. The next sync removes it from b, nothing else.
+    state = State.load(b.stage / f"var/lib/nfsroot-build/{b.name}/state.json")
+    trees = state.replicas()["b"]["trees"]
+    state.set_replica("b", trees={**trees, "v9": {"path": "/srv/nfsroot/mm.v9", "tftp": "mm.v9"}})
+    state.save()
+    for stale in (tree / "srv/nfsroot/mm.v9/etc", tree / "srv/tftp/mm/mm.v9"):
+        stale.mkdir(parents=True)
+    pruned = sync(b)
+    assert pruned["removed"] == ["v9"] and (pruned["files"], pruned["bytes"]) == (0, 0), pruned
+    assert not (tree / "srv/nfsroot/mm.v9").exists() and not (tree / "srv/tftp/mm/mm.v9").exists()
+    # (A further sync removes nothing: tests/unit/test_sync_prune_groups.py.)
+    assert (tree / new_path.lstrip("/") / same).is_file() and (tree / old_path.lstrip("/") / same).is_file()
+
     # The replica's own files name it.
     menu = (tree / "srv/tftp/mm/boot/grub/grub.cfg-01-52-54-00-12-35-01").read_text()
     assert f"nfsroot={REPLICA}:{tree}{new_path},tcp,v3" in menu, menu
@@ -113,3 +136,18 @@ def test_sync_copies_a_new_version_only_then_nothing(mm, edit_config, tmp_path):
     assert bkea["hooks-libraries"][1]["parameters"]["high-availability"][0]["this-server-name"] == "b"
     st = nfsroot_build("status", "-c", b.cfg, "--prefix", b.stage, check=True).stdout
     assert f"server b ({REPLICA}): versions {', '.join(held + [new])}" in st, st
+
+
+def test_the_removal_command_deletes_only_the_named_directories(tmp_path):
+    """What sync runs for a version `root prune` removed (replicas.removal_argv):
+    rsync's filter rules, proven on a real tree rather than read from the argv."""
+    dest = tmp_path / "replica/srv/nfsroot"
+    for name in ("mm", "mm.v2", "mm.v3", "other"):
+        (dest / name / "etc").mkdir(parents=True)
+        (dest / name / "etc/hostname").write_text(name)
+    (dest / "mm.v2/etc/mm").mkdir()   # a name that is also inside a kept tree
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(replicas.removal_argv(empty, str(dest), ["mm", "mm.v3"]), check=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["mm.v2", "other"]
+    assert (dest / "mm.v2/etc/mm").is_dir() and (dest / "mm.v2/etc/hostname").read_text() == "mm.v2"

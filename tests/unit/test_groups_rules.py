@@ -292,8 +292,8 @@ def test_a_group_root_served_otherwise_than_the_default_root_is_refused():
     assert "differs from root.serve = 'nfs'" in got["group[1].root.serve"], got
 
 
-def test_replicated_servers_with_a_group_root_of_its_own_are_refused():
+def test_replicated_servers_with_a_group_root_of_its_own_are_accepted():
+    # sync copies the group roots' versions too (replicas.series).
     text = lab_with() + ('\n[dhcp]\nserver = "kea"\n\n[[servers]]\nname = "b"\naddress = "192.168.0.2"\n'
                          'tree = "/srv/replica-b"\n')
-    got = dict(problems(text))
-    assert "group(s) login have a root of their own" in got["servers"], got
+    assert config_mod.parse(text).servers[0].name == "b"
