@@ -45,6 +45,10 @@ class Copied:
         self.bytes += other.bytes
 
 
+# rsync(1): "up to 20 additional hierarchies" for --compare-dest/--copy-dest/--link-dest.
+MAX_LINK_DESTS = 20
+
+
 def stats(out: str) -> Copied:
     """Files and bytes rsync transferred, from its --stats lines (rsync(1):
     "Number of regular files transferred", "Total transferred file size")."""
@@ -170,17 +174,20 @@ def sync_one(ctx: Context, r: Replica, preview: bool = False) -> dict:
     copied = Copied()
     held: dict[str, Held] = {}
     for versions_of_root in series(ctx):
-        previous = None
+        previous: list[str] = []
         for h in (h for h in versions_of_root if h.ready):
-            # --link-dest: a file equal to the version before it on the
+            # --link-dest: a file equal to one in an earlier version on the
             # replica becomes a hard link there, not a copy (a new version
-            # costs only what changed). Relative to the destination: an
-            # absolute path keeps it valid over ssh too.
-            link = [f"--link-dest={Path(served_prefix(r)) / previous.lstrip('/')}"] if previous else []
+            # costs only what changed). Every earlier version, newest first,
+            # up to rsync's 20 (rsync(1), --link-dest): a version cloned from
+            # an older one (after a rollback) finds its files there, not only
+            # in the version numbered before it. Relative to the destination:
+            # an absolute path keeps it valid over ssh too.
+            link = [f"--link-dest={Path(served_prefix(r)) / p.lstrip('/')}" for p in previous[::-1][:MAX_LINK_DESTS]]
             res = run([*RSYNC_TREE, *link, f"{ctx.host(h.path)}/", location(r, h.path) + "/"])
             copied.add(stats(res.stdout))
             held[h.label] = h
-            previous = h.path
+            previous.append(h.path)
     cfg = ctx.config
     removed = gone(ctx, r)
     res = run([*RSYNC_TREE, *tftp_filters(ctx, removed), f"{ctx.tftp_root}/", location(r, cfg.tftp.root) + "/"])
