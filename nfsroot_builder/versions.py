@@ -546,11 +546,13 @@ def ganesha_clients(ctx) -> list[str]:
     return sorted(set(re.findall(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b", res.stdout)))
 
 
-def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]], list[tuple[int, str]]]:
+def prune(ctx, keep: int, server=None) -> tuple[list[int], list[tuple[int, str]], list[tuple[int, str]]]:
     """Remove finished versions beyond the keep newest (and failed ones).
     Returns (removed, kept: [(id, why)] the current and previous versions,
     which always stay, refused: [(id, why)] those it would have removed but
-    must keep: a node is pinned to it or the NFS server has clients)."""
+    must keep: a node is pinned to it or the NFS server has clients).
+    server: the context whose NFS server is asked (a group root's series:
+    the build's own context, groups.series), default ctx."""
     state = ctx.state
     recs = state.versions()
     ready = sorted((v for v, r in recs.items() if r["status"] == "ready"), reverse=True)
@@ -559,7 +561,7 @@ def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]], list[tuple[
     candidates = [v for v in ready[keep:] + [v for v, r in recs.items() if r["status"] == "failed"]
                   if v not in always]
     try:
-        clients, unasked = nfs_clients(ctx), None
+        clients, unasked = nfs_clients(server or ctx), None
     except ServerNotAsked as e:
         clients, unasked = {}, str(e)
     anyone = clients.pop("*", [])

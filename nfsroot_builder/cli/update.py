@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from .. import rootdiff, session, update, versions
+from .. import groups, rootdiff, session, update, versions
 from ..errors import UsageError
 from ..state import now
 from .build import build_app
 from .common import DEFAULT_CONFIG, ConfigOpt, DryOpt, JsonOpt, PrefixOpt, StateOpt, err, guarded, make_ctx
-from .root import root_app
+from .root import GroupOpt, root_app
 
 
 @build_app.command("update")
@@ -94,9 +94,10 @@ def _update_dry_run(config: Path, prefix: Path, state_dir: Path | None) -> None:
 def diff(a: Annotated[str, typer.Argument(help="a version (v1, v2, ... as `root list` shows)")],
          b: Annotated[str, typer.Argument(help="the version to compare it with")],
          config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-         as_json: JsonOpt = False):
+         as_json: JsonOpt = False, group: GroupOpt = None):
     """Packages added, removed, upgraded (with versions) and files changed under /etc from A to B."""
-    ctx = make_ctx(config, prefix, state_dir, dry_run=True, version="current")
+    ctx = groups.series(make_ctx(config, prefix, state_dir, dry_run=True, version="current"), group,
+                        dry_run=True).ctx
     recs = ctx.state.versions()
     trees = []
     for text in (a, b):
