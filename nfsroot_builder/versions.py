@@ -477,13 +477,14 @@ def switch(ctx, vid: int, nodes: list[str]) -> str:
     return f"current root version: {label(vid)}; every node boots it next"
 
 
-def serve(ctx) -> None:
+def serve(ctx, exports: bool = False) -> None:
     """Menus and the DHCP root-path for the state's current version and pins:
     the pipeline's own steps, so they are checked, recorded and undoable like
-    any run of them (exports list every version already: nothing there)."""
+    any run of them (exports list every version already: nothing there;
+    exports=True: a group root's new version, which they do not list yet)."""
     from .pipeline import Pipeline
     from .steps import STEPS
-    wanted = ("dhcp-server", "node-menus", "services")
+    wanted = ("dhcp-server", "node-menus", "services") + (("nfs-exports",) if exports else ())
     Pipeline(ctx, [s for s in STEPS if s.name in wanted]).run()
 
 

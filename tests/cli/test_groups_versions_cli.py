@@ -156,3 +156,15 @@ def test_rollback_without_a_previous_version_names_the_group_root(cli, setup):
     _versions(State(path), gr.config, LOGIN, 1)
     res = invoke(cli, setup, "root", "rollback", "--group", "login")
     assert res.exit_code == 2 and f"no previous root version of group root {gr.key}" in res.output, res.output
+
+
+def test_update_dry_run_of_the_login_root_clones_its_current_version(cli, setup, monkeypatch):
+    monkeypatch.setattr("nfsroot_builder.update._reachable", lambda url: True)   # the -security archive
+    gr = setup[4]
+    before = {p: p.read_bytes() for p in setup[1].rglob("*") if p.is_file()}
+    res = invoke(cli, setup, "update", "--group", "login", "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert f"# update of group root {gr.key}: v4 = a copy of v3 ({LOGIN}.v4)" in res.output
+    assert f"{LOGIN}.v4" in res.output and f"{setup[2].root.path}.v4" not in res.output
+    assert "then the build's nfs-exports, dhcp-server, node-menus and services serve v4" in res.output
+    assert {p: p.read_bytes() for p in setup[1].rglob("*") if p.is_file()} == before
