@@ -17,10 +17,11 @@ from . import versions
 from .config import Boot, Config, Node, root_key
 from .state import State
 
-# The steps that make one root and publish its kernel: run once per group root.
+# The steps that make one root and publish its kernel (and, root.serve =
+# "image", its squashfs): run once per group root.
 ROOT_STEPS = ("bootstrap", "root-password", "initramfs-config", "root-packages", "fstab", "mountnfs",
               "hosts", "hostname", "node-network", "node-var", "site-files", "site-hooks", "initramfs",
-              "kernel-to-tftp")
+              "kernel-to-tftp", "root-image")
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ def seed(ctx, gr: GroupRoot) -> str | None:
     that only adds to it. The steps after bootstrap install and write what
     gr's config asks for, but never take away what the copy holds: so not
     when [root] has packages or .debs gr lacks, another kernel package,
-    init, extra sources, security setting, root.files tree, or hooks."""
+    init, extra sources, security setting, root.files tree, or hooks, or
+    is a RAM image (live-boot) and gr an NFS root."""
     state, main = ctx.state, (ctx.base_config or ctx.config).root
     current = state.current_version()
     rec = state.versions().get(current or 0, {})
@@ -197,7 +199,8 @@ def seed(ctx, gr: GroupRoot) -> str | None:
         return None
     adds_only = set(main.packages) <= set(mine.packages) and set(main.local_debs) <= set(mine.local_debs) \
         and main.extra_sources == mine.extra_sources and not main.hooks and main.files in ("", mine.files) \
-        and (main.kernel_package, main.init, main.security) == (mine.kernel_package, mine.init, mine.security)
+        and (main.kernel_package, main.init, main.security) == (mine.kernel_package, mine.init, mine.security) \
+        and main.serve in ("nfs", mine.serve)   # an image root's live-boot is no NFS root's
     return rec["path"] if adds_only else None
 
 
