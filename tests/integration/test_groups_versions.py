@@ -11,12 +11,11 @@ from __future__ import annotations
 import shutil
 
 from test_dhcp_servers import KIND_FILE, TOOL, daemon_accepts, seed_with
-from test_dhcp_uefi import segment, start_daemon  # noqa: F401 (segment: a fixture)
-from test_versions_canary_dhcp import MACS, ask, two_versions
+from test_dhcp_uefi import segment  # noqa: F401 (a fixture)
+from test_versions_canary_dhcp import MACS, daemon_answers, two_versions
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import groups, versions
-from nfsroot_builder.procs import stop
 from nfsroot_builder.state import State
 
 from helpers import nfsroot_build, require
@@ -57,12 +56,6 @@ def test_a_switch_of_the_login_root_changes_only_login_nodes(tmp_path, segment):
     checked = daemon_accepts(kind, stage / KIND_FILE[kind], tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
-    server_ns, client_ns = segment
-    daemon = start_daemon(server_ns, kind, stage, tmp_path)
-    try:
-        answers = {node: ask(client_ns, mac) for node, mac in MACS.items()}
-    finally:
-        stop([daemon.pid], grace=5, alive=lambda pid: daemon.poll() is None)
-    log = (tmp_path / "daemon.log").read_text(errors="replace")[-2000:]
+    answers, log = daemon_answers(segment, kind, stage, tmp_path)
     assert answers["ssi1"]["root_path"] == f"192.168.0.1:{stage}{versions.path_of(cfg.root.path, 2)}", (answers, log)
     assert answers["ssi2"]["root_path"] == f"192.168.0.1:{login_v1}", (answers, log)
