@@ -173,6 +173,11 @@ class Lab:
         for vid, path in versions.export_roots(self.ctx):
             if self._install_report_unit(self.ctx.host(path)):
                 self._repack(vid)
+        # The group roots' trees too (docs/groups.md): one bootstrapped, or
+        # copied from a default root before the lab ever reported from it,
+        # has no report unit, and its nodes would never report.
+        for path in group_paths(self.ctx):
+            self._install_report_unit(self.ctx.host(path))
 
     def _repack(self, vid: int) -> None:
         """A version served as a RAM image (root.serve = "image") carries the

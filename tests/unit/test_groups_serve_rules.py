@@ -112,3 +112,24 @@ def test_an_image_default_root_is_no_seed_for_an_nfs_group_root(tmp_path):
     nfs = config_mod.parse(text.replace('root.packages = ["less"]', 'root.packages = ["less"]\nroot.serve = "nfs"'))
     (gr_nfs,) = groups.group_roots(nfs)
     assert groups.seed(ctx, gr_nfs) is None
+
+
+def test_the_lab_reports_from_a_group_roots_tree_too(tmp_path):
+    """`lab up` puts its report unit into each group root's tree, not only
+    the default root's: a login root bootstrapped (or copied before the lab
+    ran) would otherwise never report, and its node never pass."""
+    from nfsroot_builder import session
+    from nfsroot_builder.lab import Lab
+    from nfsroot_builder.lab.render import FACTS_UNIT
+    cfg = config_mod.parse(lab_with())
+    ctx = session.make_context(cfg, prefix=tmp_path / "stage", state_dir=tmp_path / "state")
+    (gr,) = groups.group_roots(cfg)
+    _ready(State(groups.state_dir(ctx.state_dir, gr) / "state.json"), gr.config, 1, "nfs")
+    login = tmp_path / "stage" / gr.config.root.path.lstrip("/")
+    (login / "etc/systemd/system").mkdir(parents=True)
+    lab = Lab(ctx)
+    lab.install_report_unit()
+    assert (login / "etc/systemd/system" / FACTS_UNIT).is_file()
+    assert (login / "etc/systemd/system/multi-user.target.wants" / FACTS_UNIT).is_symlink()
+    lab.remove_report_unit()
+    assert not (login / "etc/systemd/system" / FACTS_UNIT).exists()
