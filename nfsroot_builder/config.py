@@ -900,10 +900,12 @@ def _group_root_problems(cfg: Config) -> list[tuple[str, str]]:
         if root is cfg.root:
             continue
         field = f"group[{i}].root"
-        if root.serve != cfg.root.serve:
-            # Each group root's menus, DHCP and lab judge follow [root]'s mode today.
-            problems.append((f"{field}.serve", f"{root.serve!r} differs from root.serve = {cfg.root.serve!r}: "
-                                               "a group root is served as [root] is"))
+        if root.serve == "image" and cfg.boot.transport != "http":
+            # A group root may be served otherwise than [root] (its menus follow
+            # its version's record), but the image comes from the server's nginx.
+            problems.append((f"{field}.serve", f'"image", but boot.transport is "{cfg.boot.transport}": the node '
+                                               "fetches its root image from the server's nginx: set "
+                                               'boot.transport = "http"'))
         if root.layout not in GROUP_ROOT_LAYOUTS:
             problems.append((f"{field}.layout", f"{root.layout!r}: a group's own root may have layout "
                                                 f"{' or '.join(map(repr, GROUP_ROOT_LAYOUTS))} (no writable "

@@ -10,17 +10,18 @@ what each group root serves from that root's state (``served``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import versions
 from .config import Boot, Config, Node, root_key
 from .state import State
 
-# The steps that make one root and publish its kernel: run once per group root.
+# The steps that make one root and publish its kernel (and, root.serve =
+# "image", its squashfs): run once per group root.
 ROOT_STEPS = ("bootstrap", "root-password", "initramfs-config", "root-packages", "fstab", "mountnfs",
               "hosts", "hostname", "node-network", "node-var", "site-files", "site-hooks", "initramfs",
-              "kernel-to-tftp")
+              "kernel-to-tftp", "root-image")
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,24 @@ def nodes_of(cfg: Config, gr: GroupRoot) -> list[Node]:
 
 
 @dataclass(frozen=True)
-class Served:
-    """What a group root serves now: the version nodes get, its path, kernel and initrd."""
+class Booted:
+    """One version of a group root as its nodes boot it: its id, path,
+    kernel, initrd and how it is served ("nfs" or "image", as it was built:
+    versions.serve_of)."""
     vid: int
     path: str
     kernel_path: str | None
     initrd_path: str | None
-    live: tuple[tuple[int, str], ...]   # (version id, path) of every version to export
+    serve: str
+
+
+@dataclass(frozen=True)
+class Served(Booted):
+    """What a group root serves now: the version nodes get, and every
+    version to export; pins: (node, version) of its canaries
+    (`root switch VERSION --group G --nodes ...`), in name order."""
+    live: tuple[tuple[int, str], ...] = ()   # (version id, path) of every version to export
+    pins: tuple[tuple[str, Booted], ...] = ()
 
 
 def root_state(ctx, gr: GroupRoot) -> State:
@@ -100,22 +112,45 @@ def has_versions(ctx, gr: GroupRoot) -> bool:
     return bool(root_state(ctx, gr).versions())
 
 
+def _booted(vid: int, rec: dict) -> Booted:
+    return Booted(vid, rec["path"], rec.get("kernel_path"), rec.get("initrd_path"), versions.serve_of(rec))
+
+
 def served(ctx, gr: GroupRoot) -> Served:
     """From the group root's own state: its current version once one is
     ready, else the version its build makes (its kernel then unknown
-    until kernel-to-tftp ran: a dry-run shows a placeholder)."""
+    until kernel-to-tftp ran: a dry-run shows a placeholder), and its pins."""
     state = root_state(ctx, gr)
     recs = state.versions()
     current = state.current_version()
     if current and recs.get(current, {}).get("status") == "ready":
-        rec = recs[current]
-        vid, path, kernel, initrd = current, rec["path"], rec.get("kernel_path"), rec.get("initrd_path")
+        now = _booted(current, recs[current])
     else:
         t = versions.target(gr.config, state)
         out = state.outputs("kernel-to-tftp")
-        vid, path, kernel, initrd = t.vid, t.path, out.get("kernel_path"), out.get("initrd_path")
-    live = tuple((v, recs[v]["path"] if v in recs else path) for v in versions.live_versions(state, vid))
-    return Served(vid, path, kernel, initrd, live)
+        now = Booted(t.vid, t.path, out.get("kernel_path"), out.get("initrd_path"), gr.config.root.serve)
+    live = tuple((v, recs[v]["path"] if v in recs else now.path) for v in versions.live_versions(state, now.vid))
+    pins = tuple((node, _booted(v, recs[v])) for node, v in sorted(state.pins().items())
+                 if v != now.vid and recs.get(v, {}).get("status") == "ready")
+    return Served(**now.__dict__, live=live, pins=pins)
+
+
+def booted_by(ctx, gr: GroupRoot, node: str) -> Booted:
+    """The version of group root gr node boots next: its pin, else the served one."""
+    now = served(ctx, gr)
+    return dict(now.pins).get(node, now)
+
+
+def node_boots(ctx, gr: GroupRoot) -> list[tuple[Booted, list[Node]]]:
+    """Group root gr's nodes by the version each boots next: its pin, else
+    the served one (first)."""
+    now = served(ctx, gr)
+    pins = dict(now.pins)
+    out: dict[int, tuple[Booted, list[Node]]] = {now.vid: (now, [])}
+    for node in nodes_of(ctx.config, gr):
+        booted = pins.get(node.name, now)
+        out.setdefault(booted.vid, (booted, []))[1].append(node)
+    return [(b, nodes) for b, nodes in out.values() if nodes]
 
 
 def node_root_paths(ctx) -> dict[str, str]:
@@ -124,8 +159,8 @@ def node_root_paths(ctx) -> dict[str, str]:
     and the nodes of group roots. What DHCP sends them as root-path."""
     out = versions.pinned_root_paths(ctx)
     for gr in group_roots(ctx.config):
-        path = served(ctx, gr).path
-        out.update({n.name: path for n in nodes_of(ctx.config, gr)})
+        for booted, nodes in node_boots(ctx, gr):
+            out.update({n.name: booted.path for n in nodes})
     return out
 
 
@@ -144,7 +179,7 @@ def by_boot(cfg: Config, nodes: list[Node]) -> list[tuple[Boot, list[Node]]]:
 
 def summary(ctx) -> dict:
     """What the server steps depend on of the group roots (their fingerprints)."""
-    return {gr.key: {"groups": list(gr.groups), **served(ctx, gr).__dict__} for gr in group_roots(ctx.config)}
+    return {gr.key: {"groups": list(gr.groups), **asdict(served(ctx, gr))} for gr in group_roots(ctx.config)}
 
 
 def seed(ctx, gr: GroupRoot) -> str | None:
@@ -154,7 +189,8 @@ def seed(ctx, gr: GroupRoot) -> str | None:
     that only adds to it. The steps after bootstrap install and write what
     gr's config asks for, but never take away what the copy holds: so not
     when [root] has packages or .debs gr lacks, another kernel package,
-    init, extra sources, security setting, root.files tree, or hooks."""
+    init, extra sources, security setting, root.files tree, or hooks, or
+    is a RAM image (live-boot) and gr an NFS root."""
     state, main = ctx.state, (ctx.base_config or ctx.config).root
     current = state.current_version()
     rec = state.versions().get(current or 0, {})
@@ -163,7 +199,8 @@ def seed(ctx, gr: GroupRoot) -> str | None:
         return None
     adds_only = set(main.packages) <= set(mine.packages) and set(main.local_debs) <= set(mine.local_debs) \
         and main.extra_sources == mine.extra_sources and not main.hooks and main.files in ("", mine.files) \
-        and (main.kernel_package, main.init, main.security) == (mine.kernel_package, mine.init, mine.security)
+        and (main.kernel_package, main.init, main.security) == (mine.kernel_package, mine.init, mine.security) \
+        and main.serve in ("nfs", mine.serve)   # an image root's live-boot is no NFS root's
     return rec["path"] if adds_only else None
 
 
@@ -175,6 +212,41 @@ def context(ctx, gr: GroupRoot, *, dry_run: bool, version: str | int = "build"):
                        runner=ctx.runner, emit=ctx.emit, note=ctx.note, version=version,
                        seed=seed(ctx, gr) if version == "build" else None)
     return replace(sub, config_file=ctx.config_file)
+
+
+def require_group(cfg: Config, group: str) -> None:
+    """A usage error (exit 2) unless a [[group]] is named group."""
+    from .errors import UsageError
+    if cfg.group_named(group) is None:
+        raise UsageError(f"--group {group!r}: no [[group]] of that name "
+                         f"(groups: {', '.join(g.name for g in cfg.group) or 'none'})")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One root's version series, as `root list/diff/switch/rollback/prune
+    --group G` and `update --group G` work on it: ctx's state holds its
+    versions (the build's own context for the default root), nodes boot it."""
+    ctx: object
+    nodes: list[Node]
+    group_root: GroupRoot | None   # None: the default root
+    main: object                   # the build's own context: its server steps serve every root
+
+    def label(self) -> str:
+        return f"group root {self.group_root.key}" if self.group_root else "the default root"
+
+
+def series(ctx, group: str | None, *, dry_run: bool, version: str | int = "current") -> Series:
+    """The version series `--group group` names: group's own root's (its
+    context: groups.context), or the default root's for no --group and for
+    a group that boots [root] (the same as without --group)."""
+    cfg = ctx.base_config or ctx.config
+    if group is not None:
+        require_group(cfg, group)
+        gr = root_of_group(cfg).get(group)
+        if gr is not None:
+            return Series(context(ctx, gr, dry_run=dry_run, version=version), nodes_of(cfg, gr), gr, ctx)
+    return Series(ctx, default_nodes(cfg), None, ctx)
 
 
 @dataclass(frozen=True)
@@ -194,9 +266,7 @@ def run_targets(cfg: Config, group: str | None, from_step: str | None, to_step: 
     from .steps import STEPS
     names = [s.name for s in STEPS]
     if group is not None:
-        if cfg.group_named(group) is None:
-            raise UsageError(f"--group {group!r}: no [[group]] of that name "
-                             f"(groups: {', '.join(g.name for g in cfg.group) or 'none'})")
+        require_group(cfg, group)
         if only not in ROOT_STEPS:
             raise UsageError(f"--group: {only!r} is not a root step; server steps run once for every group "
                              f"(root steps: {', '.join(ROOT_STEPS)})")

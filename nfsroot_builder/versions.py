@@ -477,13 +477,14 @@ def switch(ctx, vid: int, nodes: list[str]) -> str:
     return f"current root version: {label(vid)}; every node boots it next"
 
 
-def serve(ctx) -> None:
+def serve(ctx, exports: bool = False) -> None:
     """Menus and the DHCP root-path for the state's current version and pins:
     the pipeline's own steps, so they are checked, recorded and undoable like
-    any run of them (exports list every version already: nothing there)."""
+    any run of them (exports list every version already: nothing there;
+    exports=True: a group root's new version, which they do not list yet)."""
     from .pipeline import Pipeline
     from .steps import STEPS
-    wanted = ("dhcp-server", "node-menus", "services")
+    wanted = ("dhcp-server", "node-menus", "services") + (("nfs-exports",) if exports else ())
     Pipeline(ctx, [s for s in STEPS if s.name in wanted]).run()
 
 
@@ -546,11 +547,13 @@ def ganesha_clients(ctx) -> list[str]:
     return sorted(set(re.findall(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b", res.stdout)))
 
 
-def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]], list[tuple[int, str]]]:
+def prune(ctx, keep: int, server=None) -> tuple[list[int], list[tuple[int, str]], list[tuple[int, str]]]:
     """Remove finished versions beyond the keep newest (and failed ones).
     Returns (removed, kept: [(id, why)] the current and previous versions,
     which always stay, refused: [(id, why)] those it would have removed but
-    must keep: a node is pinned to it or the NFS server has clients)."""
+    must keep: a node is pinned to it or the NFS server has clients).
+    server: the context whose NFS server is asked (a group root's series:
+    the build's own context, groups.series), default ctx."""
     state = ctx.state
     recs = state.versions()
     ready = sorted((v for v, r in recs.items() if r["status"] == "ready"), reverse=True)
@@ -559,7 +562,7 @@ def prune(ctx, keep: int) -> tuple[list[int], list[tuple[int, str]], list[tuple[
     candidates = [v for v in ready[keep:] + [v for v, r in recs.items() if r["status"] == "failed"]
                   if v not in always]
     try:
-        clients, unasked = nfs_clients(ctx), None
+        clients, unasked = nfs_clients(server or ctx), None
     except ServerNotAsked as e:
         clients, unasked = {}, str(e)
     anyone = clients.pop("*", [])

@@ -15,6 +15,10 @@ from .common import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefixOpt, StateOpt, err
 root_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                        help="The root's versions: list, switch (all nodes or a canary), roll back, prune.")
 
+# `--group G`: G's root's version series (docs/groups.md); a group on [root]: the default root.
+GroupOpt = Annotated[str | None, typer.Option("--group", help="this [[group]]'s root (default: the default "
+                                              "[root]; a group that boots [root]: the same)")]
+
 
 def _rows(ctx, nodes=None) -> list[dict]:
     """One row per version; nodes: the nodes that boot this root (default: the config's)."""
@@ -36,10 +40,19 @@ def _rows(ctx, nodes=None) -> list[dict]:
 @root_app.command("list")
 @guarded
 def list_(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-          as_json: JsonOpt = False):
+          as_json: JsonOpt = False, group: GroupOpt = None):
     """The versions: id, created, suite, kernel, size, packages, state, nodes set to it (--json: and serve)."""
     ctx = make_ctx(config, prefix, state_dir, dry_run=True, version="current")
     cfg = ctx.base_config or ctx.config
+    if group is not None:   # one series only, as a config without groups lists it
+        one = groups.series(ctx, group, dry_run=True)
+        rows = _rows(one.ctx, one.nodes)
+        if as_json:
+            print(json.dumps({"versions": rows}, indent=2))
+        else:
+            print(f"{one.label()} {one.ctx.config.root.path if one.group_root else cfg.root.path}")
+            _print_rows(rows)
+        return
     rows = _rows(ctx, groups.default_nodes(cfg))
     # [[group]]s with roots of their own: one section each (groups.py).
     sections = []
@@ -71,6 +84,23 @@ def _print_rows(rows: list[dict]) -> None:
               f"{nodes}".rstrip())
 
 
+def _series(config, prefix, state_dir, group: str | None, command: str) -> groups.Series:
+    session.require_root(command)
+    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
+    return groups.series(ctx, group, dry_run=False)
+
+
+def _own_nodes(one: groups.Series, names: list[str]) -> None:
+    """--nodes: a pin only steers a node that boots this series' root (the
+    unknown names: versions.switch's own message)."""
+    cfg = one.ctx.base_config or one.ctx.config
+    mine = {n.name for n in one.nodes}
+    others = [n.name for n in cfg.nodes if n.name in names and n.name not in mine]
+    if others:
+        raise UsageError(f"--nodes: {', '.join(others)} do(es) not boot {one.label()}: name their "
+                         f"group with --group (`node list` shows each node's group)")
+
+
 def _serve(ctx) -> None:
     """Menus and DHCP follow the state's current version and pins (running
     nodes keep the tree they mounted: nothing else changes). A context made
@@ -87,42 +117,46 @@ def _serve(ctx) -> None:
 def switch(version: Annotated[str, typer.Argument(help="the version (v1, v2, ... as `root list` shows)")],
            config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
            nodes: Annotated[str | None, typer.Option("--nodes", help="only these nodes (comma-separated): "
-                                                     "a canary; the others keep theirs")] = None):
+                                                     "a canary; the others keep theirs")] = None,
+           group: GroupOpt = None):
     """The next boot of every node (or only --nodes) gets VERSION; running nodes keep theirs."""
-    session.require_root("root switch")
     vid = versions.parse_id(version)
-    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
+    one = _series(config, prefix, state_dir, group, "root switch")
     names = [n for n in (nodes or "").split(",") if n]
-    with session.locked(ctx):
-        line = versions.switch(ctx, vid, names)
-    _serve(ctx)
-    err.print(line, markup=False)
+    _own_nodes(one, names)
+    with session.locked(one.ctx):
+        line = versions.switch(one.ctx, vid, names)
+    _serve(one.main)
+    err.print(f"{one.group_root.key}: {line}" if one.group_root else line, markup=False)
 
 
 @root_app.command()
 @guarded
-def rollback(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None):
+def rollback(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
+             group: GroupOpt = None):
     """Back to the previous current version: no rebuild; menus and DHCP follow."""
-    session.require_root("root rollback")
-    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
-    prev = ctx.state.previous_version()
+    one = _series(config, prefix, state_dir, group, "root rollback")
+    prev = one.ctx.state.previous_version()
     if not prev:
-        raise UsageError("no previous root version to roll back to (`root list`)")
-    with session.locked(ctx):
-        line = versions.switch(ctx, prev, [])
-    _serve(ctx)
-    err.print(f"rolled back: {line}", markup=False)
+        of = f" of {one.label()}" if one.group_root else ""
+        raise UsageError(f"no previous root version{of} to roll back to (`root list`)")
+    with session.locked(one.ctx):
+        line = versions.switch(one.ctx, prev, [])
+    _serve(one.main)
+    err.print(f"rolled back {one.group_root.key}: {line}" if one.group_root else f"rolled back: {line}",
+              markup=False)
 
 
 @root_app.command()
 @guarded
 def prune(config: ConfigOpt = DEFAULT_CONFIG, prefix: PrefixOpt = Path("/"), state_dir: StateOpt = None,
-          keep: Annotated[int, typer.Option("--keep", min=1, help="keep this many newest finished versions")] = 2):
+          keep: Annotated[int, typer.Option("--keep", min=1, help="keep this many newest finished versions")] = 2,
+          group: GroupOpt = None):
     """Remove old versions; never the current, the previous, a pinned one or one with NFS clients (exit 1 if it refused one)."""
-    session.require_root("root prune")
-    ctx = make_ctx(config, prefix, state_dir, dry_run=False, version="current")
-    with session.locked(ctx):
-        removed, kept, refused = versions.prune(ctx, keep)
+    one = _series(config, prefix, state_dir, group, "root prune")
+    with session.locked(one.ctx):
+        # The NFS server is the build's (a group root's context has its own state dir, not the lab's bus).
+        removed, kept, refused = versions.prune(one.ctx, keep, server=one.main)
     for vid in removed:
         err.print(f"removed {versions.label(vid)}", markup=False)
     for vid, why in kept:

@@ -175,7 +175,11 @@ class Lab:
         for vid, path in versions.export_roots(self.ctx):
             if self._install_report_unit(self.ctx.host(path)):
                 self._repack(vid)
-        for path in group_paths(self.ctx):   # the group roots' live versions (docs/groups.md)
+        # The group roots' trees too (docs/groups.md): one bootstrapped, or
+        # copied from a default root before the lab ever reported from it,
+        # has no report unit, and its nodes would never report.
+        # (The primary's state lists them: a replica's Lab has none of its own.)
+        for path in group_paths(self.owner.ctx):
             self._install_report_unit(self.ctx.host(path))
 
     def _repack(self, vid: int) -> None:

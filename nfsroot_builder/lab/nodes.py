@@ -164,7 +164,7 @@ def node_root(lab, node) -> str:
     """The root path (config-level) of the version the node boots next."""
     gr = groups.root_of_group(lab.cfg).get(node.group)
     if gr is not None:
-        return groups.served(lab.ctx, gr).path
+        return groups.booted_by(lab.ctx, gr, node.name).path
     rec = node_record(lab, node)
     return rec["path"] if rec else lab.cfg.root.path
 
@@ -173,6 +173,9 @@ def node_serve(lab, node) -> str:
     """How the version the node boots next is served, as it was built
     ("nfs" or "image"): a canary pinned to an image version runs from RAM
     while the others mount NFS, whatever the config says now."""
+    gr = groups.root_of_group(lab.cfg).get(node.group)
+    if gr is not None:   # a [[group]]'s own root: its own series (docs/groups.md)
+        return groups.booted_by(lab.ctx, gr, node.name).serve
     rec = node_record(lab, node)
     return versions.serve_of(rec) if rec else lab.cfg.root.serve
 

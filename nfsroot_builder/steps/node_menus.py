@@ -30,7 +30,9 @@ class NodeMenus(Step):
     the one this run builds or `root switch` chose, or the node's pin
     (`root switch VERSION --nodes ...`), with that version's kernel and initrd.
     A node of a [[group]] with its own root boots that root's current version
-    and kernel, and every node gets its group's boot.kernel_args (docs/groups.md).
+    (or its pin: `root switch VERSION --group G --nodes ...`), with that
+    version's kernel and its serve mode (NFS or RAM image), and every node
+    gets its group's boot.kernel_args (docs/groups.md).
     Menus with the same content (every layout but per-node) are one file
     under many names (hard links); undo knows them by their header.
     """
@@ -68,11 +70,12 @@ class NodeMenus(Step):
         c = ctx.config
         sets = [(cfg, nodes, its) for cfg, nodes, its in self._default_sets(ctx, images)]
         for gr in groups.group_roots(c):
-            now = groups.served(ctx, gr)
-            its = menus.Images(ctx.placeholder("kernel-path", now.kernel_path),
-                               ctx.placeholder("initrd-path", now.initrd_path))
-            sets.append((versions.with_root_path(c.model_copy(update={"root": gr.config.root}), now.path),
-                         groups.nodes_of(c, gr), its))
+            # By the version each node boots (its pin, else the served one), as that version was built.
+            for booted, nodes in groups.node_boots(ctx, gr):
+                its = menus.Images(ctx.placeholder("kernel-path", booted.kernel_path),
+                                   ctx.placeholder("initrd-path", booted.initrd_path))
+                sets.append((versions.with_root_path(c.model_copy(update={"root": gr.config.root}), booted.path,
+                                                     booted.serve), nodes, its))
         out: dict[str, str] = {}
         for cfg, nodes, its in sets:
             for boot, same in groups.by_boot(c, nodes):

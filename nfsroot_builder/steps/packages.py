@@ -15,7 +15,8 @@ def wanted_packages(ctx: Context) -> list[str]:
     pkgs += NFS_SERVER_PACKAGES[cfg.nfs.server] + LOADER_PACKAGES[cfg.boot.loader]
     if cfg.boot.transport == "http":
         pkgs.append("nginx")
-    if cfg.root.serve == "image":   # mksquashfs packs each version (steps/image.py)
+    # mksquashfs packs each version (steps/image.py) of [root] or of a [[group]]'s root.
+    if cfg.root.serve == "image" or any(cfg.group_root(g.name).serve == "image" for g in cfg.group):
         pkgs.append("squashfs-tools")
     return sorted(set(pkgs))
 

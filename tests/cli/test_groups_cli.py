@@ -50,7 +50,7 @@ def test_status_and_root_list_show_the_group_root(cli, cfg):
     (login,) = st["group_roots"]
     assert (login["group_root"], login["groups"], login["path"]) == \
         ("srv-nfsroot-lab-login", ["login"], "/srv/nfsroot/lab-login")
-    assert login["steps"][0]["step"] == "bootstrap" and login["steps"][-1]["step"] == "kernel-to-tftp"
+    assert login["steps"][0]["step"] == "bootstrap" and login["steps"][-1]["step"] == "root-image"
     assert {s["status"] for s in login["steps"]} == {"pending"}
     assert "group root srv-nfsroot-lab-login (groups: login)" in invoke(cli, cfg, "status").stdout
     listing = json.loads(invoke(cli, cfg, "root", "list", "--json").stdout)

@@ -43,6 +43,18 @@ def ask(ns: str, mac: str) -> dict:
     return json.loads(res.stdout)
 
 
+def daemon_answers(segment, kind: str, stage, tmp_path) -> tuple[dict, str]:  # noqa: F811
+    """Each node's DHCP answer (MACS) from the daemon started on the files
+    under stage in the segment's server namespace; and the daemon's log tail."""
+    server_ns, client_ns = segment
+    daemon = start_daemon(server_ns, kind, stage, tmp_path)
+    try:
+        answers = {node: ask(client_ns, mac) for node, mac in MACS.items()}
+    finally:
+        stop([daemon.pid], grace=5, alive=lambda pid: daemon.poll() is None)
+    return answers, (tmp_path / "daemon.log").read_text(errors="replace")[-2000:]
+
+
 @pytest.mark.parametrize("kind", ["isc-dhcp-server", "kea", "dnsmasq"])
 def test_a_canary_gets_its_versions_root_path_from_the_daemon(tmp_path, segment, kind):  # noqa: F811
     require(shutil.which(TOOL[kind]) is not None, f"{TOOL[kind]} not installed")
@@ -54,13 +66,7 @@ def test_a_canary_gets_its_versions_root_path_from_the_daemon(tmp_path, segment,
     assert "ssi1 boot v1 next; the others v2" in res.stderr, res.stderr
     checked = daemon_accepts(kind, stage / KIND_FILE[kind], tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    server_ns, client_ns = segment
-    daemon = start_daemon(server_ns, kind, stage, tmp_path)
-    try:
-        answers = {node: ask(client_ns, mac) for node, mac in MACS.items()}
-    finally:
-        stop([daemon.pid], grace=5, alive=lambda pid: daemon.poll() is None)
-    log = (tmp_path / "daemon.log").read_text(errors="replace")[-2000:]
+    answers, log = daemon_answers(segment, kind, stage, tmp_path)
     v1, v2 = (f"192.168.0.1:{stage}{versions.path_of(cfg.root.path, vid)}" for vid in (1, 2))
     assert answers["ssi1"]["root_path"] == v1, (answers, log)
     assert answers["ssi2"]["root_path"] == v2, (answers, log)

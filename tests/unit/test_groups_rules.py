@@ -285,11 +285,13 @@ def test_two_group_roots_with_one_state_directory_name_are_refused():
     assert found[0] == "group[1].root.path" and "same state directory name 'srv-nfsroot-login'" in found[1]
 
 
-def test_a_group_root_served_otherwise_than_the_default_root_is_refused():
+def test_a_group_root_in_image_mode_needs_the_http_transport():
+    """root.serve per group (tests/unit/test_groups_serve_rules.py), but the
+    image comes from nginx, which only boot.transport = "http" configures."""
     text = lab_with(GROUPS.replace('root.packages = ["iproute2", "less"]',
                                    'root.packages = ["iproute2", "less"]\nroot.serve = "image"'))
-    got = dict(problems(text))
-    assert "differs from root.serve = 'nfs'" in got["group[1].root.serve"], got
+    got = dict(problems(text))   # the lab example: boot.transport "tftp" (the default)
+    assert 'set boot.transport = "http"' in got["group[1].root.serve"], got
 
 
 def test_replicated_servers_with_a_group_root_of_its_own_are_accepted():

@@ -32,14 +32,23 @@ def root_paths_by_node(text: str, kind: str, cfg) -> dict[str, str]:
         return {res["hostname"]: next((o["data"] for o in res.get("option-data", []) if o["name"] == "root-path"),
                                       default) for res in subnet["reservations"]}
     if kind == "isc-dhcp-server":
-        group = text[text.index("group {"):]
-        default = group.split("option root-path ", 1)[1].split(";")[0].strip('"')
-        out = {}
-        for line in group.splitlines():
-            if line.strip().startswith("host "):
-                name = line.split()[1]
-                out[name] = line.split("option root-path ", 1)[1].split(";")[0].strip('"') \
-                    if "root-path" in line else default
+        # Scopes nest (a group {} per [[group]] in the build's group): a host
+        # gets its own root-path, else its innermost scope's (dhcpd.conf(5)).
+        def option(line: str) -> str:
+            return line.split("option root-path ", 1)[1].split(";")[0].strip('"')
+        out, scopes = {}, []
+        for line in text[text.index("group {"):].splitlines():
+            word = line.split("#", 1)[0].strip()   # "group {   # [[group]] login"
+            if word.startswith("}") and word.endswith("{"):   # } elsif ... { / } else {: the same depth
+                continue
+            if word.endswith("{") and not word.startswith("host "):   # group {, if ... {: inherit
+                scopes.append(scopes[-1] if scopes else None)
+            elif word == "}" and scopes:
+                scopes.pop()
+            elif word.startswith("host "):
+                out[word.split()[1]] = option(word) if "root-path" in word else scopes[-1]
+            elif word.startswith("option root-path ") and scopes:
+                scopes[-1] = option(word)
         return out
     # dnsmasq: a node's tags are the cluster's plus what its dhcp-host sets;
     # the root-path line whose tags all match (negated ones not set) is sent.
