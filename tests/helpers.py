@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nfsroot_builder.render.server import kea_json
+
 
 def example_text(name: str = "seed") -> str:
     return resources.files("nfsroot_builder.examples").joinpath(f"{name}.toml").read_text()
@@ -73,3 +75,52 @@ def console_unit(description: str, command: str) -> str:
             "[Service]\nType=oneshot\nStandardOutput=journal+console\n"
             f"ExecStart=/bin/sh -c '{command}'\n"
             "[Install]\nWantedBy=multi-user.target\n")
+
+
+def root_paths_by_node(text: str, kind: str, cfg) -> dict[str, str]:
+    """Node name -> the root-path the rendered file sends it (as the daemon would pick it)."""
+    if kind == "kea":
+        subnet = kea_json(text)["Dhcp4"]["subnet4"][0]
+        default = next(o["data"] for o in subnet["option-data"] if o["name"] == "root-path")
+        return {res["hostname"]: next((o["data"] for o in res.get("option-data", []) if o["name"] == "root-path"),
+                                      default) for res in subnet["reservations"]}
+    if kind == "isc-dhcp-server":
+        # Scopes nest (a group {} per [[group]] in the build's group): a host
+        # gets its own root-path, else its innermost scope's (dhcpd.conf(5)).
+        def option(line: str) -> str:
+            return line.split("option root-path ", 1)[1].split(";")[0].strip('"')
+        out, scopes = {}, []
+        for line in text[text.index("group {"):].splitlines():
+            word = line.split("#", 1)[0].strip()   # "group {   # [[group]] login"
+            if word.startswith("}") and word.endswith("{"):   # } elsif ... { / } else {: the same depth
+                continue
+            if word.endswith("{") and not word.startswith("host "):   # group {, if ... {: inherit
+                scopes.append(scopes[-1] if scopes else None)
+            elif word == "}" and scopes:
+                scopes.pop()
+            elif word.startswith("host "):
+                out[word.split()[1]] = option(word) if "root-path" in word else scopes[-1]
+            elif word.startswith("option root-path ") and scopes:
+                scopes[-1] = option(word)
+        return out
+    # dnsmasq: a node's tags are the cluster's plus what its dhcp-host sets;
+    # the root-path line whose tags all match (negated ones not set) is sent.
+    tag = f"nrb-{cfg.name}"
+    hosts = {}
+    for line in text.splitlines():
+        if line.startswith("dhcp-host="):
+            fields = line.split("=", 1)[1].split(",")
+            hosts[fields[-1]] = {tag} | {f[4:] for f in fields if f.startswith("set:")}
+    rules = []
+    for line in text.splitlines():
+        if line.startswith("dhcp-option=") and "option:root-path," in line:
+            head, _, value = line.split("=", 1)[1].partition("option:root-path,")
+            tags = [t[4:] for t in head.split(",") if t.startswith("tag:")]
+            rules.append((tags, value.strip('"')))
+    out = {}
+    for node, have in hosts.items():
+        sent = [v for tags, v in rules if all((t[1:] not in have) if t.startswith("!") else (t in have)
+                                              for t in tags)]
+        assert len(sent) == 1, (node, sent)   # exactly one line applies: no precedence rule needed
+        out[node] = sent[0]
+    return out

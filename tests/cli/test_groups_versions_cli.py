@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_versions_canary_dhcp_rules import root_paths_by_node
 
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import groups, versions
 from nfsroot_builder.cli import app
 from nfsroot_builder.state import State
 
-from helpers import example_text
+from helpers import example_text, root_paths_by_node
 
 GROUPS = ('[[group]]\nname = "compute"\n\n[[group]]\nname = "login"\n'
           'root.packages = ["iproute2", "less"]\n\n')

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 from test_image_mode_rules import HTTP, IMAGE, lab_text
-from test_versions_canary_dhcp_rules import root_paths_by_node
 from test_versions_rules import ready
 
 from nfsroot_builder import session, versions
@@ -25,6 +24,7 @@ from nfsroot_builder.steps.image import RootImage, image_path
 from nfsroot_builder.steps.node_menus import NodeMenus
 
 from fakes import FakeRunner
+from helpers import root_paths_by_node
 
 V1, V2 = "/srv/nfsroot/lab", "/srv/nfsroot/lab.v2"
 
