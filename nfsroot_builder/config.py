@@ -944,6 +944,12 @@ def _replica_problems(cfg: Config) -> list[tuple[str, str]]:
     if cfg.dhcp.server != "kea":
         problems.append(("dhcp.server", f'must be "kea" with [[servers]] (their DHCP is Kea HA), '
                                         f'not {cfg.dhcp.server!r}'))
+    if cfg.root.layout in IMAGE_MODE_NFS_LAYOUTS:
+        # sync copies read-only versions; a node's writable NFS directories
+        # would exist on one server only, and a node sent to another by Kea HA
+        # would mount a missing (or stale) copy of them.
+        problems.append(("root.layout", f'"{cfg.root.layout}" {IMAGE_MODE_NFS_LAYOUTS[cfg.root.layout]}, which '
+                                        "lives on one server: with [[servers]] use layout \"tmpfs\" or \"overlay\""))
     taken = {cfg.server.address: "server.address", **{n.ip: f"node {n.name}" for n in cfg.nodes}}
     if cfg.network.router:
         taken[cfg.network.router] = "network.router"

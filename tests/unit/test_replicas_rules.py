@@ -173,3 +173,9 @@ def test_a_preview_runs_rsync_dry_run_only_and_writes_nothing(tmp_path):
     assert (row["files"], row["bytes"]) == (9, 21)
     assert not (tmp_path / "state/replicas").exists() and ctx.state.replicas() == {}
     assert not (tmp_path / "state/state.json").exists()
+
+
+@pytest.mark.parametrize("layout", ['"per-node"', '"seed"\ninit = "sysvinit"'])
+def test_replicas_refuse_a_layout_with_writable_nfs_directories(layout):
+    text = with_servers(LAB.replace('layout = "tmpfs"', f"layout = {layout}", 1))
+    assert "lives on one server" in problems(text)["root.layout"]
