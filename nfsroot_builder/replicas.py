@@ -237,14 +237,17 @@ def sync(ctx: Context, preview: bool = False) -> list[dict]:
 
 def status(ctx: Context) -> list[dict]:
     """Each replica's versions as the last sync left them, and whether it
-    lacks a ready version the primary has."""
+    lacks a ready version the primary has, of any series (the default
+    root's and each group root's)."""
     cfg = ctx.base_config or ctx.config
-    ready = [versions.label(vid) for vid, _rec in ready_versions(ctx)]
+    ready = [h.label for s in series(ctx) for h in s if h.ready]
     recs = ctx.state.replicas()
     out = []
     for r in cfg.servers:
         rec = recs.get(r.name, {})
-        held = rec.get("versions", [])
+        # "trees" holds every series' labels; a state from before group
+        # roots were synced has only "versions" (the default root's).
+        held = list(rec.get("trees", {})) or rec.get("versions", [])
         out.append({"server": r.name, "address": r.address, "tree": r.tree, "versions": held,
                     "synced": rec.get("synced"), "missing": [v for v in ready if v not in held]})
     return out

@@ -43,8 +43,9 @@ def test_a_pruned_version_leaves_the_replica_after_its_menus_are_rewritten(synce
     assert len(rsyncs(runner)) == 3
 
 
-def test_a_group_roots_ready_versions_are_copied_and_exported(synced):  # noqa: F811
-    ctx, runner, _row, tmp = synced
+def with_group_root(ctx, tmp) -> str:
+    """ctx (the `synced` fixture's) with a group root "login" whose own
+    state has v1 and v2 ready and v3 building; its state key."""
     cfg = config_mod.parse(with_servers(tree=str(tmp / "b")).replace(
         '[[node]]\nname = "lab1"\n', '[[group]]\nname = "login"\nroot.path = "/srv/nfsroot/login"\n\n'
                                     '[[node]]\nname = "lab1"\ngroup = "login"\n', 1))
@@ -59,6 +60,12 @@ def test_a_group_roots_ready_versions_are_copied_and_exported(synced):  # noqa: 
                            initrd_path=f"/{d}/initrd.img-6.12")
     gstate.set_current(2)
     gstate.save()
+    return key
+
+
+def test_a_group_roots_ready_versions_are_copied_and_exported(synced):  # noqa: F811
+    ctx, runner, _row, tmp = synced
+    key = with_group_root(ctx, tmp)
     runner.executed.clear()
     [row] = replicas.sync(ctx)
     calls = rsyncs(runner)

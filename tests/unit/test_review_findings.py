@@ -1,0 +1,19 @@
+"""Defects found in review of what landed with issues 11 and 13, each shown
+by a test that failed before its fix (no root, fake runner, tmp_path)."""
+from __future__ import annotations
+
+from test_replicas_rules import synced  # noqa: F401 (fixture)
+from test_sync_prune_groups import with_group_root
+
+from nfsroot_builder import replicas
+
+
+def test_a_replica_lacking_a_group_roots_version_shows_it_missing(synced):  # noqa: F811
+    ctx, _runner, _row, tmp = synced   # b holds the default root's v1 and v2
+    key = with_group_root(ctx, tmp)    # login's v1 and v2 ready on the primary, never synced
+    [row] = replicas.status(ctx)
+    assert row["missing"] == [f"{key}:v1", f"{key}:v2"]
+    assert f"lacks {key}:v1, {key}:v2" in replicas.status_lines(ctx)[0]
+    replicas.sync(ctx)
+    [row] = replicas.status(ctx)
+    assert row["missing"] == [] and row["versions"] == ["v1", "v2", f"{key}:v1", f"{key}:v2"]
