@@ -21,7 +21,7 @@ from .render.server import exports, ganesha_exports, kea_config
 from .state import now
 from .steps.dhcp import KEA_CONFIG
 from .steps.nfs import exports_dropin, ganesha_dropin
-from .steps.node_menus import MENU_DIRS, NodeMenus
+from .steps.node_menus import MENU_DIRS, node_menu_files
 from .steps.tftp import nginx_dropin_path
 
 # -a: owners, modes, times, symlinks, devices; -H hard links within a tree
@@ -120,7 +120,7 @@ def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
     rctx = replica_context(ctx, r)
     cfg, served = rctx.config, rctx.served
     tftp = cfg.tftp.root.rstrip("/")
-    out = {f"{tftp}/{rel}": text for rel, text in NodeMenus()._files(rctx).items()}
+    out = {f"{tftp}/{rel}": text for rel, text in node_menu_files(rctx).items()}
     base = ctx.base_config or ctx.config
     out[KEA_CONFIG] = kea_config(cfg, served, groups.node_root_paths(rctx), ha=kea_ha(base, r.name),
                                  preferred=preferred_servers(base, ctx.served))

@@ -12,6 +12,63 @@ MENU_DIRS = {"grub": ("boot/grub", "grub.cfg-01-*"), "ipxe": ("ipxe", "*.ipxe"),
              "pxelinux": ("pxelinux.cfg", "01-*"), "pxegrub": ("grub", "*")}
 
 
+def node_menu_files(ctx: Context) -> dict[str, str]:
+    """Every node's boot menu as ctx's config and state say: path relative to
+    the TFTP root -> content. The one definition of what the menus are: the
+    node-menus step writes them, `sync` renders them for each replica."""
+    kernel = ctx.output("kernel-to-tftp", "kernel_path")
+    initrd = ctx.output("kernel-to-tftp", "initrd_path")
+    rec = ctx.state.versions().get(ctx.version_id, {})
+    if rec.get("status") == "ready" and rec.get("kernel_path"):
+        # A finished version (after `root switch` or `root rollback`): its own kernel.
+        kernel, initrd = rec["kernel_path"], rec["initrd_path"]
+    images = menus.Images(ctx.placeholder("kernel-path", kernel), ctx.placeholder("initrd-path", initrd))
+    if ctx.config.group:
+        return _group_files(ctx, images)
+    by_version = versions.node_groups(ctx)
+    if len(by_version) == 1 and by_version[0][2] == ctx.version_id:   # the usual case (10,000 nodes: no copy)
+        return menus.menu_files(ctx.config, ctx.served, images)
+    return _version_files(ctx, by_version, images)
+
+
+def _version_files(ctx: Context, by_version, images: menus.Images) -> dict[str, str]:
+    out: dict[str, str] = {}
+    recs = ctx.state.versions()
+    for cfg, nodes, vid in by_version:
+        its = images if vid == ctx.version_id else menus.Images(recs[vid]["kernel_path"], recs[vid]["initrd_path"])
+        out.update(menus.menu_files(cfg.model_copy(update={"node": nodes}), ctx.served, its))
+    return out
+
+
+def _group_files(ctx: Context, images: menus.Images) -> dict[str, str]:
+    """With [[group]]s: the default root's nodes as above, each group
+    root's nodes with that root's served version, kernel and initrd
+    (groups.served), and every node with its group's [boot] keys."""
+    c = ctx.config
+    sets = [(cfg, nodes, its) for cfg, nodes, its in _default_sets(ctx, images)]
+    for gr in groups.group_roots(c):
+        # By the version each node boots (its pin, else the served one), as that version was built.
+        for booted, nodes in groups.node_boots(ctx, gr):
+            its = menus.Images(ctx.placeholder("kernel-path", booted.kernel_path),
+                               ctx.placeholder("initrd-path", booted.initrd_path))
+            sets.append((versions.with_root_path(c.model_copy(update={"root": gr.config.root}), booted.path,
+                                                 booted.serve), nodes, its))
+    out: dict[str, str] = {}
+    for cfg, nodes, its in sets:
+        for boot, same in groups.by_boot(c, nodes):
+            out.update(menus.menu_files(cfg.model_copy(update={"node": same, "boot": boot}), ctx.served, its))
+    return out
+
+
+def _default_sets(ctx: Context, images: menus.Images):
+    """(config, nodes, images) of the default root's nodes, by the version each boots."""
+    own = replace(ctx, config=ctx.config.model_copy(update={"node": groups.default_nodes(ctx.config)}))
+    recs = ctx.state.versions()
+    for cfg, nodes, vid in versions.node_groups(own):
+        yield cfg, nodes, images if vid == ctx.version_id else \
+            menus.Images(recs[vid]["kernel_path"], recs[vid]["initrd_path"])
+
+
 class NodeMenus(Step):
     """Write one boot menu per node: the kernel, its initrd and the NFS root command line.
 
@@ -39,58 +96,6 @@ class NodeMenus(Step):
     name = "node-menus"
     needs = ("kernel-to-tftp", "boot-loader")
 
-    def _files(self, ctx: Context) -> dict[str, str]:
-        kernel = ctx.output("kernel-to-tftp", "kernel_path")
-        initrd = ctx.output("kernel-to-tftp", "initrd_path")
-        rec = ctx.state.versions().get(ctx.version_id, {})
-        if rec.get("status") == "ready" and rec.get("kernel_path"):
-            # A finished version (after `root switch` or `root rollback`): its own kernel.
-            kernel, initrd = rec["kernel_path"], rec["initrd_path"]
-        images = menus.Images(ctx.placeholder("kernel-path", kernel), ctx.placeholder("initrd-path", initrd))
-        if ctx.config.group:
-            return self._group_files(ctx, images)
-        by_version = versions.node_groups(ctx)
-        if len(by_version) == 1 and by_version[0][2] == ctx.version_id:   # the usual case (10,000 nodes: no copy)
-            return menus.menu_files(ctx.config, ctx.served, images)
-        return self._version_files(ctx, by_version, images)
-
-    @staticmethod
-    def _version_files(ctx: Context, by_version, images: menus.Images) -> dict[str, str]:
-        out: dict[str, str] = {}
-        recs = ctx.state.versions()
-        for cfg, nodes, vid in by_version:
-            its = images if vid == ctx.version_id else menus.Images(recs[vid]["kernel_path"], recs[vid]["initrd_path"])
-            out.update(menus.menu_files(cfg.model_copy(update={"node": nodes}), ctx.served, its))
-        return out
-
-    def _group_files(self, ctx: Context, images: menus.Images) -> dict[str, str]:
-        """With [[group]]s: the default root's nodes as above, each group
-        root's nodes with that root's served version, kernel and initrd
-        (groups.served), and every node with its group's [boot] keys."""
-        c = ctx.config
-        sets = [(cfg, nodes, its) for cfg, nodes, its in self._default_sets(ctx, images)]
-        for gr in groups.group_roots(c):
-            # By the version each node boots (its pin, else the served one), as that version was built.
-            for booted, nodes in groups.node_boots(ctx, gr):
-                its = menus.Images(ctx.placeholder("kernel-path", booted.kernel_path),
-                                   ctx.placeholder("initrd-path", booted.initrd_path))
-                sets.append((versions.with_root_path(c.model_copy(update={"root": gr.config.root}), booted.path,
-                                                     booted.serve), nodes, its))
-        out: dict[str, str] = {}
-        for cfg, nodes, its in sets:
-            for boot, same in groups.by_boot(c, nodes):
-                out.update(menus.menu_files(cfg.model_copy(update={"node": same, "boot": boot}), ctx.served, its))
-        return out
-
-    @staticmethod
-    def _default_sets(ctx: Context, images: menus.Images):
-        """(config, nodes, images) of the default root's nodes, by the version each boots."""
-        own = replace(ctx, config=ctx.config.model_copy(update={"node": groups.default_nodes(ctx.config)}))
-        recs = ctx.state.versions()
-        for cfg, nodes, vid in versions.node_groups(own):
-            yield cfg, nodes, images if vid == ctx.version_id else \
-                menus.Images(recs[vid]["kernel_path"], recs[vid]["initrd_path"])
-
     def fingerprint(self, ctx: Context) -> dict:
         c = ctx.config
         # A menu uses a node's name and MAC only ([name, mac] pairs: model_dump
@@ -109,7 +114,7 @@ class NodeMenus(Step):
         """Menu file name -> content; all of them live in the loader's menu directory."""
         directory, _pattern = MENU_DIRS[ctx.config.boot.loader]
         cut = len(directory) + 1
-        return {rel[cut:]: text for rel, text in self._files(ctx).items()}
+        return {rel[cut:]: text for rel, text in node_menu_files(ctx).items()}
 
     def verify(self, ctx: Context) -> list[str]:
         if not ctx.output("kernel-to-tftp", "kernel_path"):

@@ -12,7 +12,7 @@ from nfsroot_builder.pipeline import Pipeline
 from nfsroot_builder.render.server import dhcpd_block, ganesha_exports, group_export_ids
 from nfsroot_builder.steps import STEPS
 from nfsroot_builder.steps.nfs import group_paths
-from nfsroot_builder.steps.node_menus import NodeMenus
+from nfsroot_builder.steps.node_menus import node_menu_files
 
 from fakes import FakeRunner
 from helpers import example_text
@@ -167,7 +167,7 @@ def test_group_export_ids_do_not_clash():
 def test_menus_give_each_node_its_root_and_its_groups_kernel_arguments(tmp_path):
     cfg = config_mod.parse(lab_with())
     ctx = ctx_for(cfg, tmp_path)
-    files = NodeMenus()._files(ctx)
+    files = node_menu_files(ctx)
     stage = tmp_path / "stage"
     n1, n2 = files["boot/grub/grub.cfg-01-52-54-00-12-34-01"], files["boot/grub/grub.cfg-01-52-54-00-12-34-02"]
     assert f"nfsroot=192.168.0.1:{stage}/srv/nfsroot/lab,tcp,v3" in n1 and "nrb.group" not in n1
@@ -178,7 +178,7 @@ def test_menus_give_each_node_its_root_and_its_groups_kernel_arguments(tmp_path)
 def test_a_group_on_the_default_root_with_its_own_kernel_arguments(tmp_path):
     text = GROUPS.replace('name = "compute"\n', 'name = "compute"\nboot.kernel_args = ["quiet"]\n')
     cfg = config_mod.parse(lab_with(text))
-    files = NodeMenus()._files(ctx_for(cfg, tmp_path))
+    files = node_menu_files(ctx_for(cfg, tmp_path))
     n1 = files["boot/grub/grub.cfg-01-52-54-00-12-34-01"]
     assert f"nfsroot=192.168.0.1:{tmp_path}/stage/srv/nfsroot/lab,tcp,v3" in n1 and n1.count(" quiet\n") == 1
 

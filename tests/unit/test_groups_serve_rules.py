@@ -10,7 +10,7 @@ from nfsroot_builder import config as config_mod
 from nfsroot_builder import groups, versions
 from nfsroot_builder.render.server import dhcpd_block
 from nfsroot_builder.state import State
-from nfsroot_builder.steps.node_menus import NodeMenus
+from nfsroot_builder.steps.node_menus import node_menu_files
 from nfsroot_builder.steps.packages import wanted_packages
 from nfsroot_builder.steps.root_packages import wanted
 
@@ -52,7 +52,7 @@ def test_menus_of_a_mixed_config(tmp_path):
     ctx = ctx_for(cfg, tmp_path)
     (gr,) = groups.group_roots(cfg)
     _ready(State(groups.state_dir(ctx.state_dir, gr) / "state.json"), gr.config, 1, "image")
-    files = NodeMenus()._files(ctx)
+    files = node_menu_files(ctx)
     compute, login = files[MENU.format(1)], files[MENU.format(2)]
     url = f"http://192.168.0.1/{gr.config.name}/filesystem.squashfs"
     assert "boot=live" in compute and f"fetch={url}" in compute and "nfsroot=" not in compute
@@ -71,7 +71,7 @@ def test_a_canary_follows_its_versions_serve_mode(tmp_path):
     _ready(state, gr.config, 2, "image")
     state.set_pins({"lab1": 1})
     state.save()
-    compute = NodeMenus()._files(ctx)[MENU.format(1)]
+    compute = node_menu_files(ctx)[MENU.format(1)]
     assert f"nfsroot=192.168.0.1:{tmp_path}/stage/srv/nfsroot/lab-compute,tcp,v3" in compute
     assert "boot=live" not in compute
     assert groups.booted_by(ctx, gr, "lab1").serve == "nfs"

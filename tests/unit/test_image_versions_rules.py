@@ -21,7 +21,7 @@ from nfsroot_builder.render.menus import grub_cfg_name
 from nfsroot_builder.state import State
 from nfsroot_builder.steps.dhcp import DhcpServer
 from nfsroot_builder.steps.image import RootImage, image_path
-from nfsroot_builder.steps.node_menus import NodeMenus
+from nfsroot_builder.steps.node_menus import node_menu_files
 
 from fakes import FakeRunner
 from helpers import root_paths_by_node
@@ -47,7 +47,7 @@ def stage(tmp_path, cfg, current: int, pins=None):
 
 def menus_by_node(ctx) -> dict[str, str]:
     """Node name -> the menu the node-menus step writes for it."""
-    files = NodeMenus()._files(ctx)
+    files = node_menu_files(ctx)
     return {n.name: files[f"boot/grub/{grub_cfg_name(n)}"] for n in ctx.config.nodes}
 
 

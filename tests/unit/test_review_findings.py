@@ -6,6 +6,7 @@ from test_replicas_rules import synced  # noqa: F401 (fixture)
 from test_sync_prune_groups import with_group_root
 
 from nfsroot_builder import replicas
+from nfsroot_builder.steps.node_menus import node_menu_files
 
 
 def test_a_replica_lacking_a_group_roots_version_shows_it_missing(synced):  # noqa: F811
@@ -17,3 +18,12 @@ def test_a_replica_lacking_a_group_roots_version_shows_it_missing(synced):  # no
     replicas.sync(ctx)
     [row] = replicas.status(ctx)
     assert row["missing"] == [] and row["versions"] == ["v1", "v2", f"{key}:v1", f"{key}:v2"]
+
+
+def test_a_replicas_menus_are_node_menus_public_files_for_that_replica(synced):  # noqa: F811
+    ctx, _runner, _row, _tmp = synced
+    [r] = (ctx.base_config or ctx.config).servers
+    rendered = replicas.rendered_files(ctx, r)
+    menus = node_menu_files(replicas.replica_context(ctx, r))
+    assert menus and all(rendered[f"/srv/tftp/lab/{rel}"] == text for rel, text in menus.items())
+    assert "nfsroot=192.168.0.2:" in next(iter(menus.values()))
