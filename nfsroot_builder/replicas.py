@@ -105,18 +105,21 @@ def series(ctx: Context) -> list[list[Held]]:
     return out
 
 
-def gone(ctx: Context, r: Replica) -> list[Held]:
+def gone(ctx: Context, r: Replica, all_series: list[list[Held]]) -> list[Held]:
     """What the replica holds from an earlier sync that the primary no longer
-    has ready (`root prune` removed it): removed from the replica, last."""
-    ready = {h.label for s in series(ctx) for h in s if h.ready}
+    has ready in all_series (`root prune` removed it): removed from the
+    replica, last."""
+    ready = {h.label for s in all_series for h in s if h.ready}
     held = ctx.state.replicas().get(r.name, {}).get("trees", {})
     return [Held(label, rec["path"], rec["tftp"], False) for label, rec in held.items() if label not in ready]
 
 
-def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
+def rendered_files(ctx: Context, r: Replica, all_series: list[list[Held]] | None = None) -> dict[str, str]:
     """Server path -> content of the files that name replica r itself: the
     node menus, the Kea config (with r as HA peer), the NFS exports and, with
-    boot.transport "http", the nginx drop-in."""
+    boot.transport "http", the nginx drop-in. all_series: series(ctx), when
+    the caller has read it already."""
+    all_series = series(ctx) if all_series is None else all_series
     rctx = replica_context(ctx, r)
     cfg, served = rctx.config, rctx.served
     tftp = cfg.tftp.root.rstrip("/")
@@ -126,7 +129,7 @@ def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
                                  preferred=preferred_servers(base, ctx.served))
     roots = [(vid, rec["path"]) for vid, rec in ready_versions(ctx)]
     # The group roots' ready versions (sync copies them): exported beside the default root's.
-    own = sorted(h.path for s in series(ctx)[1:] for h in s if h.ready)
+    own = sorted(h.path for s in all_series[1:] for h in s if h.ready)
     if cfg.nfs.server == "ganesha":
         out[ganesha_dropin(cfg.name)] = ganesha_exports(cfg, served, roots, own)
     else:
@@ -136,7 +139,7 @@ def rendered_files(ctx: Context, r: Replica) -> dict[str, str]:
     return out
 
 
-def tftp_filters(ctx: Context, removed: list[Held] = ()) -> list[str]:
+def tftp_filters(ctx: Context, all_series: list[list[Held]], removed: list[Held] = ()) -> list[str]:
     """rsync filter rules for the TFTP root: no per-node menus (the replica
     gets its own) and no kernel directory of a version that is not ready.
     Excluded files are also kept from --delete on the replica; so are
@@ -144,7 +147,7 @@ def tftp_filters(ctx: Context, removed: list[Held] = ()) -> list[str]:
     replica's menus may still name until sync rewrites them."""
     directory, pattern = MENU_DIRS[ctx.config.boot.loader]
     rules = ["--filter=+ /ipxe/boot.ipxe", "--filter=+ /boot/grub/grub.cfg", f"--filter=- /{directory}/{pattern}"]
-    rules += [f"--filter=- /{h.tftp}/" for s in series(ctx) for h in s if not h.ready]
+    rules += [f"--filter=- /{h.tftp}/" for s in all_series for h in s if not h.ready]
     rules += [f"--filter=P /{h.tftp}/" for h in removed]
     return rules
 
@@ -158,8 +161,9 @@ def removal_argv(empty: Path, dest: str, names: list[str]) -> list[str]:
             f"{empty}/", dest.rstrip("/") + "/"]
 
 
-def sync_one(ctx: Context, r: Replica, preview: bool = False) -> dict:
-    """Copy everything replica r lacks; return what was copied. preview:
+def sync_one(ctx: Context, r: Replica, all_series: list[list[Held]], preview: bool = False) -> dict:
+    """Copy everything replica r lacks of all_series (series(ctx)) and the
+    TFTP root; return what was copied. preview:
     rsync --dry-run (read-only: it runs in a dry-run too) says what would
     be copied, and nothing is written (the rendered files are staged in a
     temporary directory, the state is not saved)."""
@@ -173,7 +177,7 @@ def sync_one(ctx: Context, r: Replica, preview: bool = False) -> dict:
         return ctx.runner.run(argv)
     copied = Copied()
     held: dict[str, Held] = {}
-    for versions_of_root in series(ctx):
+    for versions_of_root in all_series:
         previous: list[str] = []
         for h in (h for h in versions_of_root if h.ready):
             # --link-dest: a file equal to one in an earlier version on the
@@ -189,13 +193,13 @@ def sync_one(ctx: Context, r: Replica, preview: bool = False) -> dict:
             held[h.label] = h
             previous.append(h.path)
     cfg = ctx.config
-    removed = gone(ctx, r)
-    res = run([*RSYNC_TREE, *tftp_filters(ctx, removed), f"{ctx.tftp_root}/", location(r, cfg.tftp.root) + "/"])
+    removed = gone(ctx, r, all_series)
+    res = run([*RSYNC_TREE, *tftp_filters(ctx, all_series, removed), f"{ctx.tftp_root}/", location(r, cfg.tftp.root) + "/"])
     copied.add(stats(res.stdout))
     # Last: what makes nodes boot from r names only versions copied above.
     with tempfile.TemporaryDirectory(prefix="nfsroot-build-sync-") as scratch:
         staged = Path(scratch) if preview else ctx.state_dir / "replicas" / r.name
-        for path, text in rendered_files(ctx, r).items():
+        for path, text in rendered_files(ctx, r, all_series).items():
             target = staged / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             if not target.is_file() or target.read_text() != text:
@@ -232,7 +236,8 @@ def sync(ctx: Context, preview: bool = False) -> list[dict]:
     """Bring every replica to the primary's state (under the build's lock);
     preview: only say what would be copied (sync_one)."""
     cfg = ctx.base_config or ctx.config
-    return [sync_one(ctx, r, preview) for r in cfg.servers]
+    all_series = series(ctx)   # each root's state read once, for every replica
+    return [sync_one(ctx, r, all_series, preview) for r in cfg.servers]
 
 
 def status(ctx: Context) -> list[dict]:

@@ -6,6 +6,7 @@ from test_replicas_rules import synced  # noqa: F401 (fixture)
 from test_sync_prune_groups import with_group_root
 
 from nfsroot_builder import replicas
+from nfsroot_builder.replicas import series
 from nfsroot_builder.steps.node_menus import node_menu_files
 
 
@@ -27,3 +28,15 @@ def test_a_replicas_menus_are_node_menus_public_files_for_that_replica(synced): 
     menus = node_menu_files(replicas.replica_context(ctx, r))
     assert menus and all(rendered[f"/srv/tftp/lab/{rel}"] == text for rel, text in menus.items())
     assert "nfsroot=192.168.0.2:" in next(iter(menus.values()))
+
+
+def test_sync_reads_each_roots_versions_once(synced, monkeypatch):  # noqa: F811
+    """series() loads each group root's state from disk; sync used to call it
+    again for what was pruned, the TFTP filters and the exports."""
+    ctx, _runner, _row, tmp = synced
+    key = with_group_root(ctx, tmp)
+    reads = []
+    monkeypatch.setattr(replicas, "series", lambda c: reads.append(1) or series(c))
+    [row] = replicas.sync(ctx)
+    assert len(reads) == 1
+    assert row["versions"] == ["v1", "v2", f"{key}:v1", f"{key}:v2"] and row["removed"] == []
