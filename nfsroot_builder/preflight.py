@@ -40,16 +40,20 @@ def require(ctx: Context, *, mirror: bool) -> None:
     """The preflight of `all` and `run`: raise (exit 1, as `check` fails) on any failure.
 
     mirror=False skips the mirror probe when no step that downloads will run.
+    The disk is not looked at again: the pipeline that calls this checked
+    it before planning (Pipeline.check).
     """
-    failed = [msg for level, msg in preflight(ctx, mirror=mirror) if level == "fail"]
+    failed = [msg for level, msg in preflight(ctx, mirror=mirror, disk=False) if level == "fail"]
     if failed:
         raise NfsrootError("preflight failed, nothing was changed:\n" +
                               "\n".join(f"  {msg}" for msg in failed))
 
 
-def preflight(ctx: Context, *, mirror: bool = True) -> list[tuple[str, str]]:
-    """(level, message) rows; a root or TFTP root that is unsafe on disk raises ConfigError (exit 2)."""
-    pathguard.check_disk(ctx)
+def preflight(ctx: Context, *, mirror: bool = True, disk: bool = True) -> list[tuple[str, str]]:
+    """(level, message) rows; a root or TFTP root that is unsafe on disk raises ConfigError (exit 2).
+    disk=False: the caller checked the disk already (pathguard.check_disk)."""
+    if disk:
+        pathguard.check_disk(ctx)
     out: list[tuple[str, str]] = []
     if os.geteuid() != 0:
         out.append(("warn", "not root: a real run needs root (check and --dry-run do not)"))
