@@ -184,6 +184,26 @@ class State:
         """The undo record as a read-only mapping (path -> record)."""
         return self.undo.entries_view()
 
+    def left_by_undo(self) -> dict[str, str]:
+        """Path -> "dir" | "owned": what this build's undo kept although the
+        tool made it, because something else still lived there (another
+        build's file or block). Any build's later undo removes it once it is
+        empty (undo.py)."""
+        return dict(self._data.get("left_by_undo", {}))
+
+    def set_left_by_undo(self, left: dict[str, str]) -> None:
+        if left:
+            self._data["left_by_undo"] = dict(left)
+        else:
+            self._data.pop("left_by_undo", None)
+
+    def keep_only_left_by_undo(self) -> None:
+        """`undo --purge-root` with something left for another build's undo:
+        a state that holds nothing else (no step, no file record)."""
+        left = self.left_by_undo()
+        self._set({"version": STATE_VERSION, "steps": {}, "pending_restarts": [], "files": {}})
+        self.set_left_by_undo(left)
+
     def forget_undone(self, keep_steps) -> None:
         """After undo: nothing recorded as ours, no restart pending; only the
         steps in keep_steps (results in the root, packages) stay done."""

@@ -10,7 +10,12 @@ that was there before: restore the backup's bytes, mode, owner and group),
 per node: remove every file the pattern matches that carries the tool's
 marker). A whole file another build's record has too stays (builds side
 by side share the loader files of one TFTP root: sidebyside.py); a managed
-block is always the build's own. Everything goes through ctx.files and
+block is always the build's own. What the tool made and undo keeps because
+something else still lives there (a directory holding another build's
+files, a file it made that holds another build's block) is recorded as left
+(State.left_by_undo): the undo of whichever build comes later removes it
+once it is empty, and never a directory or file no build's record says the
+tool made. Everything goes through ctx.files and
 ctx.runner, so `undo --dry-run` prints the diffs and commands and changes
 nothing. The built root is left alone unless --purge-root.
 """
@@ -77,13 +82,27 @@ class _Undo:
         self.touched: list[str] = []
         self.records: dict[str, dict] = {}
         self._others: dict | None = None
+        self.left: dict[str, str] = {}     # what this undo keeps that the tool made (State.left_by_undo)
+
+    def others(self) -> dict:
+        if self._others is None:
+            self._others = sidebyside.other_states(self.ctx)
+        return self._others
+
+    def left_before(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(this build's, every build's) records of what an earlier undo kept
+        although the tool made it: path -> "dir" | "owned"."""
+        own = {p: k for p, k in self.ctx.state.left_by_undo().items() if not self._check_record(p, {"kind": k})}
+        every = dict(own)
+        for state in self.others().values():
+            every.update({p: k for p, k in state.left_by_undo().items()
+                          if p not in every and not self._check_record(p, {"kind": k})})
+        return own, every
 
     def used_by_others(self, p: Path) -> bool:
         """A whole file another build's undo record has too (a loader file of
         a TFTP root both serve): it stays while that build does."""
-        if self._others is None:
-            self._others = sidebyside.other_states(self.ctx)
-        users = [name for name, state in self._others.items() if str(p) in state.undo]
+        users = [name for name, state in self.others().items() if str(p) in state.undo]
         if users:
             self.report.done.append(f"kept {p}: build {', '.join(users)} uses it too")
         return bool(users)
@@ -119,6 +138,7 @@ class _Undo:
                 self.remove(p)
             else:   # another build's block stays, and so does the file
                 self.report.done.append(f"{p}: no managed block of {build} left")
+                self.keep_made(p, "owned" if owned else None)
             return
         try:
             new = with_block(text, None, comment, build, legacy=True)
@@ -147,6 +167,13 @@ class _Undo:
         if self.files.ensure_file(p, new, st.st_mode & 0o7777):
             self.report.done.append(f"removed the managed block from {p}")
             self.touched.append(str(p))
+        self.keep_made(p, "owned" if owned else None)
+
+    def keep_made(self, p: Path, kind: str | None) -> None:
+        """p, which the tool made (kind "dir" | "owned"; None: not made by
+        it), stays: left for a later undo to remove once it is empty."""
+        if kind:
+            self.left[str(p)] = kind
 
     def restore(self, p: Path, rec: dict) -> None:
         backup = Path(rec["backup"]) if rec.get("backup") else None
@@ -181,15 +208,17 @@ class _Undo:
             if marker in head[e.inode()]:
                 self.remove(Path(e.path))
 
-    def remove_dir(self, p: Path) -> None:
+    def remove_dir(self, p: Path) -> bool:
+        """Remove p if nothing but what undo removed lived there; True if it stays."""
         if not p.is_dir() or p.is_symlink():
-            return
+            return False
         left = [c for c in p.iterdir() if str(c) not in self.gone]
         if left:
             self.report.done.append(f"kept {p}: it holds {len(left)} file(s) the tool did not write, "
                                     f"e.g. {left[0].name}")
-            return
+            return True
         self.remove(p)
+        return False
 
     def run(self) -> None:
         records = dict(self.ctx.state.files)
@@ -205,6 +234,7 @@ class _Undo:
             else:
                 good[path] = rec
         self.records = good
+        own_left, made = self.left_before()
         for path, rec in sorted(good.items()):
             p, kind = Path(path), rec["kind"]
             if kind == "dir":
@@ -214,7 +244,9 @@ class _Undo:
                 continue
             if kind == "block":
                 if p.exists():
-                    self.without_block(p, rec, owned=False)
+                    # A file another build made for its block (and left when
+                    # it went): with this block gone too, the file goes.
+                    self.without_block(p, rec, owned=made.get(path) == "owned")
                 continue
             if kind == "owned" and p.is_file() and not p.is_symlink() \
                     and _comment_of(p.read_text(errors="replace")):
@@ -228,10 +260,19 @@ class _Undo:
                 self.restore(p, rec)
             else:
                 self.remove(p)
-        # Deepest first, so a parent sees its children gone.
-        for path in sorted((p for p, r in good.items() if r["kind"] == "dir"),
-                           key=lambda s: s.count("/"), reverse=True):
-            self.remove_dir(Path(path))
+        # What an earlier undo of this build left, and that is still there,
+        # stays recorded (another build's undo may need it).
+        for path, kind in own_left.items():
+            if kind == "owned" and path not in self.gone and path not in self.left and Path(path).is_file():
+                self.left[path] = kind
+        # This build's directories, and those the tool made that an earlier
+        # undo (of any build) left: deepest first, so a parent sees its
+        # children gone.
+        mine = {p for p, r in good.items() if r["kind"] == "dir"} | {p for p, k in own_left.items() if k == "dir"}
+        dirs = mine | {p for p, k in made.items() if k == "dir"}
+        for path in sorted(dirs, key=lambda s: (s.count("/"), s), reverse=True):
+            if self.remove_dir(Path(path)) and path in mine:
+                self.left[path] = "dir"
 
 
 def version_trees(ctx: Context) -> list[Path]:
@@ -287,20 +328,28 @@ def undo(ctx: Context, purge_root: bool = False) -> UndoReport:
         nodes = ctx.host(base_root_path(ctx.config.root.path) + ".nodes")
         if ctx.files.ensure_absent(nodes):
             report.done.append(f"removed the nodes' own directories {nodes}")
-    _forget(ctx, report, purge_root)
+    _forget(ctx, report, purge_root, u)
     return report
 
 
-def _forget(ctx: Context, report: UndoReport, purge_root: bool) -> None:
-    """The state after undo: nothing recorded as ours. With --purge-root the
-    whole state dir goes (but the lock, held until the command ends)."""
+def _forget(ctx: Context, report: UndoReport, purge_root: bool, u: _Undo) -> None:
+    """The state after undo: nothing recorded as ours but what was left for
+    another build's undo (State.left_by_undo). With --purge-root the whole
+    state dir goes (but the lock, held until the command ends), unless
+    something was left and another build is there to remove it later: then
+    a state holding only that stays."""
     if report.problems:
         return   # keep every record: a second undo can finish the job
+    ctx.state.set_left_by_undo(u.left)
     if purge_root:
+        keep = bool(u.left) and bool(u.others())
         if ctx.state_dir.is_dir():
             for child in sorted(ctx.state_dir.iterdir()):
-                if child.name not in ("lock", "lock.pid"):
+                if child.name not in ("lock", "lock.pid") and not (keep and child == ctx.state.path):
                     ctx.files.ensure_absent(child)
+        if keep:
+            ctx.state.keep_only_left_by_undo()
+            ctx.state.save()
         return
     ctx.files.ensure_absent(ctx.state_dir / "backup")
     ctx.state.forget_undone(KEEP_STEPS)

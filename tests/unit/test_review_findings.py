@@ -2,12 +2,22 @@
 by a test that failed before its fix (no root, fake runner, tmp_path)."""
 from __future__ import annotations
 
+import json
+
+import pytest
 from test_replicas_rules import synced  # noqa: F401 (fixture)
+from test_side_by_side_rules import ADMIN_DHCPD, configure, make, second_text
 from test_sync_prune_groups import with_group_root
 
-from nfsroot_builder import replicas
+from nfsroot_builder import config as config_mod
+from nfsroot_builder import replicas, session
+from nfsroot_builder import undo as undo_mod
 from nfsroot_builder.replicas import series
+from nfsroot_builder.state import State
 from nfsroot_builder.steps.node_menus import node_menu_files
+
+from fakes import FakeRunner
+from helpers import snapshot
 
 
 def test_a_replica_lacking_a_group_roots_version_shows_it_missing(synced):  # noqa: F811
@@ -40,3 +50,62 @@ def test_sync_reads_each_roots_versions_once(synced, monkeypatch):  # noqa: F811
     [row] = replicas.sync(ctx)
     assert len(reads) == 1
     assert row["versions"] == ["v1", "v2", f"{key}:v1", f"{key}:v2"] and row["removed"] == []
+
+
+# -- undo of two builds, in either order: what the tool made goes with the last one --
+
+def server_tree(stage) -> dict[str, tuple]:
+    """The server's files under stage with their bytes; the builds' state dirs left out."""
+    return {p: v[1] for p, v in snapshot(stage).items() if "/var" not in p.removeprefix(str(stage))}
+
+
+@pytest.mark.parametrize("first", ["kerrighed", "test"])
+@pytest.mark.parametrize("purge", [False, True], ids=["undo", "purge-root"])
+def test_undo_of_both_builds_in_either_order_gives_the_server_back(tmp_path, seed_text, first, purge):
+    """Undo of the build that configured first used to leave the directories
+    it made (and files it made for its block) because the other's files lived
+    there; the second undo had no record of them: /etc/exports.d, /srv/tftp/boot/grub
+    and /etc/default/tftpd-hpa stayed, empty."""
+    stage = tmp_path / "stage"
+    (stage / "etc/dhcp").mkdir(parents=True)
+    (stage / "etc/dhcp/dhcpd.conf").write_text(ADMIN_DHCPD)
+    (stage / "etc/ganesha").mkdir()   # the admin's, empty: never removed
+    before = server_tree(stage)
+    configure(tmp_path, seed_text, "kerrighed")
+    configure(tmp_path, second_text(seed_text), "test")
+    assert (stage / "etc/exports.d").is_dir() and (stage / "srv/tftp/boot/grub").is_dir()
+    builds = {"kerrighed": config_mod.parse(seed_text), "test": config_mod.parse(second_text(seed_text))}
+    second = next(name for name in builds if name != first)
+    report = undo_mod.undo(make(tmp_path, builds[first]), purge_root=purge)
+    assert report.problems == []
+    if first == "kerrighed":   # it made them; test's files keep them
+        left = State.load(stage / "var/lib/nfsroot-build/kerrighed/state.json").left_by_undo()
+        assert left[str(stage / "etc/exports.d")] == "dir" and left[str(stage / "etc/default/tftpd-hpa")] == "owned"
+    # The second's undo --dry-run plans the removals and changes nothing.
+    ctx = session.make_context(builds[second], prefix=stage, dry_run=True, emit=(shown := []).append,
+                               runner=FakeRunner(emit=lambda line: None))
+    mid = snapshot(tmp_path)
+    undo_mod.undo(ctx)
+    assert snapshot(tmp_path) == mid and f"# rm {stage}/srv/tftp" in shown
+    report = undo_mod.undo(make(tmp_path, builds[second]))
+    assert report.problems == []
+    assert server_tree(stage) == before
+
+
+def test_undo_never_removes_a_directory_no_build_made_nor_one_that_holds_a_file(tmp_path, seed_text):
+    stage = tmp_path / "stage"
+    configure(tmp_path, seed_text, "kerrighed")
+    configure(tmp_path, second_text(seed_text), "test")
+    (stage / "srv/tftp/pxelinux.0").write_text("admin's")
+    outside = tmp_path / "outside"   # an empty directory a tampered record names
+    outside.mkdir()
+    undo_mod.undo(make(tmp_path, config_mod.parse(seed_text)))
+    prod_state = stage / "var/lib/nfsroot-build/kerrighed/state.json"
+    data = json.loads(prod_state.read_text())
+    data["left_by_undo"][str(outside)] = "dir"
+    prod_state.write_text(json.dumps(data))
+    report = undo_mod.undo(make(tmp_path, config_mod.parse(second_text(seed_text))))
+    assert report.problems == [] and outside.is_dir()
+    assert (stage / "srv/tftp/pxelinux.0").read_text() == "admin's"
+    assert sorted(p.name for p in (stage / "srv/tftp").iterdir()) == ["pxelinux.0"]
+    assert not (stage / "etc/exports.d").exists()
