@@ -255,8 +255,14 @@ class _Undo:
             if not p.exists() and not p.is_symlink() and kind != "replaced":
                 continue
             if self.used_by_others(p):
+                self.keep_made(p, "owned" if kind == "owned" else None)
                 continue
-            if kind == "replaced":
+            if kind == "replaced" and made.get(path) == "owned":
+                # What it replaced was the file another build made (doctor's
+                # nfs.conf.d drop-in, one for all builds) and left to this
+                # one when it went: nobody's original to restore.
+                self.remove(p)
+            elif kind == "replaced":
                 self.restore(p, rec)
             else:
                 self.remove(p)

@@ -12,6 +12,7 @@ from test_sync_prune_groups import with_group_root
 from nfsroot_builder import config as config_mod
 from nfsroot_builder import replicas, session
 from nfsroot_builder import undo as undo_mod
+from nfsroot_builder.doctor import apply_fixes, run_checks
 from nfsroot_builder.replicas import series
 from nfsroot_builder.state import State
 from nfsroot_builder.steps.node_menus import node_menu_files
@@ -109,3 +110,37 @@ def test_undo_never_removes_a_directory_no_build_made_nor_one_that_holds_a_file(
     assert (stage / "srv/tftp/pxelinux.0").read_text() == "admin's"
     assert sorted(p.name for p in (stage / "srv/tftp").iterdir()) == ["pxelinux.0"]
     assert not (stage / "etc/exports.d").exists()
+
+
+# -- doctor nfs-threads with two builds on one kernel NFS server --
+
+@pytest.mark.parametrize("first", ["kerrighed", "test"])
+def test_each_builds_threads_fix_holds_and_undo_in_either_order_leaves_the_packages_file(
+        tmp_path, seed_text, first, monkeypatch):
+    """nfsd is one daemon: each build's doctor judges the threads it will
+    run (RPCNFSDCOUNT, else the last [nfsd] threads of nfs.conf and
+    nfs.conf.d/*.conf) against its own nfs.threads. The drop-in is one file
+    both builds' fixes write; the undo of the build that wrote it first
+    used to leave it to the other, whose undo then put the gone build's
+    file back."""
+    monkeypatch.setattr("nfsroot_builder.services.restart", lambda ctx, service: None)
+    stage = tmp_path / "stage"
+    package_default = "# the package's\nRPCNFSDCOUNT=8\n"
+    (stage / "etc/default").mkdir(parents=True)
+    (stage / "etc/default/nfs-kernel-server").write_text(package_default)
+    texts = {"kerrighed": seed_text.replace('clients = ""', 'clients = ""\nthreads = 16'),
+             "test": second_text(seed_text).replace('clients = ""', 'clients = ""\nthreads = 32')}
+    ctxs = {name: configure(tmp_path, text, name) for name, text in texts.items()}
+    for name in texts:
+        assert apply_fixes(ctxs[name], run_checks(ctxs[name], only=["nfs-threads"])) == {"nfs-threads": "fixed"}
+        ctxs[name].state.save()
+    for text in texts.values():
+        [finding] = run_checks(make(tmp_path, config_mod.parse(text)), only=["nfs-threads"])
+        assert finding.status == "ok" and finding.reason.startswith("32 nfsd threads"), finding
+    second = next(name for name in texts if name != first)
+    assert undo_mod.undo(make(tmp_path, config_mod.parse(texts[first]))).problems == []
+    [finding] = run_checks(make(tmp_path, config_mod.parse(texts[second])), only=["nfs-threads"])
+    assert finding.status == "ok", finding   # what the build that stays asked for
+    assert undo_mod.undo(make(tmp_path, config_mod.parse(texts[second]))).problems == []
+    assert (stage / "etc/default/nfs-kernel-server").read_text() == package_default
+    assert not (stage / "etc/nfs.conf.d").exists()
