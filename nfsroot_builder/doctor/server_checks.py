@@ -579,7 +579,14 @@ def nfs_threads(ctx: Context) -> Finding:
 
     def apply(ctx: Context) -> set[str]:
         n = ctx.config.nfs_threads
-        ctx.files.managed_block(ctx.host(NFS_DEFAULTS), f"RPCNFSDCOUNT={n}\n")
+        defaults = ctx.host(NFS_DEFAULTS)
+        # sh takes the last assignment: with another build's RPCNFSDCOUNT
+        # after this build's block, rewriting the block in place would
+        # change nothing nfsd runs. The block moves to the end instead.
+        if defaults.is_file() and shell_var(split_block(defaults.read_text(), "#", ctx.config.name)[2],
+                                            "RPCNFSDCOUNT") is not None:
+            ctx.files.managed_block(defaults, None)
+        ctx.files.managed_block(defaults, f"RPCNFSDCOUNT={n}\n")
         ctx.files.ensure_dir(ctx.host("/etc/nfs.conf.d"), 0o755)
         ctx.files.ensure_file(ctx.host(NFS_CONF_DROPIN), f"# Written by nfsroot-build doctor --fix\n"
                               f"[nfsd]\nthreads = {n}\n")

@@ -144,3 +144,29 @@ def test_each_builds_threads_fix_holds_and_undo_in_either_order_leaves_the_packa
     assert undo_mod.undo(make(tmp_path, config_mod.parse(texts[second]))).problems == []
     assert (stage / "etc/default/nfs-kernel-server").read_text() == package_default
     assert not (stage / "etc/nfs.conf.d").exists()
+
+
+def test_a_threads_fix_holds_when_another_builds_block_came_after_this_ones(tmp_path, seed_text, monkeypatch):
+    """RPCNFSDCOUNT: sh takes the last assignment. kerrighed's block came
+    first, test's (32) after; kerrighed then asks for 64: its block moves to
+    the end, or its fix would leave nfsd at 32."""
+    monkeypatch.setattr("nfsroot_builder.services.restart", lambda ctx, service: None)
+    stage = tmp_path / "stage"
+    (stage / "etc/default").mkdir(parents=True)
+    (stage / "etc/default/nfs-kernel-server").write_text("RPCNFSDCOUNT=8\n")
+    texts = {"kerrighed": seed_text.replace('clients = ""', 'clients = ""\nthreads = 16'),
+             "test": second_text(seed_text).replace('clients = ""', 'clients = ""\nthreads = 32')}
+    for name, text in texts.items():
+        ctx = configure(tmp_path, text, name)
+        assert apply_fixes(ctx, run_checks(ctx, only=["nfs-threads"])) == {"nfs-threads": "fixed"}
+        ctx.state.save()
+    more = texts["kerrighed"].replace("threads = 16", "threads = 64")
+    ctx = make(tmp_path, config_mod.parse(more))
+    assert apply_fixes(ctx, run_checks(ctx, only=["nfs-threads"])) == {"nfs-threads": "fixed"}
+    ctx.state.save()
+    for text in (more, texts["test"]):
+        [finding] = run_checks(make(tmp_path, config_mod.parse(text)), only=["nfs-threads"])
+        assert finding.status == "ok" and finding.reason.startswith("64 nfsd threads"), finding
+    assert undo_mod.undo(make(tmp_path, config_mod.parse(texts["test"]))).problems == []
+    assert undo_mod.undo(make(tmp_path, config_mod.parse(more))).problems == []
+    assert (stage / "etc/default/nfs-kernel-server").read_text() == "RPCNFSDCOUNT=8\n"
