@@ -49,6 +49,34 @@ def _cache_hooks(lease: str) -> list[str]:
             f"--customize-hook=umount {point}"]
 
 
+# Where the build host's depmod cache (debcache.depmod_dir) is bound in the
+# root while mmdebstrap installs, and the depmod that uses it: first in the
+# PATH apt gives dpkg and the maintainer scripts (apt.conf(5), DPkg::Path;
+# its default leaves /usr/local/sbin out).
+DEPMOD_CACHE_POINT = '"$1"/var/cache/nfsroot-build-depmod'
+DEPMOD_WRAPPER = Path(__file__).resolve().parent.parent / "assets" / "depmod-cached"
+DEPMOD_IN_ROOT = '"$1"/usr/local/sbin/depmod'
+DPKG_PATH = 'DPkg::Path "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"'
+# Where mmdebstrap writes its --aptopt options in the root (mmdebstrap(1)).
+APT_CFG = "etc/apt/apt.conf.d/99mmdebstrap"
+
+
+def _depmod_hooks(cache: str) -> list[str]:
+    """mmdebstrap hooks that give the root's packages a depmod whose output
+    comes from the build host's cache when the module tree is one it has
+    seen (assets/depmod-cached: the kernel's postinst runs `depmod VERSION`,
+    3.5 s of one core for Debian's xz-compressed modules; a hit takes
+    0.1 s and gives the same bytes). Set up after the essential packages
+    (base-files makes /usr/local/sbin) and removed, with the mount, by the
+    first customize hook: the finished root has neither (nor the DPkg::Path
+    option, in the --aptopt file the hook removes)."""
+    return [f"--aptopt={DPKG_PATH}",
+            f"--essential-hook=mkdir -p {DEPMOD_CACHE_POINT} && mount --bind {cache} {DEPMOD_CACHE_POINT}"
+            f" && install -m 755 {shlex.quote(str(DEPMOD_WRAPPER))} {DEPMOD_IN_ROOT}",
+            f"--customize-hook=rm -f {DEPMOD_IN_ROOT} \"$1\"/{APT_CFG} && umount {DEPMOD_CACHE_POINT}"
+            f" && rmdir {DEPMOD_CACHE_POINT}"]
+
+
 def identity(ctx: Context) -> dict:
     r = ctx.config.root
     return {"bootstrapper": r.bootstrapper, "suite": r.suite, "variant": r.variant,
@@ -68,7 +96,9 @@ class Bootstrap(Step):
     mmdebstrap installs the root's packages (see root-packages) in the same
     apt pass (--include), with INITRD=No (no initrd per kernel install: the
     initramfs step makes the one) and dpkg's force-unsafe-io (no fsync per
-    file; the option is removed from the root afterwards). Either way the
+    file; the option is removed from the root afterwards); the kernel's
+    `depmod` output comes from /var/cache/nfsroot-build/depmod when the
+    same module tree was built before (docs/guide.md). Either way the
     root's file system is synced once (`sync --file-system`) before the
     step records the bootstrap as finished.
 
@@ -209,6 +239,7 @@ class Bootstrap(Step):
                         # check/empty: the root already holds the build marker.
                         "--skip=download/empty", "--skip=essential/unlink", "--skip=check/empty",
                         *_cache_hooks(shlex.quote(str(lease))),
+                        *_depmod_hooks(shlex.quote(str(debcache.depmod_dir(ctx)))),
                         *([f"--hook-dir={FILE_MIRROR_HOOKS}"] if mirror.startswith("file:") else []),
                         f'--customize-hook=rm "$1"/{DPKG_CFG}',
                         r.suite, str(ctx.root), mirror]
