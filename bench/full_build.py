@@ -81,6 +81,10 @@ def one_build(h: Harness, side: str, cache_state: str, cache, mirror: str, label
     # The report shows the command without the mirror's address (the host's own mirror).
     r = Result(f"full-{side}", title(side, cache_state), cmd.replace(mirror, "<the host's mirror>"), load=load())
     h.say(f"{r.title} ({label}) ... (minutes)")
+    # Untimed: the run before (the seed's 600 MB root, which it never
+    # syncs) must not be written back during this one, by the kernel's
+    # flusher or by nfsroot-build's `sync --file-system`.
+    h.sh("sync")
     try:
         wall, r.peak_kb, err = h.observe(cmd)
     except RuntimeError as e:

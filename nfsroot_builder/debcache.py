@@ -20,6 +20,7 @@ import errno
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,28 @@ def lease_dir(ctx: Context) -> Path:
     """The build's own archives directory, next to the pool (same file system: hard links)."""
     key = hashlib.sha256(str(ctx.root).encode()).hexdigest()[:16]
     return ctx.apt_cache.parent / "leases" / key
+
+
+DEPMOD = "depmod"
+
+
+def depmod_dir(ctx: Context) -> Path:
+    """depmod's output per module tree (assets/depmod-cached: the bootstrap's
+    depmod), shared by every build like the .deb pool."""
+    return ctx.apt_cache.parent / DEPMOD
+
+
+# An entry being stored is a .new.* directory for the seconds depmod-cached
+# copies it; one older than this was left by a killed build.
+STALE_NEW_ENTRY = 24 * 3600
+
+
+def _remove_stale_new_entries(directory: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(directory):
+            if entry.name.startswith(".new.") and \
+                    time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_NEW_ENTRY:
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _link_debs(src: Path, dst: Path) -> int:
@@ -66,8 +89,9 @@ def lease(ctx: Context) -> Iterator[Path]:
     if ctx.files.dry_run:
         yield directory
         return
-    for d in (ctx.apt_cache, directory / "partial"):
+    for d in (ctx.apt_cache, directory / "partial", depmod_dir(ctx)):
         d.mkdir(parents=True, exist_ok=True, mode=0o755)
+    _remove_stale_new_entries(depmod_dir(ctx))
     _link_debs(ctx.apt_cache, directory)
     try:
         yield directory

@@ -23,7 +23,6 @@ FROM_HOST = ("etc/resolv.conf", "etc/hostname")
 TOP_DIRS = {"etc": 0o755, "root": 0o700, "usr": 0o755, "var": 0o755, "opt": 0o755, "srv": 0o755}
 # Where mmdebstrap writes its --dpkgopt options in the root (mmdebstrap(1)).
 DPKG_CFG = "etc/dpkg/dpkg.cfg.d/99mmdebstrap"
-ARCHIVES = '"$1"/var/cache/apt/archives'   # apt's .deb cache in the root, in a hook
 # mmdebstrap's own hook that bind-mounts every file: mirror into the chroot
 # for the apt and dpkg that run inside (mmdebstrap(1), --hook-dir, example 3):
 # apt's file method does not copy the .debs, so dpkg in the chroot opens
@@ -33,16 +32,49 @@ FILE_MIRROR_HOOKS = "/usr/share/mmdebstrap/hooks/file-mirror-automount"
 DEBOOTSTRAP_KEYRING = "debootstrap-keyring.gpg"
 
 
-def _link_debs(src: str, dst: str) -> str:
-    """A hook command that puts src's .debs into dst as hard links (cp -l):
-    the .deb cache in and out of the root in no time, where mmdebstrap's
-    sync-in/sync-out copy ~150 MB through a pipe (0.9 s warm). apt only ever
-    unlinks or renames over a .deb, so the other name never changes. Only
-    .debs: a shared apt lock file would make concurrent builds wait on each
-    other. -u skips a file that is already there (the same inode); across
-    file systems it copies."""
-    find = f"find {src} -maxdepth 1 -name '*.deb' -exec cp"
-    return f"{find} -lu -t {dst} -- {{}} + 2>/dev/null || {find} -pu -t {dst} -- {{}} +"
+def _cache_hooks(lease: str) -> list[str]:
+    """mmdebstrap hooks that bind-mount the build's .deb cache lease on the
+    root's /var/cache/apt/archives for the whole apt pass, as the chroot
+    session does for root-packages: apt downloads into the lease and dpkg
+    reads from it, and nothing is copied, whether or not the cache and the
+    root share a file system. (Copying in and out by hard links fell back
+    to copying the whole pool, 470 MB, when they did not: +7-12 s.) The
+    customize hook unmounts it before mmdebstrap's clean-up, which empties
+    the root's apt cache (mmdebstrap(1), "cleanup"); a run killed before
+    then leaves the mount, which the next run's unmount_all removes with
+    the half-made root. partial/ is made under the mount point too:
+    mmdebstrap's clean-up expects it."""
+    point = '"$1"/var/cache/apt/archives'
+    return [f"--setup-hook=mkdir -p {point}/partial && mount --bind {lease} {point}",
+            f"--customize-hook=umount {point}"]
+
+
+# Where the build host's depmod cache (debcache.depmod_dir) is bound in the
+# root while mmdebstrap installs, and the depmod that uses it: first in the
+# PATH apt gives dpkg and the maintainer scripts (apt.conf(5), DPkg::Path;
+# its default leaves /usr/local/sbin out).
+DEPMOD_CACHE_POINT = '"$1"/var/cache/nfsroot-build-depmod'
+DEPMOD_WRAPPER = Path(__file__).resolve().parent.parent / "assets" / "depmod-cached"
+DEPMOD_IN_ROOT = '"$1"/usr/local/sbin/depmod'
+DPKG_PATH = 'DPkg::Path "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"'
+# Where mmdebstrap writes its --aptopt options in the root (mmdebstrap(1)).
+APT_CFG = "etc/apt/apt.conf.d/99mmdebstrap"
+
+
+def _depmod_hooks(cache: str) -> list[str]:
+    """mmdebstrap hooks that give the root's packages a depmod whose output
+    comes from the build host's cache when the module tree is one it has
+    seen (assets/depmod-cached: the kernel's postinst runs `depmod VERSION`,
+    3.5 s of one core for Debian's xz-compressed modules; a hit takes
+    0.1 s and gives the same bytes). Set up after the essential packages
+    (base-files makes /usr/local/sbin) and removed, with the mount, by the
+    first customize hook: the finished root has neither (nor the DPkg::Path
+    option, in the --aptopt file the hook removes)."""
+    return [f"--aptopt={DPKG_PATH}",
+            f"--essential-hook=mkdir -p {DEPMOD_CACHE_POINT} && mount --bind {cache} {DEPMOD_CACHE_POINT}"
+            f" && install -m 755 {shlex.quote(str(DEPMOD_WRAPPER))} {DEPMOD_IN_ROOT}",
+            f"--customize-hook=rm -f {DEPMOD_IN_ROOT} \"$1\"/{APT_CFG} && umount {DEPMOD_CACHE_POINT}"
+            f" && rmdir {DEPMOD_CACHE_POINT}"]
 
 
 def identity(ctx: Context) -> dict:
@@ -64,7 +96,9 @@ class Bootstrap(Step):
     mmdebstrap installs the root's packages (see root-packages) in the same
     apt pass (--include), with INITRD=No (no initrd per kernel install: the
     initramfs step makes the one) and dpkg's force-unsafe-io (no fsync per
-    file; the option is removed from the root afterwards). Either way the
+    file; the option is removed from the root afterwards); the kernel's
+    `depmod` output comes from /var/cache/nfsroot-build/depmod when the
+    same module tree was built before (docs/guide.md). Either way the
     root's file system is synced once (`sync --file-system`) before the
     step records the bootstrap as finished.
 
@@ -74,7 +108,7 @@ class Bootstrap(Step):
     /var/cache/nfsroot-build/apt, so a rebuild does not download them again;
     each build downloads into its own hard-linked copy of it
     (/var/cache/nfsroot-build/leases/<root's hash>: debootstrap --cache-dir;
-    mmdebstrap hooks hard-link them into the root and new ones back), so
+    mmdebstrap hooks bind-mount it on the root's /var/cache/apt/archives), so
     builds that run at the same time do not meet on apt's lock.
     The bootstrapper and all it starts die with the run, even a SIGKILLed one.
 
@@ -189,7 +223,6 @@ class Bootstrap(Step):
                         f"--components={','.join(r.components)}", f"--cache-dir={lease}",
                         f"--keyring={keyring}", r.suite, str(ctx.root), mirror]
             else:
-                cache = shlex.quote(str(lease))
                 # Packages only root.extra_sources have: root-packages installs them.
                 extra_only = set(packages_index.only_in_extra(ctx, wanted(ctx)))
                 included = [p for p in wanted(ctx) if p not in extra_only]
@@ -205,13 +238,17 @@ class Bootstrap(Step):
                         f"--dpkgopt={chroot.DPKG_UNSAFE_IO.removeprefix('--')}",
                         # check/empty: the root already holds the build marker.
                         "--skip=download/empty", "--skip=essential/unlink", "--skip=check/empty",
-                        '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
-                        f"--setup-hook={_link_debs(cache, ARCHIVES)}",
+                        *_cache_hooks(shlex.quote(str(lease))),
+                        *_depmod_hooks(shlex.quote(str(debcache.depmod_dir(ctx)))),
                         *([f"--hook-dir={FILE_MIRROR_HOOKS}"] if mirror.startswith("file:") else []),
-                        f"--customize-hook={_link_debs(ARCHIVES, cache)}",
                         f'--customize-hook=rm "$1"/{DPKG_CFG}',
                         r.suite, str(ctx.root), mirror]
-            ctx.runner.run(argv, contained=True)
+            try:
+                ctx.runner.run(argv, contained=True)
+            finally:
+                # A failed mmdebstrap skips the customize hook that unmounts the lease:
+                # never leave it mounted in a half-made root (nothing is mounted after a success).
+                chroot.unmount_all(ctx, ctx.root)
         if r.bootstrapper == "debootstrap" and mirror.startswith("file:"):
             # debootstrap names the mirror in the root's sources.list only for
             # the indexes it copied into the root (setup_apt_sources in
