@@ -157,7 +157,7 @@ def test_a_built_roots_module_files_are_what_its_own_depmod_computes(mm, tmp_pat
     built) against the root's depmod run again on a copy of its modules,
     in a private mount namespace (the shared root is not written)."""
     require("unshare", "chroot")
-    kernel = mm.kernel
+    kernel = mm.kernel()
     modules = mm.root / "lib/modules" / kernel
     entries = [p for p in (APT_CACHE.parent / debcache.DEPMOD).iterdir() if (p / "modules.dep").exists()]
     assert any((p / "modules.dep").read_bytes() == (modules / "modules.dep").read_bytes() for p in entries), \
