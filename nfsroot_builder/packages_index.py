@@ -38,6 +38,8 @@ from .errors import NfsrootError, UsageError
 from .files import atomic_write
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from debian.deb822 import Release
 
 TIMEOUT = 30
@@ -63,6 +65,11 @@ class NotFound(NfsrootError):
 
 def _fetch(url: str, headers: dict[str, str] | None = None) -> bytes:
     """The file at url; headers, when given, receives the response's headers."""
+    return b"".join(_fetch_chunks(url, headers))
+
+
+def _fetch_chunks(url: str, headers: dict[str, str] | None = None) -> Iterator[bytes]:
+    """The file at url, a MiB at a time as it arrives."""
     # Imported here: urllib.request (http, ssl) costs every command ~15 ms of start-up.
     import urllib.error
     import urllib.request
@@ -70,7 +77,8 @@ def _fetch(url: str, headers: dict[str, str] | None = None) -> bytes:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
             if headers is not None:
                 headers.update(r.headers.items())
-            return r.read()
+            while chunk := r.read(1 << 20):
+                yield chunk
     except ValueError as e:   # urllib's answer to a malformed URL such as http://[::1
         raise UsageError(f"root.mirror: {url} is not a valid URL ({e})") from None
     except urllib.error.HTTPError as e:
@@ -81,14 +89,42 @@ def _fetch(url: str, headers: dict[str, str] | None = None) -> bytes:
             f"cannot fetch {url}: {reason}") from None
 
 
+# The compressed index read, in order of preference: zlib decompresses the
+# 57 MB main index in ~0.15 s, xz in ~0.5 s, while the .gz (13.3 MB) is only
+# 3.6 MB larger than the .xz; fetch, hash and decompress of trixie's main
+# index took 0.20 s against 0.54 s here. (Streaming the download into the
+# decompressor saved ~0.02 s more: kept, it needs no copy of the download.)
+COMPRESSIONS = (".gz", ".xz")
+
+
 def _index_entry(base: str, component: str, arch: str, release: Release) -> tuple[str, str]:
-    """(path under dists/<suite>, sha256) of the component's Packages.xz, from the Release file."""
-    rel_path = f"{component}/binary-{arch}/Packages.xz"
-    entry = next((e for e in release.get("SHA256", []) if e["name"] == rel_path), None)
-    if entry is None:
-        raise UsageError(f"{base}/Release lists no {rel_path}: is '{arch}' an architecture "
-                         f"and '{component}' a component of this suite?")
-    return rel_path, entry["sha256"]
+    """(path under dists/<suite>, sha256) of the component's compressed
+    Packages index (.gz, else .xz), from the Release file."""
+    listed = {e["name"]: e["sha256"] for e in release.get("SHA256", [])}
+    for suffix in COMPRESSIONS:
+        rel_path = f"{component}/binary-{arch}/Packages{suffix}"
+        if rel_path in listed:
+            return rel_path, listed[rel_path]
+    raise UsageError(f"{base}/Release lists no {component}/binary-{arch}/Packages.xz: is '{arch}' an "
+                     f"architecture and '{component}' a component of this suite?")
+
+
+def _fetch_index(url: str, sha256: str) -> bytes:
+    """The compressed index at url, decompressed while it downloads and
+    checked against sha256 (the Release file's) before it is used."""
+    import zlib
+    unpack = zlib.decompressobj(16 + zlib.MAX_WBITS) if url.endswith(".gz") else lzma.LZMADecompressor()
+    digest, parts = hashlib.sha256(), []
+    try:
+        for chunk in _fetch_chunks(url):
+            digest.update(chunk)
+            parts.append(unpack.decompress(chunk))
+    except (zlib.error, lzma.LZMAError, EOFError) as e:
+        if digest.hexdigest() == sha256:
+            raise NfsrootError(f"cannot decompress {url}: {e}") from None
+    if digest.hexdigest() != sha256:
+        raise NfsrootError(f"{url} does not match its Release checksum (mirror syncing?)")
+    return b"".join(parts)
 
 
 def _plain_sha256(component: str, arch: str, release: Release) -> str | None:
@@ -101,19 +137,18 @@ def _plain_sha256(component: str, arch: str, release: Release) -> str | None:
 
 def _index(ctx: Context, base: str, component: str, arch: str, release: Release) -> bytes:
     """The Packages index, decompressed, checked against the Release file's
-    hashes (of the .xz, and of the decompressed index where it lists one).
+    hashes (of the .gz or .xz, and of the decompressed index where it lists one).
     A real run keeps it for apt (apt_lists): apt then does not fetch it again."""
     rel_path, sha256 = _index_entry(base, component, arch, release)
-    data = _fetch(f"{base}/{rel_path}")
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise NfsrootError(f"{base}/{rel_path} does not match its Release checksum (mirror syncing?)")
-    index = lzma.decompress(data)
+    index = _fetch_index(f"{base}/{rel_path}", sha256)
     plain = _plain_sha256(component, arch, release)
     if plain is not None:
         if hashlib.sha256(index).hexdigest() != plain:
             raise NfsrootError(f"{base}/{rel_path} decompressed does not match its Release checksum")
         if not ctx.files.dry_run:
-            _keep(ctx, _kept_index(ctx, component, arch, plain), index)
+            kept = _kept_index(ctx, component, arch, plain)
+            _keep(ctx, kept, index)
+            ctx.__dict__.setdefault("_verified_lists", {})[kept] = True
     return index
 
 

@@ -282,7 +282,7 @@ def fake_archive(monkeypatch):
         if url.endswith("/InRelease"):
             raise packages_index.NotFound(url)
         return release if url.endswith("/Release") else index
-    monkeypatch.setattr(packages_index, "_fetch", fetch)
+    monkeypatch.setattr(packages_index, "_fetch_chunks", lambda url, headers=None: iter([fetch(url, headers)]))
     return fetched
 
 
