@@ -93,7 +93,10 @@ class Bootstrap(Step):
 
     Before anything is downloaded, every package the config names (the
     kernel, root.packages, ...) is looked up in the suite's Packages index:
-    a typo fails in seconds. Downloaded .debs are kept in
+    a typo fails in seconds. mmdebstrap's apt is handed that index and the
+    InRelease it was checked against (/var/cache/nfsroot-build/lists): its
+    `apt-get update` fetches and verifies InRelease and downloads the index
+    only if the mirror changed since. Downloaded .debs are kept in
     /var/cache/nfsroot-build/apt, so a rebuild does not download them again;
     each build downloads into its own hard-linked copy of it
     (/var/cache/nfsroot-build/leases/<root's hash>: debootstrap --cache-dir;
