@@ -21,7 +21,6 @@ new InRelease agree, so apt keeps the file it has).
 """
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import lzma
@@ -313,6 +312,7 @@ def _release(ctx: Context) -> tuple[str, Release]:
 
 
 def _http_date(value: str | None) -> float | None:
+    import email.utils  # here: it imports socket and more, every command's start-up
     try:
         return email.utils.parsedate_to_datetime(value).timestamp() if value else None
     except (TypeError, ValueError):
