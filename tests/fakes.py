@@ -35,3 +35,5 @@ def fake_suite(monkeypatch) -> None:
     from nfsroot_builder.steps.root_packages import wanted
     monkeypatch.setattr(packages_index, "available",
                         lambda ctx: packages_index.mirror(ctx) and {p.split(":")[0] for p in wanted(ctx)})
+    # No kept InRelease and indexes for mmdebstrap's apt (they come from the same fetch).
+    monkeypatch.setattr(packages_index, "apt_lists", lambda ctx: [])

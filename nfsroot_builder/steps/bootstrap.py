@@ -77,6 +77,25 @@ def _depmod_hooks(cache: str) -> list[str]:
             f" && rmdir {DEPMOD_CACHE_POINT}"]
 
 
+def _lists_hooks(lists: list[tuple[Path, str]]) -> list[str]:
+    """A mmdebstrap setup hook that links the suite's InRelease and indexes
+    the package-name check already fetched and verified
+    (packages_index.apt_lists) into the root's /var/lib/apt/lists, where
+    mmdebstrap's `apt-get update` finds them: it fetches InRelease again (or
+    gets an If-Modified-Since hit) and verifies it as always, and downloads
+    no index whose hash that InRelease still lists (9.7 MB, ~1.2 s). Hard
+    links (apt replaces its lists by rename, never in place), a copy across
+    file systems; a file that is gone (another build's clean-up) is left to
+    apt, which then downloads it."""
+    if not lists:
+        return []
+    links = []
+    for src, name in lists:
+        s, d = shlex.quote(str(src)), f'"$1"/var/lib/apt/lists/{shlex.quote(name)}'
+        links.append(f"{{ ln {s} {d} 2>/dev/null || cp -p {s} {d} || true; }}")
+    return ["--setup-hook=" + "; ".join(links)]
+
+
 def identity(ctx: Context) -> dict:
     r = ctx.config.root
     return {"bootstrapper": r.bootstrapper, "suite": r.suite, "variant": r.variant,
@@ -104,7 +123,10 @@ class Bootstrap(Step):
 
     Before anything is downloaded, every package the config names (the
     kernel, root.packages, ...) is looked up in the suite's Packages index:
-    a typo fails in seconds. Downloaded .debs are kept in
+    a typo fails in seconds. mmdebstrap's apt is handed that index and the
+    InRelease it was checked against (/var/cache/nfsroot-build/lists): its
+    `apt-get update` fetches and verifies InRelease and downloads the index
+    only if the mirror changed since. Downloaded .debs are kept in
     /var/cache/nfsroot-build/apt, so a rebuild does not download them again;
     each build downloads into its own hard-linked copy of it
     (/var/cache/nfsroot-build/leases/<root's hash>: debootstrap --cache-dir;
@@ -240,6 +262,7 @@ class Bootstrap(Step):
                         "--skip=download/empty", "--skip=essential/unlink", "--skip=check/empty",
                         *_cache_hooks(shlex.quote(str(lease))),
                         *_depmod_hooks(shlex.quote(str(debcache.depmod_dir(ctx)))),
+                        *_lists_hooks(packages_index.apt_lists(ctx)),
                         *([f"--hook-dir={FILE_MIRROR_HOOKS}"] if mirror.startswith("file:") else []),
                         f'--customize-hook=rm "$1"/{DPKG_CFG}',
                         r.suite, str(ctx.root), mirror]

@@ -21,6 +21,7 @@ def _context(cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
     monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     monkeypatch.setattr(packages_index, "check_exist", lambda ctx, names: None)
+    monkeypatch.setattr(packages_index, "apt_lists", lambda ctx: [])
     monkeypatch.setattr(packages_index, "mirror", lambda ctx: "http://mirror.invalid/debian")
     runner = FakeRunner()
     c = session.make_context(cfg, prefix=tmp_path / "stage", state_dir=tmp_path / "state",

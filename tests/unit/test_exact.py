@@ -277,10 +277,12 @@ def fake_archive(monkeypatch):
                "main/binary-amd64/Packages.xz\n").encode()
     fetched = []
 
-    def fetch(url):
+    def fetch(url, headers=None):
         fetched.append(url)
+        if url.endswith("/InRelease"):
+            raise packages_index.NotFound(url)
         return release if url.endswith("/Release") else index
-    monkeypatch.setattr(packages_index, "_fetch", fetch)
+    monkeypatch.setattr(packages_index, "_fetch_chunks", lambda url, headers=None: iter([fetch(url, headers)]))
     return fetched
 
 

@@ -17,6 +17,7 @@ def _mm_ctx(tmp_path, monkeypatch, mirror: str):
     monkeypatch.setattr(chroot, "mounts_under", lambda root: [])
     monkeypatch.setattr(chroot, "stop_processes", lambda ctx, root: None)
     monkeypatch.setattr(packages_index, "check_exist", lambda ctx, names: None)
+    monkeypatch.setattr(packages_index, "apt_lists", lambda ctx: [])
     monkeypatch.setattr(packages_index, "mirror", lambda ctx: mirror)
     cfg = config_mod.parse(example_text("lab"))
     c = session.make_context(cfg, prefix=tmp_path / "stage", state_dir=tmp_path / "state",
