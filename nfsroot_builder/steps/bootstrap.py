@@ -56,6 +56,8 @@ def _cache_hooks(lease: str) -> list[str]:
 DEPMOD_CACHE_POINT = '"$1"/var/cache/nfsroot-build-depmod'
 DEPMOD_WRAPPER = Path(__file__).resolve().parent.parent / "assets" / "depmod-cached"
 DEPMOD_IN_ROOT = '"$1"/usr/local/sbin/depmod'
+# The wrapper's hand-over between its background watcher and the postinst.
+DEPMOD_RUN = '"$1"/run/nfsroot-build-depmod'
 DPKG_PATH = 'DPkg::Path "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"'
 # Where mmdebstrap writes its --aptopt options in the root (mmdebstrap(1)).
 APT_CFG = "etc/apt/apt.conf.d/99mmdebstrap"
@@ -66,14 +68,21 @@ def _depmod_hooks(cache: str) -> list[str]:
     comes from the build host's cache when the module tree is one it has
     seen (assets/depmod-cached: the kernel's postinst runs `depmod VERSION`,
     3.5 s of one core for Debian's xz-compressed modules; a hit takes
-    0.1 s and gives the same bytes). Set up after the essential packages
-    (base-files makes /usr/local/sbin) and removed, with the mount, by the
-    first customize hook: the finished root has neither (nor the DPkg::Path
-    option, in the --aptopt file the hook removes)."""
+    0.1 s and gives the same bytes), and that on a miss is computed in the
+    background as soon as the kernel is unpacked, beside dpkg's other work
+    (`depmod --nrb-watch`, run in the root's chroot, its output in a log the
+    last hook prints). Set up after the essential packages (base-files makes
+    /usr/local/sbin) and removed, with the mount, by the first customize
+    hook, which first stops the watcher and waits for it and its children
+    (flock on its lock): the finished root has none of it (nor the
+    DPkg::Path option, in the --aptopt file the hook removes)."""
     return [f"--aptopt={DPKG_PATH}",
-            f"--essential-hook=mkdir -p {DEPMOD_CACHE_POINT} && mount --bind {cache} {DEPMOD_CACHE_POINT}"
-            f" && install -m 755 {shlex.quote(str(DEPMOD_WRAPPER))} {DEPMOD_IN_ROOT}",
-            f"--customize-hook=rm -f {DEPMOD_IN_ROOT} \"$1\"/{APT_CFG} && umount {DEPMOD_CACHE_POINT}"
+            f"--essential-hook=mkdir -p {DEPMOD_CACHE_POINT} {DEPMOD_RUN} && mount --bind {cache} {DEPMOD_CACHE_POINT}"
+            f" && install -m 755 {shlex.quote(str(DEPMOD_WRAPPER))} {DEPMOD_IN_ROOT}"
+            f' && {{ chroot "$1" /usr/local/sbin/depmod --nrb-watch </dev/null >{DEPMOD_RUN}/watch.log 2>&1 & }}',
+            f"--customize-hook=touch {DEPMOD_RUN}/stop && flock {DEPMOD_RUN}/watch.lock true"
+            f" && cat {DEPMOD_RUN}/watch.log >&2 && rm -r {DEPMOD_RUN}"
+            f" && rm -f {DEPMOD_IN_ROOT} \"$1\"/{APT_CFG} && umount {DEPMOD_CACHE_POINT}"
             f" && rmdir {DEPMOD_CACHE_POINT}"]
 
 
@@ -117,7 +126,8 @@ class Bootstrap(Step):
     initramfs step makes the one) and dpkg's force-unsafe-io (no fsync per
     file; the option is removed from the root afterwards); the kernel's
     `depmod` output comes from /var/cache/nfsroot-build/depmod when the
-    same module tree was built before (docs/guide.md). Either way the
+    same module tree was built before, and is otherwise computed as soon as
+    the kernel is unpacked, beside the rest of the install (docs/guide.md). Either way the
     root's file system is synced once (`sync --file-system`) before the
     step records the bootstrap as finished.
 

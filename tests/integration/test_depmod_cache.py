@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,8 @@ FAKE_DEPMOD = """#!/bin/sh
 [ "$1" = --version ] && { echo "kmod version 34"; exit 0; }
 echo "$*" >> "$CALLS"
 [ -n "${FAIL:-}" ] && exit 3
+[ -n "${SLOW:-}" ] && sleep "$SLOW"
+[ -n "${MUTATE:-}" ] && touch "$MUTATE"
 [ $# -eq 1 ] && [ -d "$MODULES/$1" ] || exit 0
 d=$MODULES/$1
 find "$d" -name '*.ko*' | LC_ALL=C sort | xargs cat | sha256sum > "$d/modules.dep"
@@ -46,6 +49,7 @@ class Tree:
         self.fake.write_text(FAKE_DEPMOD)
         self.fake.chmod(0o755)
         self.cache.mkdir()
+        self.run = tmp / "run"              # the essential hook makes it in a real build
         self.dir = self.modules / VERSION
         (self.dir / "kernel/fs").mkdir(parents=True)
         for name, data in (("kernel/fs/nfs.ko.xz", b"nfs module"), ("kernel/fs/overlay.ko.xz", b"overlay")):
@@ -59,11 +63,31 @@ class Tree:
         for path in self.dir.rglob("*"):
             os.utime(path, (when, when))
 
-    def depmod(self, *args: str, fail: bool = False, cache: bool = True) -> subprocess.CompletedProcess:
-        env = {"PATH": os.environ["PATH"], "NRB_DEPMOD_REAL": str(self.fake), "NRB_MODULES_DIR": str(self.modules),
-               "NRB_DEPMOD_CACHE": str(self.cache if cache else self.tmp / "no-cache"),
-               "CALLS": str(self.calls), "MODULES": str(self.modules), **({"FAIL": "1"} if fail else {})}
+    def env(self, cache: bool = True, **extra: str) -> dict[str, str]:
+        return {"PATH": os.environ["PATH"], "NRB_DEPMOD_REAL": str(self.fake), "NRB_MODULES_DIR": str(self.modules),
+                "NRB_DEPMOD_CACHE": str(self.cache if cache else self.tmp / "no-cache"),
+                "NRB_DEPMOD_RUN": str(self.run), "CALLS": str(self.calls), "MODULES": str(self.modules), **extra}
+
+    def depmod(self, *args: str, fail: bool = False, cache: bool = True, **extra: str) -> subprocess.CompletedProcess:
+        env = self.env(cache, **({"FAIL": "1"} if fail else {}), **extra)
         return subprocess.run([str(DEPMOD_WRAPPER), *args], env=env, capture_output=True, text=True)
+
+    def watch(self, cache: bool = True, **extra: str) -> subprocess.Popen:
+        """`depmod --nrb-watch`, as the essential hook starts it."""
+        self.run.mkdir(exist_ok=True)
+        return subprocess.Popen([str(DEPMOD_WRAPPER), "--nrb-watch"], env=self.env(cache, **extra),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def stop_watch(self, watcher: subprocess.Popen) -> str:
+        """What the customize hook does: ask it to end, wait for it and its children."""
+        (self.run / "stop").touch()
+        subprocess.run(["flock", str(self.run / "watch.lock"), "true"], check=True, timeout=30)
+        return watcher.communicate(timeout=30)[1]
+
+    def add_version(self, version: str) -> Path:
+        d = self.modules / version
+        shutil.copytree(self.dir, d)
+        return d
 
     def real_calls(self) -> list[str]:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
@@ -152,6 +176,92 @@ def test_a_failing_depmod_fails_the_same_and_stores_nothing(tree):
     assert list(tree.cache.iterdir()) == []        # not even a temporary entry
 
 
+def wait_for(path: Path, watcher: subprocess.Popen) -> None:
+    """Until the watcher makes path (it polls every 0.1 s); a bound, not a timing."""
+    for _ in range(300):
+        if path.exists():
+            return
+        assert watcher.poll() is None, watcher.communicate()[1]
+        time.sleep(0.1)
+    raise AssertionError(f"the watcher never made {path.name}")
+
+
+def unpacking(tree: Tree) -> list[Path]:
+    """The tree as dpkg leaves it half-way through renaming its files into
+    place: modules.order done, the modules still .dpkg-new."""
+    files = [p for p in tree.dir.rglob("*") if p.is_file() and p.name != "modules.order"]
+    for p in files:
+        p.rename(p.with_name(p.name + ".dpkg-new"))
+    return files
+
+
+def test_the_watcher_computes_a_tree_once_unpacked_and_the_postinst_takes_its_output(tree):
+    files = unpacking(tree)
+    watcher = tree.watch()
+    wait_for(tree.run / "watch.lock", watcher)
+    time.sleep(0.5)                                # several polls: nothing is unpacked yet
+    assert tree.real_calls() == []
+    for p in files:
+        p.with_name(p.name + ".dpkg-new").rename(p)
+    wait_for(tree.run / f"computed-{VERSION}", watcher)
+    assert tree.real_calls() == [VERSION]
+    [entry] = tree.entries()
+
+    postinst = tree.depmod(VERSION)
+    assert postinst.returncode == 0, postinst.stderr
+    assert "taken from nfsroot-build's cache" in postinst.stderr
+    assert "computed in the background" in postinst.stderr
+    assert tree.real_calls() == [VERSION]          # once, by the watcher
+    assert "stored in nfsroot-build's cache" in tree.stop_watch(watcher)
+    assert watcher.returncode == 0
+    # The same bytes as depmod run by the postinst itself, without a watcher.
+    (tree.tmp / "plain").mkdir()
+    plain = Tree(tree.tmp / "plain")
+    plain.depmod(VERSION)
+    assert tree.outputs() == plain.outputs()
+    assert tree.entries() == [entry]
+
+
+def test_the_postinst_waits_for_the_watchers_depmod_instead_of_running_its_own(tree):
+    watcher = tree.watch(SLOW="2")
+    wait_for(tree.run / f"claim-{VERSION}", watcher)
+    postinst = tree.depmod(VERSION)                # while the watcher's depmod sleeps
+    assert postinst.returncode == 0, postinst.stderr
+    assert "computed in the background" in postinst.stderr
+    assert tree.real_calls() == [VERSION]
+    assert set(tree.outputs()) == {"modules.dep", "modules.alias"}
+    tree.stop_watch(watcher)
+
+
+def test_a_version_the_postinst_claimed_is_left_to_it(tree):
+    tree.run.mkdir()
+    tree.depmod(VERSION)                           # the postinst came first
+    (tree.dir / "modules.dep").unlink()            # looks unpacked and not computed again
+    other = "6.13.0-test-amd64"                    # sorts after VERSION: same poll, later
+    (tree.add_version(other) / "kernel/fs/extra.ko").write_bytes(b"another tree")
+    watcher = tree.watch()
+    wait_for(tree.run / f"computed-{other}", watcher)
+    tree.stop_watch(watcher)
+    assert tree.real_calls() == [VERSION, other]
+
+
+def test_the_watcher_without_the_cache_mounted_ends_at_once(tree):
+    watcher = tree.watch(cache=False)
+    watcher.wait(timeout=30)
+    assert tree.depmod(VERSION, cache=False).returncode == 0
+    assert watcher.returncode == 0
+    assert tree.real_calls() == [VERSION]
+
+
+def test_a_tree_changed_while_depmod_reads_it_is_not_stored(tree):
+    module = tree.dir / "kernel/fs/nfs.ko.xz"
+    result = tree.depmod(VERSION, MUTATE=str(module))   # a new mtime mid-run
+    assert result.returncode == 0, result.stderr
+    assert tree.real_calls() == [VERSION]
+    assert set(tree.outputs()) == {"modules.dep", "modules.alias"}
+    assert list(tree.cache.iterdir()) == []
+
+
 def test_a_built_roots_module_files_are_what_its_own_depmod_computes(mm, tmp_path):
     """The mm root's modules.* (from the cache or computed while it was
     built) against the root's depmod run again on a copy of its modules,
@@ -173,4 +283,5 @@ def test_a_built_roots_module_files_are_what_its_own_depmod_computes(mm, tmp_pat
         assert (tmp_path / "computed" / name).read_bytes() == (modules / name).read_bytes(), name
     assert not (mm.root / "usr/local/sbin/depmod").exists()
     assert not (mm.root / "var/cache/nfsroot-build-depmod").exists()
+    assert not (mm.root / "run/nfsroot-build-depmod").exists()
     assert not shutil.which("depmod", path=str(mm.root / "usr/local/sbin"))
