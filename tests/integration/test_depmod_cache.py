@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ class Tree:
         self.fake.chmod(0o755)
         self.cache.mkdir()
         self.run = tmp / "run"              # the essential hook makes it in a real build
+        self.watchers: list[subprocess.Popen] = []
         self.dir = self.modules / VERSION
         (self.dir / "kernel/fs").mkdir(parents=True)
         for name, data in (("kernel/fs/nfs.ko.xz", b"nfs module"), ("kernel/fs/overlay.ko.xz", b"overlay")):
@@ -73,10 +75,13 @@ class Tree:
         return subprocess.run([str(DEPMOD_WRAPPER), *args], env=env, capture_output=True, text=True)
 
     def watch(self, cache: bool = True, **extra: str) -> subprocess.Popen:
-        """`depmod --nrb-watch`, as the essential hook starts it."""
+        """`depmod --nrb-watch`, as the essential hook starts it (the
+        fixture kills it after the test if the test did not stop it)."""
         self.run.mkdir(exist_ok=True)
-        return subprocess.Popen([str(DEPMOD_WRAPPER), "--nrb-watch"], env=self.env(cache, **extra),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.watchers.append(subprocess.Popen([str(DEPMOD_WRAPPER), "--nrb-watch"], env=self.env(cache, **extra),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True))
+        return self.watchers[-1]
 
     def stop_watch(self, watcher: subprocess.Popen) -> str:
         """What the customize hook does: ask it to end, wait for it and its children."""
@@ -107,8 +112,13 @@ class Tree:
 
 
 @pytest.fixture
-def tree(tmp_path) -> Tree:
-    return Tree(tmp_path)
+def tree(tmp_path):
+    t = Tree(tmp_path)
+    yield t
+    for watcher in t.watchers:      # a failed test's watcher and its depmod: by its own group
+        if watcher.poll() is None:
+            os.killpg(watcher.pid, signal.SIGKILL)
+            watcher.wait()
 
 
 def test_a_tree_seen_before_gets_the_same_bytes_without_running_depmod(tree):
@@ -251,6 +261,15 @@ def test_the_watcher_without_the_cache_mounted_ends_at_once(tree):
     assert tree.depmod(VERSION, cache=False).returncode == 0
     assert watcher.returncode == 0
     assert tree.real_calls() == [VERSION]
+
+
+def test_the_watcher_ends_when_its_run_directory_is_removed(tree):
+    unpacking(tree)                                # nothing for it to do meanwhile
+    watcher = tree.watch()
+    wait_for(tree.run / "watch.lock", watcher)
+    shutil.rmtree(tree.run)
+    assert watcher.wait(timeout=30) == 0
+    assert tree.real_calls() == []
 
 
 def test_a_tree_changed_while_depmod_reads_it_is_not_stored(tree):
