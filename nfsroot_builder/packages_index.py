@@ -134,11 +134,13 @@ def _plain_sha256(component: str, arch: str, release: Release) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def _index(ctx: Context, base: str, component: str, arch: str, release: Release) -> bytes:
-    """The Packages index, decompressed, checked against the Release file's
-    hashes (of the .gz or .xz, and of the decompressed index where it lists one).
-    A real run keeps it for apt (apt_lists): apt then does not fetch it again."""
-    rel_path, sha256 = _index_entry(base, component, arch, release)
+def _index(ctx: Context, base: str, component: str, arch: str, release: Release,
+           entry: tuple[str, str]) -> bytes:
+    """The Packages index at entry (_index_entry's), decompressed, checked
+    against the Release file's hashes (of the .gz or .xz, and of the
+    decompressed index where it lists one). A real run keeps it for apt
+    (apt_lists): apt then does not fetch it again."""
+    rel_path, sha256 = entry
     index = _fetch_index(f"{base}/{rel_path}", sha256)
     plain = _plain_sha256(component, arch, release)
     if plain is not None:
@@ -152,11 +154,11 @@ def _index(ctx: Context, base: str, component: str, arch: str, release: Release)
 
 
 def _names(ctx: Context, base: str, component: str, arch: str, release: Release) -> set[str]:
-    _, sha256 = _index_entry(base, component, arch, release)
-    cache = _lists_dir(ctx) / f"{component}_{arch}_{sha256[:20]}.json"
+    entry = _index_entry(base, component, arch, release)
+    cache = _lists_dir(ctx) / f"{component}_{arch}_{entry[1][:20]}.json"
     if cache.exists():
         return set(json.loads(cache.read_text()))
-    names = package_names(_index(ctx, base, component, arch, release))
+    names = package_names(_index(ctx, base, component, arch, release, entry))
     if not ctx.files.dry_run:   # a dry-run (and check) writes nothing, not even this cache
         atomic_write(cache, json.dumps(sorted(names)).encode(), 0o644)
     return names
@@ -256,7 +258,8 @@ def apt_lists(ctx: Context) -> list[tuple[Path, str]]:
             continue   # apt downloads this one itself
         path = _kept_index(ctx, component, r.architecture, plain)
         if not ctx.files.dry_run and not _verified(path, plain, memo):
-            _index(ctx, base, component, r.architecture, release)   # keeps it
+            _index(ctx, base, component, r.architecture, release,   # keeps it
+                   _index_entry(base, component, r.architecture, release))
             memo[path] = True
         out.append((path, apt_list_name(f"{apt_base}/{component}/binary-{r.architecture}/Packages")))
     return out
@@ -388,12 +391,12 @@ def records(ctx: Context, packages: tuple[str, ...]) -> dict[str, dict[str, str]
     base, release = _release(ctx)
     found: dict[str, dict[str, str]] = {}
     for component in r.components:
-        _, sha256 = _index_entry(base, component, r.architecture, release)
-        cache = _lists_dir(ctx) / f"records_{component}_{r.architecture}_{sha256[:20]}.json"
+        entry = _index_entry(base, component, r.architecture, release)
+        cache = _lists_dir(ctx) / f"records_{component}_{r.architecture}_{entry[1][:20]}.json"
         known = json.loads(cache.read_text()) if cache.exists() else {}
         wanted = [p for p in packages if p not in found and p not in known]
         if wanted:
-            known.update(package_records(_index(ctx, base, component, r.architecture, release), wanted))
+            known.update(package_records(_index(ctx, base, component, r.architecture, release, entry), wanted))
             if not ctx.files.dry_run:
                 atomic_write(cache, json.dumps(known, sort_keys=True).encode(), 0o644)
         found.update({p: known[p] for p in packages if p not in found and known.get(p)})
